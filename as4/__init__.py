@@ -1,0 +1,1 @@
+"""The Peppol AS4 message layer: build, parse, sign, verify, encrypt and decrypt."""

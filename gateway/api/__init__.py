@@ -1,0 +1,1 @@
+"""The HTTP surface of the gateway: one JSON envelope for every answer."""

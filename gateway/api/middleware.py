@@ -1,0 +1,60 @@
+"""Request id, access logging and error mapping for every request."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.api.envelope import ApiError, error_response
+from gateway.requestid import new_request_id, request_id_var
+
+__all__ = ["request_context"]
+
+log = structlog.get_logger("gateway.http")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a request id, log one line per request, and turn every failure into the envelope."""
+    request_id = new_request_id(request.headers.get("X-Request-Id"))
+    token = request_id_var.set(request_id)
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    try:
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            response = error_response(exc)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = _HTTP_CODES.get(exc.status, "http_error")
+            response = error_response(ApiError(exc.status, code, exc.reason))
+        except Exception:
+            log.exception("request_failed", method=request.method, path=request.path)
+            response = error_response(ApiError(500, "internal_error", "internal server error"))
+        response.headers["X-Request-Id"] = request_id
+        log.info(
+            "request",
+            method=request.method,
+            path=request.path,
+            status=response.status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return response
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+        request_id_var.reset(token)

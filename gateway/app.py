@@ -1,0 +1,51 @@
+"""The aiohttp application: routes, middleware and the shared resources they use."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from gateway.api.envelope import ok
+from gateway.api.middleware import request_context
+from gateway.config import Settings
+from gateway.version import __version__
+
+__all__ = ["POOL", "SETTINGS", "create_app"]
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+
+_DB_CHECK_TIMEOUT = 2.0
+
+log = structlog.get_logger("gateway.app")
+
+
+async def _database_ok(pool: asyncpg.Pool) -> bool:
+    try:
+        async with asyncio.timeout(_DB_CHECK_TIMEOUT):
+            return bool(await pool.fetchval("SELECT 1") == 1)
+    except Exception as exc:  # any failure of the probe means "unavailable"
+        log.warning("database_check_failed", error=type(exc).__name__)
+        return False
+
+
+async def ping(request: web.Request) -> web.Response:
+    """Liveness and database reachability, without authentication."""
+    database = await _database_ok(request.app[POOL])
+    data = {
+        "status": "ok" if database else "degraded",
+        "version": __version__,
+        "database": "ok" if database else "unavailable",
+    }
+    return ok(data, status=200 if database else 503)
+
+
+def create_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
+    app = web.Application(middlewares=[request_context], client_max_size=settings.max_message_bytes)
+    app[SETTINGS] = settings
+    app[POOL] = pool
+    app.router.add_get("/v1/ping", ping)
+    return app

@@ -1,0 +1,161 @@
+"""The ``peppol-gateway`` command line.
+
+Every failure a user can cause ends in one line on stderr and a non-zero exit status, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import asyncpg
+
+from gateway.config import ConfigError, Settings, load_settings
+from gateway.database import DatabaseUnavailable, database_url
+from gateway.devdb import EmbeddedPostgresError
+from gateway.logging import configure_logging
+from gateway.migrate import MigrationError, apply_migrations
+from gateway.version import __version__
+
+__all__ = ["main"]
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit status 1."""
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.server import serve
+
+    if args.host:
+        settings = _replace(settings, listen_host=args.host)
+    if args.port is not None:
+        settings = _replace(settings, listen_port=args.port)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _replace(settings: Settings, **changes: object) -> Settings:
+    import dataclasses
+
+    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+
+
+def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> list[int]:
+        async with database_url(settings) as dsn:
+            try:
+                conn = await asyncpg.connect(dsn, timeout=10)
+            except (OSError, asyncpg.PostgresError) as exc:
+                raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+            try:
+                return await apply_migrations(conn)
+            finally:
+                await conn.close()
+
+    applied = asyncio.run(run())
+    if applied:
+        print("applied migrations: " + ", ".join(f"{v:04d}" for v in applied))
+    else:
+        print("schema is up to date")
+    return 0
+
+
+def _cmd_dev_pki(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.devpki import create_dev_pki, dev_pki_complete
+
+    directory = Path(args.dir)
+    if dev_pki_complete(directory):
+        if args.if_missing:
+            return 0
+        if not args.force:
+            raise CliError(f"{directory} already holds a dev PKI; use --force to replace it")
+    pki = create_dev_pki(directory)
+    print(f"development PKI written to {directory}/ (for local use only):")
+    print(f"  root CA  {pki.root.cert.subject.rfc4514_string()}")
+    print(f"  AP CA    {pki.ap_ca.cert.subject.rfc4514_string()}")
+    print(f"  SMP CA   {pki.smp_ca.cert.subject.rfc4514_string()}")
+    for stem, issued in pki.access_points.items():
+        print(f"  {stem:<8} {issued.cert.subject.rfc4514_string()}")
+    print(f"  smp      {pki.smp.cert.subject.rfc4514_string()}")
+    return 0
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
+    parser = argparse.ArgumentParser(
+        prog="peppol-gateway",
+        description="Peppol access point and network gateway.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML configuration file (default: $PEPPOL_CONFIG, else built-in defaults)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands: dict[str, Command] = {}
+
+    p = sub.add_parser(
+        "serve",
+        help="run the gateway service",
+        description="Run the HTTP service. Without DATABASE_URL an embedded PostgreSQL is started "
+        "in the data folder and stopped on exit. Stops cleanly on SIGTERM or Ctrl-C.",
+    )
+    p.add_argument("--host", help="listen address (overrides http.host)")
+    p.add_argument("--port", type=int, help="listen port (overrides http.port)")
+    commands["serve"] = _cmd_serve
+
+    p = sub.add_parser(
+        "migrate",
+        help="apply pending database migrations",
+        description="Apply pending schema migrations in one transaction and exit. "
+        "Running it again is a no-op.",
+    )
+    commands["migrate"] = _cmd_migrate
+
+    p = sub.add_parser(
+        "dev-pki",
+        help="create the development PKI",
+        description="Create a root CA, an AP CA, an SMP CA, two access point certificates "
+        "(POP000001, POP000002) and an SMP certificate for local use.",
+    )
+    p.add_argument("--dir", default="certs-dev", help="output folder (default: certs-dev)")
+    p.add_argument("--if-missing", action="store_true", help="do nothing if it already exists")
+    p.add_argument("--force", action="store_true", help="replace an existing PKI")
+    commands["dev-pki"] = _cmd_dev_pki
+
+    return parser, commands
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, commands = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"peppol-gateway: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        return commands[args.command](args, settings)
+    except (CliError, EmbeddedPostgresError, DatabaseUnavailable, MigrationError) as exc:
+        print(f"peppol-gateway: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"peppol-gateway: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

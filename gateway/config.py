@@ -1,0 +1,232 @@
+"""Typed settings, loaded once at start-up from an optional TOML file and the environment.
+
+Every setting has one name in the TOML file (``section.key``) and one environment variable
+(``PEPPOL_SECTION_KEY``; ``DATABASE_URL`` is also read as-is). The environment wins over the
+file. A bad value stops start-up with a :class:`ConfigError` naming the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or invalid; the message names the setting."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+def _env_name(section: str, key: str) -> str:
+    return f"PEPPOL_{section}_{key}".upper()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configuration of one gateway process."""
+
+    # [database]
+    database_url: str | None = None
+    data_dir: Path = Path(".data")
+    database_pool_min: int = 1
+    database_pool_max: int = 10
+    # [http]
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    public_url: str | None = None
+    shutdown_timeout: float = 10.0
+    # [log]
+    log_format: str = "console"
+    log_level: str = "info"
+    # [ap]
+    ap_key: Path = Path("certs-dev/ap1.key.pem")
+    ap_cert: Path = Path("certs-dev/ap1.cert.pem")
+    ap_trust: tuple[Path, ...] = (Path("certs-dev/ap-ca.cert.pem"),)
+    # [smp]
+    smp_url: str | None = None
+    smp_key: Path = Path("certs-dev/smp.key.pem")
+    smp_cert: Path = Path("certs-dev/smp.cert.pem")
+    smp_trust: tuple[Path, ...] = (Path("certs-dev/smp-ca.cert.pem"),)
+    # [sml]
+    sml_zone: str = "test"
+    sml_dns: str | None = None
+    # [workers]
+    outbound_workers: int = 2
+    webhook_workers: int = 1
+    # [limits]
+    max_message_bytes: int = 110 * 1024 * 1024
+    max_payload_bytes: int = 200 * 1024 * 1024
+
+
+# (field, section, key, parser). The parser turns a raw value (str from the environment,
+# or a TOML value) into the typed value, raising ValueError with a human-readable reason.
+def _as_int(lo: int, hi: int) -> Callable[[Any], int]:
+    def parse(raw: Any) -> int:
+        if isinstance(raw, bool):
+            raise ValueError(f"expected an integer from {lo} to {hi}, got {raw!r}")
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected an integer from {lo} to {hi}, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"expected an integer from {lo} to {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _as_float(lo: float, hi: float) -> Callable[[Any], float]:
+    def parse(raw: Any) -> float:
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number from {lo} to {hi}, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"expected a number from {lo} to {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _as_choice(*choices: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        value = str(raw).lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _as_str(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError(f"expected a non-empty string, got {raw!r}")
+    return raw.strip()
+
+
+def _as_path(raw: Any) -> Path:
+    return Path(_as_str(raw))
+
+
+def _as_paths(raw: Any) -> tuple[Path, ...]:
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple) or not items:
+        raise ValueError(f"expected a list of paths, got {raw!r}")
+    return tuple(_as_path(item) for item in items)
+
+
+def _as_url(*schemes: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        value = _as_str(raw)
+        scheme = value.split(":", 1)[0].lower()
+        if scheme not in schemes or "://" not in value:
+            raise ValueError(f"expected a URL starting with {' or '.join(schemes)}://")
+        return value
+
+    return parse
+
+
+def _as_hostport(raw: Any) -> str:
+    value = _as_str(raw)
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, got {raw!r}")
+    _as_int(1, 65535)(port)
+    return value
+
+
+_FIELDS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
+    ("database_url", "database", "url", _as_url("postgresql", "postgres")),
+    ("data_dir", "database", "data_dir", _as_path),
+    ("database_pool_min", "database", "pool_min", _as_int(0, 1000)),
+    ("database_pool_max", "database", "pool_max", _as_int(1, 1000)),
+    ("listen_host", "http", "host", _as_str),
+    ("listen_port", "http", "port", _as_int(0, 65535)),
+    ("public_url", "http", "public_url", _as_url("http", "https")),
+    ("shutdown_timeout", "http", "shutdown_timeout", _as_float(0, 600)),
+    ("log_format", "log", "format", _as_choice("console", "json")),
+    ("log_level", "log", "level", _as_choice("debug", "info", "warning", "error")),
+    ("ap_key", "ap", "key", _as_path),
+    ("ap_cert", "ap", "cert", _as_path),
+    ("ap_trust", "ap", "trust", _as_paths),
+    ("smp_url", "smp", "url", _as_url("http", "https")),
+    ("smp_key", "smp", "key", _as_path),
+    ("smp_cert", "smp", "cert", _as_path),
+    ("smp_trust", "smp", "trust", _as_paths),
+    ("sml_zone", "sml", "zone", _as_str),
+    ("sml_dns", "sml", "dns", _as_hostport),
+    ("outbound_workers", "workers", "outbound", _as_int(0, 256)),
+    ("webhook_workers", "workers", "webhook", _as_int(0, 256)),
+    ("max_message_bytes", "limits", "max_message_bytes", _as_int(1024, 2**34)),
+    ("max_payload_bytes", "limits", "max_payload_bytes", _as_int(1024, 2**34)),
+)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError("config file", f"{path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config file", f"{path} is not valid TOML: {exc}") from None
+
+
+def load_settings(
+    config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build :class:`Settings` from defaults, then the TOML file, then the environment."""
+    env = os.environ if environ is None else environ
+    if config_file is None and env.get("PEPPOL_CONFIG"):
+        config_file = Path(env["PEPPOL_CONFIG"])
+    document = _read_toml(config_file) if config_file is not None else {}
+
+    known = {(section, key) for _, section, key, _ in _FIELDS}
+    for section, table in document.items():
+        if not isinstance(table, dict):
+            raise ConfigError(section, "expected a table ([section]) in the config file")
+        for key in table:
+            if (section, key) not in known:
+                raise ConfigError(f"{section}.{key}", "unknown setting")
+
+    values: dict[str, Any] = {}
+    for name, section, key, parse in _FIELDS:
+        env_name = _env_name(section, key)
+        raw: Any = None
+        source = ""
+        if key in document.get(section, {}):
+            raw, source = document[section][key], f"{section}.{key}"
+        if env_name in env:
+            raw, source = env[env_name], env_name
+        if name == "database_url" and "DATABASE_URL" in env and env_name not in env:
+            raw, source = env["DATABASE_URL"], "DATABASE_URL"
+        if raw is None or (isinstance(raw, str) and raw == "" and source.isupper()):
+            continue
+        try:
+            values[name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(source, str(exc)) from None
+
+    settings = Settings(**values)
+    if settings.database_pool_min > settings.database_pool_max:
+        raise ConfigError("database.pool_min", "must not be larger than database.pool_max")
+    return settings
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(TOML name, environment variable, default) for each setting, for documentation."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+    return [
+        (f"{section}.{key}", _env_name(section, key), repr(defaults[name]))
+        for name, section, key, _ in _FIELDS
+    ]

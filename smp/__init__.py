@@ -1,0 +1,1 @@
+"""Peppol identifiers, SML/SMP discovery and SMP publishing."""

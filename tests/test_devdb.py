@@ -1,0 +1,107 @@
+"""The embedded PostgreSQL: starts, stops, and never leaves a server behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from gateway.devdb import EmbeddedPostgres, EmbeddedPostgresError
+
+
+def _postmaster_pid(server: EmbeddedPostgres) -> int:
+    return int((server.data / "postmaster.pid").read_text().splitlines()[0])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_gone(pid: int, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+async def test_server_accepts_connections_and_stops_cleanly(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path / "db", durable=False)
+    dsn = server.start()
+    pid = _postmaster_pid(server)
+    conn = await asyncpg.connect(dsn)
+    assert await conn.fetchval("SELECT 1") == 1
+    await conn.close()
+    server.stop()
+    assert _wait_gone(pid)
+
+
+def test_second_owner_of_the_same_folder_is_refused(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path / "db", durable=False)
+    server.start()
+    try:
+        with pytest.raises(EmbeddedPostgresError, match="another gateway process"):
+            EmbeddedPostgres(tmp_path / "db", durable=False).start()
+    finally:
+        server.stop()
+
+
+def test_server_of_a_killed_owner_is_stopped_by_the_watchdog(tmp_path: Path) -> None:
+    script = (
+        "import sys, time\n"
+        "from gateway.devdb import EmbeddedPostgres\n"
+        "from gateway.logging import configure_logging\n"
+        "configure_logging('console', 'warning')\n"
+        "s = EmbeddedPostgres(__import__('pathlib').Path(sys.argv[1]), durable=False)\n"
+        "s.start(); print(s.data, flush=True); time.sleep(120)\n"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "db")], stdout=subprocess.PIPE, text=True
+    )
+    assert owner.stdout is not None
+    data = Path(owner.stdout.readline().strip())
+    pid = int((data / "postmaster.pid").read_text().splitlines()[0])
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    try:
+        assert _wait_gone(pid), "postmaster outlived its killed owner"
+    finally:
+        import shutil
+
+        shutil.rmtree(data.parent, ignore_errors=True)
+
+
+def test_stale_server_from_an_earlier_run_is_reclaimed(tmp_path: Path) -> None:
+    first = EmbeddedPostgres(tmp_path / "db", durable=False, watchdog=False)
+    first.start()
+    stale_pid = _postmaster_pid(first)
+    first._unlock()  # the owner vanished without stopping its server
+    second = EmbeddedPostgres(tmp_path / "db", durable=False)
+    try:
+        second.start()
+        assert _wait_gone(stale_pid)
+        assert _postmaster_pid(second) != stale_pid
+    finally:
+        second.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the relocation only applies when run as root")
+def test_folder_postgres_cannot_enter_is_relocated(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    server = EmbeddedPostgres(private / "data", durable=False)
+    assert str(server.base).startswith("/var/tmp/peppol-gateway-")
+    server.start()
+    server.stop()
+    assert not server.base.exists()
