@@ -1,0 +1,258 @@
+"""WS-Security XML signatures: create them and verify them without trusting the document.
+
+Verification resolves every ``#id`` itself, insists that each expected part (Body, Messaging,
+each attachment) is covered by exactly one reference and that the element covered is the one the
+message actually uses, whitelists algorithms and transforms, and takes the key only from a
+BinarySecurityToken. Those rules close the doors XML signature wrapping attacks use.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from lxml import etree
+
+from as4._errors import FailedAuthentication, PolicyNoncompliance
+from as4._model import ReferenceCheck
+from as4._ns import (
+    BASE64_BINARY,
+    DS,
+    EC,
+    EXC_C14N,
+    RSA_SHA256,
+    SHA256,
+    SWA_CONTENT_SIGNATURE,
+    WSSE,
+    WSU,
+    X509V3,
+    q,
+)
+from as4._xml import c14n
+
+__all__ = ["VerifiedSignature", "add_bst", "sign", "verify_signature"]
+
+
+def _id_attr() -> str:
+    return q(WSU, "Id")
+
+
+def add_bst(security: etree._Element, cert: x509.Certificate, bst_id: str) -> etree._Element:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    bst = etree.SubElement(
+        security,
+        q(WSSE, "BinarySecurityToken"),
+        {"EncodingType": BASE64_BINARY, "ValueType": X509V3, _id_attr(): bst_id},
+    )
+    bst.text = base64.b64encode(cert.public_bytes(Encoding.DER)).decode()
+    return bst
+
+
+def _reference(parent: etree._Element, uri: str, transform: str, digest: bytes) -> etree._Element:
+    ref = etree.SubElement(parent, q(DS, "Reference"), {"URI": uri})
+    transforms = etree.SubElement(ref, q(DS, "Transforms"))
+    etree.SubElement(transforms, q(DS, "Transform"), {"Algorithm": transform})
+    etree.SubElement(ref, q(DS, "DigestMethod"), {"Algorithm": SHA256})
+    etree.SubElement(ref, q(DS, "DigestValue")).text = base64.b64encode(digest).decode()
+    return ref
+
+
+def sign(
+    security: etree._Element,
+    elements: list[etree._Element],
+    attachments: list[tuple[str, bytes]],
+    key: rsa.RSAPrivateKey,
+    bst_id: str,
+    signature_id: str,
+) -> dict[str, str]:
+    """Append a ds:Signature over ``elements`` (by their wsu:Id) and ``attachments``
+    (``(content_id, sha256 of the content)``). Returns URI -> base64 digest."""
+    signature = etree.SubElement(
+        security, q(DS, "Signature"), {"Id": signature_id}, nsmap={"ds": DS}
+    )
+    signed_info = etree.SubElement(signature, q(DS, "SignedInfo"))
+    etree.SubElement(signed_info, q(DS, "CanonicalizationMethod"), {"Algorithm": EXC_C14N})
+    etree.SubElement(signed_info, q(DS, "SignatureMethod"), {"Algorithm": RSA_SHA256})
+    digests: dict[str, str] = {}
+    for element in elements:
+        uri = "#" + element.get(_id_attr(), "")
+        digest = hashlib.sha256(c14n(element)).digest()
+        _reference(signed_info, uri, EXC_C14N, digest)
+        digests[uri] = base64.b64encode(digest).decode()
+    for content_id, sha in attachments:
+        uri = "cid:" + content_id
+        _reference(signed_info, uri, SWA_CONTENT_SIGNATURE, sha)
+        digests[uri] = base64.b64encode(sha).decode()
+    value = key.sign(c14n(signed_info), padding.PKCS1v15(), hashes.SHA256())
+    etree.SubElement(signature, q(DS, "SignatureValue")).text = base64.b64encode(value).decode()
+    key_info = etree.SubElement(signature, q(DS, "KeyInfo"))
+    str_el = etree.SubElement(key_info, q(WSSE, "SecurityTokenReference"))
+    etree.SubElement(str_el, q(WSSE, "Reference"), {"URI": "#" + bst_id, "ValueType": X509V3})
+    return digests
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    certificate: x509.Certificate
+    references: list[ReferenceCheck]
+    reference_elements: list[etree._Element]
+
+
+def _prefixes(parent: etree._Element) -> list[str]:
+    incl = parent.find(q(EC, "InclusiveNamespaces"))
+    if incl is None:
+        return []
+    return [p for p in (incl.get("PrefixList") or "").split() if p]
+
+
+def _ids(root: etree._Element) -> dict[str, list[etree._Element]]:
+    """Every element carrying an attribute named ``Id`` (any namespace) or ``ID``/``id``."""
+    found: dict[str, list[etree._Element]] = {}
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        for name, value in el.attrib.items():
+            local = name.rsplit("}", 1)[-1]
+            if local in ("Id", "ID", "id"):
+                found.setdefault(value, []).append(el)
+    return found
+
+
+def bst_certificate(security: etree._Element, key_info: etree._Element | None) -> x509.Certificate:
+    """The certificate a KeyInfo points at through a SecurityTokenReference to a BST."""
+    if key_info is None:
+        raise PolicyNoncompliance("signature has no KeyInfo")
+    ref = key_info.find(f"{q(WSSE, 'SecurityTokenReference')}/{q(WSSE, 'Reference')}")
+    if ref is None or not (ref.get("URI") or "").startswith("#"):
+        raise PolicyNoncompliance(
+            "the key must be referenced through a BinarySecurityToken (Peppol AS4 2.0.2+)"
+        )
+    wanted = (ref.get("URI") or "")[1:]
+    tokens = [
+        t for t in security.findall(q(WSSE, "BinarySecurityToken")) if t.get(_id_attr()) == wanted
+    ]
+    if len(tokens) != 1:
+        raise PolicyNoncompliance(f"BinarySecurityToken {wanted!r} not found exactly once")
+    token = tokens[0]
+    if token.get("ValueType") != X509V3:
+        raise PolicyNoncompliance(f"BinarySecurityToken ValueType {token.get('ValueType')!r}")
+    try:
+        der = base64.b64decode("".join((token.text or "").split()), validate=True)
+        return x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise FailedAuthentication(
+            "BinarySecurityToken does not hold an X.509 certificate"
+        ) from None
+
+
+def verify_signature(
+    root: etree._Element,
+    security: etree._Element,
+    xml_targets: dict[str, etree._Element],
+    attachments: dict[str, bytes],
+) -> VerifiedSignature:
+    """Verify the one ds:Signature in ``security``.
+
+    ``xml_targets`` maps a name ("messaging", "body") to the element the message really uses;
+    ``attachments`` maps content ids to the (decrypted) attachment bytes. Every one of them must
+    be covered by exactly one reference, and nothing else may be.
+    """
+    signatures = list(root.iter(q(DS, "Signature")))
+    if not signatures:
+        raise PolicyNoncompliance("the message is not signed")
+    if len(signatures) != 1 or signatures[0].getparent() is not security:
+        raise FailedAuthentication("exactly one ds:Signature, inside wsse:Security, is allowed")
+    signature = signatures[0]
+    signed_info = signature.find(q(DS, "SignedInfo"))
+    value_el = signature.find(q(DS, "SignatureValue"))
+    if signed_info is None or value_el is None:
+        raise FailedAuthentication("ds:Signature lacks SignedInfo or SignatureValue")
+    c14n_el = signed_info.find(q(DS, "CanonicalizationMethod"))
+    if c14n_el is None or c14n_el.get("Algorithm") != EXC_C14N:
+        raise PolicyNoncompliance("SignedInfo must use exclusive canonicalization")
+    method = signed_info.find(q(DS, "SignatureMethod"))
+    if method is None or method.get("Algorithm") != RSA_SHA256:
+        raise PolicyNoncompliance("signature method must be RSA-SHA256")
+
+    ids = _ids(root)
+    by_element = {id(el): name for name, el in xml_targets.items()}
+    covered: set[str] = set()
+    checks: list[ReferenceCheck] = []
+    ref_elements: list[etree._Element] = []
+    for ref in signed_info.findall(q(DS, "Reference")):
+        uri = ref.get("URI") or ""
+        transforms = [
+            t.get("Algorithm") for t in ref.iterfind(f"{q(DS, 'Transforms')}/{q(DS, 'Transform')}")
+        ]
+        digest_method = ref.find(q(DS, "DigestMethod"))
+        digest_value = ref.find(q(DS, "DigestValue"))
+        if digest_method is None or digest_method.get("Algorithm") != SHA256:
+            raise PolicyNoncompliance(f"reference {uri!r}: digest method must be SHA-256")
+        if digest_value is None or not (digest_value.text or "").strip():
+            raise FailedAuthentication(f"reference {uri!r} has no DigestValue")
+        if uri.startswith("#"):
+            matches = ids.get(uri[1:], [])
+            if len(matches) != 1:
+                raise FailedAuthentication(f"reference {uri!r} matches {len(matches)} elements")
+            target = by_element.get(id(matches[0]))
+            if target is None:
+                raise FailedAuthentication(
+                    f"reference {uri!r} does not point at the Body or Messaging header in use"
+                )
+            if transforms != [EXC_C14N]:
+                raise PolicyNoncompliance(f"reference {uri!r}: transforms {transforms} not allowed")
+            transform_el = ref.find(f"{q(DS, 'Transforms')}/{q(DS, 'Transform')}")
+            assert transform_el is not None
+            data = c14n(matches[0], _prefixes(transform_el))
+        elif uri.startswith("cid:"):
+            target = "attachment:" + uri[4:]
+            if uri[4:] not in attachments:
+                raise FailedAuthentication(f"reference {uri!r} names no attachment of this message")
+            if transforms != [SWA_CONTENT_SIGNATURE]:
+                raise PolicyNoncompliance(f"reference {uri!r}: transforms {transforms} not allowed")
+            data = attachments[uri[4:]]
+        else:
+            raise FailedAuthentication(f"reference URI {uri!r} is not allowed")
+        if target in covered:
+            raise FailedAuthentication(f"{target} is covered by more than one reference")
+        covered.add(target)
+        actual = hashlib.sha256(data).digest()
+        try:
+            expected = base64.b64decode("".join((digest_value.text or "").split()), validate=True)
+        except ValueError:
+            raise FailedAuthentication(f"reference {uri!r}: DigestValue is not base64") from None
+        if not hmac.compare_digest(actual, expected):
+            raise FailedAuthentication(f"reference {uri!r}: digest does not match the content")
+        name = target.split(":", 1)[0]
+        checks.append(ReferenceCheck(uri, name, base64.b64encode(expected).decode(), True))
+        ref_elements.append(ref)
+
+    wanted = set(xml_targets) | {"attachment:" + cid for cid in attachments}
+    missing = wanted - covered
+    if missing:
+        raise FailedAuthentication(f"not signed: {', '.join(sorted(missing))}")
+
+    cert = bst_certificate(security, signature.find(q(DS, "KeyInfo")))
+    public_key = cert.public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        raise FailedAuthentication("the signing certificate does not hold an RSA key")
+    try:
+        signature_bytes = base64.b64decode("".join((value_el.text or "").split()), validate=True)
+        public_key.verify(
+            signature_bytes,
+            c14n(signed_info, _prefixes(c14n_el)),
+            padding.PKCS1v15(),
+            hashes.SHA256(),
+        )
+    except (InvalidSignature, ValueError):
+        raise FailedAuthentication(
+            "signature value does not verify with the sender's key"
+        ) from None
+    return VerifiedSignature(cert, checks, ref_elements)

@@ -1,0 +1,55 @@
+"""Post a built message over HTTP(S) and turn the answer into a verified receipt or an error."""
+
+from __future__ import annotations
+
+import aiohttp
+from cryptography import x509
+
+from as4._errors import HttpStatusError, InvalidReceipt, TransportError
+from as4._model import BuiltMessage, Receipt
+from as4._signals import parse_signal, verify_receipt
+
+__all__ = ["send_message"]
+
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+
+
+async def send_message(
+    session: aiohttp.ClientSession,
+    url: str,
+    message: BuiltMessage,
+    *,
+    receiver_cert: x509.Certificate | None = None,
+    timeout: float = 60.0,
+) -> Receipt:
+    """POST ``message`` to ``url``; return the verified receipt.
+
+    Raises :class:`TransportError` (retryable), :class:`HttpStatusError`,
+    :class:`EbmsErrorReceived` or :class:`InvalidReceipt`.
+    """
+    try:
+        async with session.post(
+            url,
+            data=message.body,
+            headers={"Content-Type": message.content_type, "MIME-Version": "1.0"},
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            allow_redirects=False,
+        ) as response:
+            answer = await response.content.read(MAX_ANSWER_BYTES + 1)
+            status = response.status
+            content_type = response.headers.get("Content-Type", "")
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+    if len(answer) > MAX_ANSWER_BYTES:
+        raise InvalidReceipt("the answer is larger than any receipt")
+    looks_like_soap = b"Envelope" in answer[:2048]
+    if not looks_like_soap:
+        raise HttpStatusError(status, answer[:200].decode("utf-8", "replace"))
+    try:
+        receipt = parse_signal(answer, content_type)
+    except InvalidReceipt:
+        if status >= 300:
+            raise HttpStatusError(status, answer[:200].decode("utf-8", "replace")) from None
+        raise
+    verify_receipt(receipt, message, receiver_cert)
+    return receipt

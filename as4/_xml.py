@@ -1,0 +1,43 @@
+"""Hostile-input-safe XML parsing and exclusive canonicalization."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from as4._errors import InvalidHeader
+
+__all__ = ["c14n", "parse_xml"]
+
+_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+    remove_blank_text=False,
+    collect_ids=False,
+)
+
+
+def parse_xml(data: bytes, what: str = "SOAP envelope") -> etree._Element:
+    """Parse bytes into an element; any DTD (and so any entity) is refused."""
+    if b"<!DOCTYPE" in data[:4096] or b"<!ENTITY" in data[:65536]:
+        raise InvalidHeader(f"{what}: document type declarations are not allowed")
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise InvalidHeader(f"{what} is not well-formed XML: {exc}") from None
+    if root.getroottree().docinfo.doctype:
+        raise InvalidHeader(f"{what}: document type declarations are not allowed")
+    return root
+
+
+def c14n(element: etree._Element, inclusive_prefixes: list[str] | None = None) -> bytes:
+    """Exclusive XML canonicalization 1.0 without comments."""
+    return etree.tostring(
+        element,
+        method="c14n",
+        exclusive=True,
+        with_comments=False,
+        inclusive_ns_prefixes=inclusive_prefixes or None,
+    )
