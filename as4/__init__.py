@@ -58,6 +58,7 @@ from as4._signals import (
     parse_signal,
     verify_receipt,
 )
+from as4._trust import check_ap_certificate, load_certificates
 
 __all__ = [
     "SOAP_CONTENT_TYPE",
@@ -91,8 +92,10 @@ __all__ = [
     "build_error_signal",
     "build_receipt",
     "build_user_message",
+    "check_ap_certificate",
     "error_for_code",
     "format_timestamp",
+    "load_certificates",
     "new_message_id",
     "parse_signal",
     "parse_user_message",

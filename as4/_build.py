@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from cryptography import x509
@@ -177,6 +178,8 @@ def build_user_message(
     gzip bytes), encrypt (AES-128-GCM, key wrapped with RSA-OAEP for ``receiver_cert``).
     """
     content_id = content_id or f"sbd-{uuid.uuid4().hex}@peppol-gateway"
+    stamp = header.timestamp.astimezone(UTC)
+    header = replace(header, timestamp=stamp.replace(microsecond=stamp.microsecond // 1000 * 1000))
     if compress:
         gz = gzip_bytes(payload)
         plain, sha = gz.data, gz.sha256
