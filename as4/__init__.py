@@ -49,7 +49,7 @@ from as4._model import (
     ReferenceCheck,
     UserMessageHeader,
 )
-from as4._parse import parse_user_message, seat_id
+from as4._parse import ParseTrace, parse_user_message, seat_id, verify_without_key
 from as4._sender import send_message
 from as4._signals import (
     SOAP_CONTENT_TYPE,
@@ -79,6 +79,7 @@ __all__ = [
     "MissingReceipt",
     "NotServiced",
     "OtherError",
+    "ParseTrace",
     "PolicyNoncompliance",
     "ProcessingModeMismatch",
     "Receipt",
@@ -102,4 +103,5 @@ __all__ = [
     "seat_id",
     "send_message",
     "verify_receipt",
+    "verify_without_key",
 ]

@@ -156,13 +156,14 @@ def verify_signature(
     root: etree._Element,
     security: etree._Element,
     xml_targets: dict[str, etree._Element],
-    attachments: dict[str, bytes],
+    attachments: dict[str, bytes | None],
 ) -> VerifiedSignature:
     """Verify the one ds:Signature in ``security``.
 
     ``xml_targets`` maps a name ("messaging", "body") to the element the message really uses;
-    ``attachments`` maps content ids to the (decrypted) attachment bytes. Every one of them must
-    be covered by exactly one reference, and nothing else may be.
+    ``attachments`` maps content ids to the (decrypted) attachment bytes, or to None when the
+    content cannot be read (no key): its digest is then reported as unchecked. Every one of them
+    must be covered by exactly one reference, and nothing else may be.
     """
     signatures = list(root.iter(q(DS, "Signature")))
     if not signatures:
@@ -197,6 +198,7 @@ def verify_signature(
             raise PolicyNoncompliance(f"reference {uri!r}: digest method must be SHA-256")
         if digest_value is None or not (digest_value.text or "").strip():
             raise FailedAuthentication(f"reference {uri!r} has no DigestValue")
+        data: bytes | None
         if uri.startswith("#"):
             matches = ids.get(uri[1:], [])
             if len(matches) != 1:
@@ -223,14 +225,17 @@ def verify_signature(
         if target in covered:
             raise FailedAuthentication(f"{target} is covered by more than one reference")
         covered.add(target)
-        actual = hashlib.sha256(data).digest()
         try:
             expected = base64.b64decode("".join((digest_value.text or "").split()), validate=True)
         except ValueError:
             raise FailedAuthentication(f"reference {uri!r}: DigestValue is not base64") from None
-        if not hmac.compare_digest(actual, expected):
-            raise FailedAuthentication(f"reference {uri!r}: digest does not match the content")
         name = target.split(":", 1)[0]
+        if data is None:
+            checks.append(ReferenceCheck(uri, name, base64.b64encode(expected).decode(), None))
+            ref_elements.append(ref)
+            continue
+        if not hmac.compare_digest(hashlib.sha256(data).digest(), expected):
+            raise FailedAuthentication(f"reference {uri!r}: digest does not match the content")
         checks.append(ReferenceCheck(uri, name, base64.b64encode(expected).decode(), True))
         ref_elements.append(ref)
 

@@ -45,7 +45,7 @@ class ReferenceCheck:
     uri: str
     target: str  # "messaging", "body" or "attachment"
     digest: str  # base64 DigestValue
-    valid: bool
+    valid: bool | None  # None: content not available to check (encrypted, no key)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cryptography import x509
@@ -57,7 +57,15 @@ from as4._ns import (
 )
 from as4._xml import parse_xml
 
-__all__ = ["SoapMessage", "parse_user_message", "read_soap", "seat_id"]
+__all__ = [
+    "ParseTrace",
+    "SoapMessage",
+    "parse_user_message",
+    "read_soap",
+    "seat_id",
+    "user_message_header",
+    "verify_without_key",
+]
 
 SEAT_ID = re.compile(r"^P[A-Z]{2}[0-9]{6}$")
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -127,6 +135,45 @@ def read_soap(body: bytes, content_type: str) -> SoapMessage:
         securities[0] if securities else None,
         attachments,
     )
+
+
+@dataclass
+class ParseTrace:
+    """How far parsing got, for diagnostics: filled in stage by stage."""
+
+    attachments: list[tuple[str, str, int]] = field(default_factory=list)
+    header: UserMessageHeader | None = None
+    decrypted: bool | None = None
+    signature: VerifiedSignature | None = None
+
+
+def _attachment_list(soap: SoapMessage) -> list[tuple[str, str, int]]:
+    return [(p.content_id or "", p.content_type, len(p.body)) for p in soap.attachments]
+
+
+def user_message_header(soap: SoapMessage) -> tuple[UserMessageHeader, str, str, bool]:
+    """The one UserMessage's typed header, payload href, MimeType and compression flag."""
+    users = soap.messaging.findall(q(EB, "UserMessage"))
+    if len(users) != 1 or soap.messaging.find(q(EB, "SignalMessage")) is not None:
+        raise InvalidHeader("eb:Messaging must hold exactly one UserMessage and no signal")
+    return _header(users[0])
+
+
+def verify_without_key(body: bytes, content_type: str, trace: ParseTrace) -> VerifiedSignature:
+    """Check header and signature of a message we cannot decrypt: the attachment's digest is
+    reported unchecked, everything else (including SignatureValue) is verified."""
+    soap = read_soap(body, content_type)
+    trace.attachments = _attachment_list(soap)
+    header, href, _, _ = user_message_header(soap)
+    trace.header = header
+    if soap.security is None:
+        raise PolicyNoncompliance("the message has no wsse:Security header")
+    contents: dict[str, bytes | None] = {href: None}
+    verified = verify_signature(
+        soap.root, soap.security, {"messaging": soap.messaging, "body": soap.body}, contents
+    )
+    trace.signature = verified
+    return verified
 
 
 def _one(
@@ -376,6 +423,7 @@ def parse_user_message(
     max_payload_bytes: int = 200 * 1024 * 1024,
     payload_sink: Callable[[bytes], object] | None = None,
     require_sender_cn: bool = True,
+    trace: ParseTrace | None = None,
 ) -> ReceivedMessage:
     """Parse, decrypt, verify and decompress one Peppol AS4 UserMessage.
 
@@ -383,11 +431,11 @@ def parse_user_message(
     (chain, validity, revocation). With ``payload_sink`` the decompressed payload is streamed
     there instead of being returned.
     """
+    trace = trace if trace is not None else ParseTrace()
     soap = read_soap(body, content_type)
-    users = soap.messaging.findall(q(EB, "UserMessage"))
-    if len(users) != 1 or soap.messaging.find(q(EB, "SignalMessage")) is not None:
-        raise InvalidHeader("eb:Messaging must hold exactly one UserMessage and no signal")
-    header, href, mime, compressed = _header(users[0])
+    trace.attachments = _attachment_list(soap)
+    header, href, mime, compressed = user_message_header(soap)
+    trace.header = header
     if len(soap.body):
         raise ValueInconsistent("the SOAP Body must be empty: the payload travels as an attachment")
     if soap.security is None:
@@ -398,10 +446,13 @@ def parse_user_message(
         raise ValueInconsistent(f"the first attachment is not the payload cid:{href}")
     if len(soap.attachments) > 1:
         raise ValueInconsistent("Peppol messages carry exactly one payload attachment")
+    trace.decrypted = False
     plain = _decrypt(soap.security, href, soap.attachments[0], our_key, our_cert)
+    trace.decrypted = True
     verified: VerifiedSignature = verify_signature(
         soap.root, soap.security, {"messaging": soap.messaging, "body": soap.body}, {href: plain}
     )
+    trace.signature = verified
     if require_sender_cn and seat_id(verified.certificate) != header.from_party:
         raise FailedAuthentication(
             f"eb:From/PartyId {header.from_party!r} is not the signer "

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
+from gateway.as4_cli import KeyFileError, add_as4_commands
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.database import DatabaseUnavailable, database_url
 from gateway.devdb import EmbeddedPostgresError
@@ -133,6 +134,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     p.add_argument("--force", action="store_true", help="replace an existing PKI")
     commands["dev-pki"] = _cmd_dev_pki
 
+    as4_actions = add_as4_commands(sub)
+    commands["as4"] = lambda args, settings: as4_actions[args.as4_command](args)
+
     return parser, commands
 
 
@@ -147,7 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_format, settings.log_level)
     try:
         return commands[args.command](args, settings)
-    except (CliError, EmbeddedPostgresError, DatabaseUnavailable, MigrationError) as exc:
+    except (
+        CliError,
+        EmbeddedPostgresError,
+        DatabaseUnavailable,
+        MigrationError,
+        KeyFileError,
+    ) as exc:
         print(f"peppol-gateway: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
