@@ -12,9 +12,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 
-from as4._crypto import gcm_encrypt, gzip_bytes, oaep_wrap
+from as4._crypto import gcm_encrypt_into, gcm_size, gzip_bytes, oaep_wrap
 from as4._dsig import add_bst, sign
-from as4._mime import build_multipart
+from as4._ids import uid as _uid
+from as4._mime import frame_with_slot
 from as4._model import BuiltMessage, UserMessageHeader
 from as4._ns import (
     AES128_GCM,
@@ -63,7 +64,7 @@ def messaging_header(header: UserMessageHeader, part_href: str, compressed: bool
     """The ``eb:Messaging`` element with its one UserMessage."""
     messaging = etree.Element(q(EB, "Messaging"), nsmap={"eb": EB, "wsu": WSU, "S12": S12})
     messaging.set(q(S12, "mustUnderstand"), "true")
-    messaging.set(q(WSU, "Id"), f"id-{uuid.uuid4().hex}")
+    messaging.set(q(WSU, "Id"), f"id-{_uid()}")
     user = etree.SubElement(messaging, q(EB, "UserMessage"), {"mpc": DEFAULT_MPC})
     info = etree.SubElement(user, q(EB, "MessageInfo"))
     _text(info, "Timestamp", format_timestamp(header.timestamp))
@@ -110,9 +111,9 @@ def _encryption_header(
     wrapped_key: bytes,
     content_id: str,
 ) -> None:
-    bst_id = f"X509-{uuid.uuid4().hex}"
-    ek_id = f"EK-{uuid.uuid4().hex}"
-    ed_id = f"ED-{uuid.uuid4().hex}"
+    bst_id = f"X509-{_uid()}"
+    ek_id = f"EK-{_uid()}"
+    ed_id = f"ED-{_uid()}"
     add_bst(security, receiver_cert, bst_id)
     ek = etree.SubElement(security, q(XENC, "EncryptedKey"), {"Id": ek_id}, nsmap={"xenc": XENC})
     method = etree.SubElement(ek, q(XENC, "EncryptionMethod"), {"Algorithm": RSA_OAEP})
@@ -158,7 +159,7 @@ def envelope_skeleton() -> tuple[etree._Element, etree._Element, etree._Element,
     security = etree.SubElement(soap_header, q(WSSE, "Security"), nsmap={"wsse": WSSE, "wsu": WSU})
     security.set(q(S12, "mustUnderstand"), "true")
     body = etree.SubElement(envelope, q(S12, "Body"), nsmap={"wsu": WSU})
-    body.set(q(WSU, "Id"), f"id-{uuid.uuid4().hex}")
+    body.set(q(WSU, "Id"), f"id-{_uid()}")
     return envelope, soap_header, security, body
 
 
@@ -177,12 +178,13 @@ def build_user_message(
     ``payload`` is the Peppol business message (SBDH + document). Order: gzip, sign (over the
     gzip bytes), encrypt (AES-128-GCM, key wrapped with RSA-OAEP for ``receiver_cert``).
     """
-    content_id = content_id or f"sbd-{uuid.uuid4().hex}@peppol-gateway"
+    content_id = content_id or f"sbd-{_uid()}@peppol-gateway"
     stamp = header.timestamp.astimezone(UTC)
     header = replace(header, timestamp=stamp.replace(microsecond=stamp.microsecond // 1000 * 1000))
     if compress:
         gz = gzip_bytes(payload)
-        plain, sha = gz.data, gz.sha256
+        plain: bytes | bytearray = gz.data
+        sha = gz.sha256
     else:
         import hashlib
 
@@ -197,7 +199,7 @@ def build_user_message(
     if not isinstance(receiver_key, rsa.RSAPublicKey):
         raise ValueError("the receiver's certificate does not hold an RSA key")
     _encryption_header(security, receiver_cert, oaep_wrap(receiver_key, aes_key), content_id)
-    sig_bst = f"X509-{uuid.uuid4().hex}"
+    sig_bst = f"X509-{_uid()}"
     add_bst(security, signing_cert, sig_bst)
     digests = sign(
         security,
@@ -205,11 +207,12 @@ def build_user_message(
         [(content_id, sha)],
         signing_key,
         sig_bst,
-        f"SIG-{uuid.uuid4().hex}",
+        f"SIG-{_uid()}",
     )
     soap = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
-    ciphertext = gcm_encrypt(aes_key, plain)
-    body_bytes, content_type = build_multipart(
-        soap, [(content_id, "application/octet-stream", ciphertext)]
+    body_bytes, slot, content_type = frame_with_slot(
+        soap, content_id, "application/octet-stream", gcm_size(len(plain))
     )
+    gcm_encrypt_into(aes_key, plain, slot)
+    slot.release()
     return BuiltMessage(header, body_bytes, content_type, digests, content_id)

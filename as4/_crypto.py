@@ -33,7 +33,7 @@ TAG_LEN = 16
 
 @dataclass(frozen=True)
 class Gzipped:
-    data: bytes
+    data: bytearray
     sha256: bytes
 
 
@@ -41,21 +41,21 @@ def gzip_bytes(payload: bytes | memoryview, level: int = 6) -> Gzipped:
     """gzip (RFC 1952) in chunks, hashing the output as it is produced."""
     comp = zlib.compressobj(level, zlib.DEFLATED, 31)
     view = memoryview(payload)
-    out: list[bytes] = []
+    out = bytearray()
     digest = hashlib.sha256()
     for i in range(0, len(view), CHUNK):
         chunk = comp.compress(view[i : i + CHUNK])
         if chunk:
-            out.append(chunk)
+            out += chunk
             digest.update(chunk)
     tail = comp.flush()
-    out.append(tail)
+    out += tail
     digest.update(tail)
-    return Gzipped(b"".join(out), digest.digest())
+    return Gzipped(out, digest.digest())
 
 
 def gunzip(
-    data: bytes | memoryview, limit: int, sink: Callable[[bytes], object] | None = None
+    data: bytes | bytearray | memoryview, limit: int, sink: Callable[[bytes], object] | None = None
 ) -> int:
     """Decompress gzip data, refusing output beyond ``limit`` bytes (gzip bombs).
 
@@ -95,34 +95,59 @@ def gunzip(
     return total
 
 
-def gcm_encrypt(key: bytes, plaintext: bytes | memoryview) -> bytes:
+def gcm_encrypt(key: bytes, plaintext: bytes | bytearray | memoryview) -> bytes:
     """``IV ‖ ciphertext ‖ tag`` as XML Encryption 1.1 lays out AES-GCM."""
-    iv = os.urandom(IV_LEN)
-    enc = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
-    view = memoryview(plaintext)
-    out = bytearray(iv)
-    for i in range(0, len(view), CHUNK):
-        out += enc.update(view[i : i + CHUNK])
-    out += enc.finalize()
-    out += enc.tag
+    out = bytearray(gcm_size(len(plaintext)))
+    gcm_encrypt_into(key, plaintext, memoryview(out))
     return bytes(out)
 
 
-def gcm_decrypt(key: bytes, data: bytes | memoryview) -> bytes:
+def gcm_size(plaintext_len: int) -> int:
+    return IV_LEN + plaintext_len + TAG_LEN
+
+
+def gcm_encrypt_into(
+    key: bytes, plaintext: bytes | bytearray | memoryview, out: memoryview
+) -> None:
+    """Encrypt into a buffer of exactly :func:`gcm_size` bytes, chunk by chunk, without copies."""
+    iv = os.urandom(IV_LEN)
+    enc = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
+    view = memoryview(plaintext)
+    out[:IV_LEN] = iv
+    pos = IV_LEN
+    for i in range(0, len(view), CHUNK):
+        chunk = view[i : i + CHUNK]
+        # update_into wants room for one extra block beyond the input
+        scratch = bytearray(len(chunk) + 15)
+        n = enc.update_into(chunk, scratch)
+        out[pos : pos + n] = memoryview(scratch)[:n]
+        pos += n
+    enc.finalize()
+    out[pos : pos + TAG_LEN] = enc.tag
+    if pos + TAG_LEN != len(out):
+        raise ValueError("output buffer has the wrong size")
+
+
+def gcm_decrypt(key: bytes, data: bytes | memoryview) -> bytearray:
     if len(data) < IV_LEN + TAG_LEN:
         raise FailedDecryption("encrypted attachment is too short for AES-GCM")
     view = memoryview(data)
     iv, tag = bytes(view[:IV_LEN]), bytes(view[-TAG_LEN:])
     body = view[IV_LEN:-TAG_LEN]
+    out = bytearray(len(body) + 15)
+    target = memoryview(out)
+    pos = 0
     try:
         dec = Cipher(algorithms.AES(key), modes.GCM(iv, tag)).decryptor()
-        out = bytearray()
         for i in range(0, len(body), CHUNK):
-            out += dec.update(body[i : i + CHUNK])
-        out += dec.finalize()
+            pos += dec.update_into(body[i : i + CHUNK], target[pos : pos + CHUNK + 15])
+        dec.finalize()
     except (InvalidTag, ValueError):
         raise FailedDecryption("attachment failed AES-GCM authentication") from None
-    return bytes(out)
+    finally:
+        target.release()
+    del out[pos:]
+    return out
 
 
 _OAEP_SHA256 = padding.OAEP(

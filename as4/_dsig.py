@@ -9,14 +9,17 @@ BinarySecurityToken. Those rules close the doors XML signature wrapping attacks 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 from as4._errors import FailedAuthentication, PolicyNoncompliance
@@ -43,15 +46,18 @@ def _id_attr() -> str:
     return q(WSU, "Id")
 
 
-def add_bst(security: etree._Element, cert: x509.Certificate, bst_id: str) -> etree._Element:
-    from cryptography.hazmat.primitives.serialization import Encoding
+@functools.lru_cache(maxsize=64)
+def _der_base64(cert: x509.Certificate) -> str:
+    return base64.b64encode(cert.public_bytes(Encoding.DER)).decode()
 
+
+def add_bst(security: etree._Element, cert: x509.Certificate, bst_id: str) -> etree._Element:
     bst = etree.SubElement(
         security,
         q(WSSE, "BinarySecurityToken"),
         {"EncodingType": BASE64_BINARY, "ValueType": X509V3, _id_attr(): bst_id},
     )
-    bst.text = base64.b64encode(cert.public_bytes(Encoding.DER)).decode()
+    bst.text = _der_base64(cert)
     return bst
 
 
@@ -112,17 +118,15 @@ def _prefixes(parent: etree._Element) -> list[str]:
     return [p for p in (incl.get("PrefixList") or "").split() if p]
 
 
-def _ids(root: etree._Element) -> dict[str, list[etree._Element]]:
-    """Every element carrying an attribute named ``Id`` (any namespace) or ``ID``/``id``."""
-    found: dict[str, list[etree._Element]] = {}
-    for el in root.iter():
-        if not isinstance(el.tag, str):
-            continue
-        for name, value in el.attrib.items():
-            local = name.rsplit("}", 1)[-1]
-            if local in ("Id", "ID", "id"):
-                found.setdefault(value, []).append(el)
-    return found
+_BY_ID = etree.XPath(
+    "//*[@*[local-name()='Id' or local-name()='ID' or local-name()='id'] = $value]"
+)
+
+
+def _elements_with_id(root: etree._Element, value: str) -> list[etree._Element]:
+    """Every element carrying an attribute named ``Id`` (any namespace), ``ID`` or ``id``
+    equal to ``value``: more than one means someone planted a copy."""
+    return list(_BY_ID(root, value=value))
 
 
 def bst_certificate(security: etree._Element, key_info: etree._Element | None) -> x509.Certificate:
@@ -156,7 +160,7 @@ def verify_signature(
     root: etree._Element,
     security: etree._Element,
     xml_targets: dict[str, etree._Element],
-    attachments: dict[str, bytes | None],
+    attachments: Mapping[str, bytes | bytearray | None],
 ) -> VerifiedSignature:
     """Verify the one ds:Signature in ``security``.
 
@@ -182,7 +186,6 @@ def verify_signature(
     if method is None or method.get("Algorithm") != RSA_SHA256:
         raise PolicyNoncompliance("signature method must be RSA-SHA256")
 
-    ids = _ids(root)
     by_element = {id(el): name for name, el in xml_targets.items()}
     covered: set[str] = set()
     checks: list[ReferenceCheck] = []
@@ -198,9 +201,9 @@ def verify_signature(
             raise PolicyNoncompliance(f"reference {uri!r}: digest method must be SHA-256")
         if digest_value is None or not (digest_value.text or "").strip():
             raise FailedAuthentication(f"reference {uri!r} has no DigestValue")
-        data: bytes | None
+        data: bytes | bytearray | None
         if uri.startswith("#"):
-            matches = ids.get(uri[1:], [])
+            matches = _elements_with_id(root, uri[1:])
             if len(matches) != 1:
                 raise FailedAuthentication(f"reference {uri!r} matches {len(matches)} elements")
             target = by_element.get(id(matches[0]))

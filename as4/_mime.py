@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
+import re
 from dataclasses import dataclass
 
 from as4._errors import FeatureNotSupported, MimeInconsistency
+from as4._ids import uid as _uid
 
-__all__ = ["MimePart", "build_multipart", "parse_content_type", "parse_multipart"]
+__all__ = [
+    "MimePart",
+    "build_multipart",
+    "frame_with_slot",
+    "parse_content_type",
+    "parse_multipart",
+]
 
 
 @dataclass(frozen=True)
 class MimePart:
     headers: dict[str, str]  # lower-case names
-    body: bytes
+    body: bytes | memoryview  # a view into the message body when not transfer-encoded
 
     @property
     def content_id(self) -> str | None:
@@ -27,34 +34,18 @@ class MimePart:
         return self.headers.get("content-type", "text/plain").split(";", 1)[0].strip().lower()
 
 
+_PARAM = re.compile(r';\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
+
+
 def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     """Split a Content-Type value into its lower-cased type and its parameters."""
-    head, _, rest = value.partition(";")
+    head, _, _ = value.partition(";")
     params: dict[str, str] = {}
-    i, n = 0, len(rest)
-    while i < n:
-        while i < n and rest[i] in " \t;":
-            i += 1
-        eq = rest.find("=", i)
-        if eq < 0:
-            break
-        name = rest[i:eq].strip().lower()
-        i = eq + 1
-        if i < n and rest[i] == '"':
-            i += 1
-            chars: list[str] = []
-            while i < n and rest[i] != '"':
-                if rest[i] == "\\" and i + 1 < n:
-                    i += 1
-                chars.append(rest[i])
-                i += 1
-            i += 1
-            params[name] = "".join(chars)
-        else:
-            end = rest.find(";", i)
-            end = n if end < 0 else end
-            params[name] = rest[i:end].strip()
-            i = end
+    for match in _PARAM.finditer(value, len(head)):
+        quoted, bare = match.group(2), match.group(3)
+        params[match.group(1).lower()] = (
+            re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+        )
     return head.strip().lower(), params
 
 
@@ -81,6 +72,7 @@ def parse_multipart(body: bytes, boundary: str) -> list[MimePart]:
     if not boundary or len(boundary) > 200:
         raise MimeInconsistency("multipart Content-Type without a usable boundary")
     delimiter = b"--" + boundary.encode("latin-1")
+    view = memoryview(body)
     start = body.find(delimiter)
     if start < 0 or (start > 0 and body[start - 1 : start] != b"\n"):
         raise MimeInconsistency("MIME boundary not found in the body")
@@ -97,7 +89,7 @@ def parse_multipart(body: bytes, boundary: str) -> list[MimePart]:
         if nxt < 0:
             raise MimeInconsistency("MIME body is truncated: closing boundary missing")
         part_end = nxt - 1 if nxt > 0 and body[nxt - 1 : nxt] == b"\r" else nxt
-        parts.append(_parse_part(body[part_start:part_end]))
+        parts.append(_parse_part(view[part_start:part_end]))
         pos = nxt + 1 + len(delimiter)
         if len(parts) > 64:
             raise MimeInconsistency("too many MIME parts")
@@ -106,22 +98,23 @@ def parse_multipart(body: bytes, boundary: str) -> list[MimePart]:
     return parts
 
 
-def _parse_part(raw: bytes) -> MimePart:
-    sep = raw.find(b"\r\n\r\n")
+def _parse_part(raw: memoryview) -> MimePart:
+    head = bytes(raw[:8192])
+    sep = head.find(b"\r\n\r\n")
     skip = 4
-    lf = raw.find(b"\n\n")
+    lf = head.find(b"\n\n")
     if sep < 0 or (0 <= lf < sep):
         sep, skip = lf, 2
     if sep < 0:
-        if raw.startswith((b"\r\n", b"\n")):
-            return MimePart({}, raw.split(b"\n", 1)[1])
+        if head.startswith((b"\r\n", b"\n")):
+            return MimePart({}, raw[head.index(b"\n") + 1 :])
         raise MimeInconsistency("MIME part without a header/body separator")
-    headers = _parse_headers(raw[:sep])
-    body = raw[sep + skip :]
+    headers = _parse_headers(head[:sep])
+    body: bytes | memoryview = raw[sep + skip :]
     encoding = headers.get("content-transfer-encoding", "binary").strip().lower()
     if encoding == "base64":
         try:
-            body = base64.b64decode(b"".join(body.split()), validate=True)
+            body = base64.b64decode(b"".join(bytes(body).split()), validate=True)
         except (binascii.Error, ValueError):
             raise MimeInconsistency("MIME part has invalid base64 content") from None
     elif encoding not in ("binary", "8bit", "7bit"):
@@ -136,8 +129,8 @@ def build_multipart(
 
     Returns the body and its Content-Type header value.
     """
-    boundary = f"----=_Part_{uuid.uuid4().hex}"
-    root_id = f"root.{uuid.uuid4().hex}@{domain}"
+    boundary = f"----=_Part_{_uid()}"
+    root_id = f"root.{_uid()}@{domain}"
     chunks: list[bytes] = [
         f"--{boundary}\r\n"
         "Content-Type: application/soap+xml; charset=UTF-8\r\n"
@@ -159,3 +152,36 @@ def build_multipart(
         f'start="<{root_id}>"; start-info="application/soap+xml"'
     )
     return b"".join(chunks), content_type
+
+
+def frame_with_slot(
+    soap: bytes, content_id: str, content_type: str, size: int, domain: str = "peppol-gateway"
+) -> tuple[bytearray, memoryview, str]:
+    """Frame the SOAP part and one attachment of ``size`` bytes whose content the caller
+    writes into the returned slot afterwards, so a large attachment is never copied."""
+    boundary = f"----=_Part_{_uid()}"
+    root_id = f"root.{_uid()}@{domain}"
+    prefix = (
+        (
+            f"--{boundary}\r\n"
+            "Content-Type: application/soap+xml; charset=UTF-8\r\n"
+            "Content-Transfer-Encoding: binary\r\n"
+            f"Content-ID: <{root_id}>\r\n\r\n"
+        ).encode()
+        + soap
+        + (
+            f"\r\n--{boundary}\r\n"
+            f"Content-Type: {content_type}\r\n"
+            "Content-Transfer-Encoding: binary\r\n"
+            f"Content-ID: <{content_id}>\r\n\r\n"
+        ).encode()
+    )
+    suffix = f"\r\n--{boundary}--\r\n".encode()
+    body = bytearray(len(prefix) + size + len(suffix))
+    body[: len(prefix)] = prefix
+    body[len(prefix) + size :] = suffix
+    header = (
+        f'multipart/related; type="application/soap+xml"; boundary="{boundary}"; '
+        f'start="<{root_id}>"; start-info="application/soap+xml"'
+    )
+    return body, memoryview(body)[len(prefix) : len(prefix) + size], header

@@ -53,7 +53,7 @@ class BuiltMessage:
     """An AS4 message ready for HTTP: ``body`` with ``content_type``."""
 
     header: UserMessageHeader
-    body: bytes
+    body: bytes | bytearray
     content_type: str
     digests: dict[str, str]  # reference URI -> base64 digest, for checking the receipt
     payload_content_id: str

@@ -105,7 +105,7 @@ def read_soap(body: bytes, content_type: str) -> SoapMessage:
         root_part = parts[root_index]
         if root_part.content_type not in ("application/soap+xml", "text/xml", "application/xml"):
             raise MimeInconsistency(f"root part has type {root_part.content_type!r}")
-        soap_bytes = root_part.body
+        soap_bytes = bytes(root_part.body)
         attachments = [p for i, p in enumerate(parts) if i != root_index]
     elif mime_type in ("application/soap+xml", "text/xml", "application/xml"):
         soap_bytes = body
@@ -355,7 +355,7 @@ def _decrypt(
     attachment: MimePart,
     our_key: rsa.RSAPrivateKey,
     our_cert: x509.Certificate,
-) -> bytes:
+) -> bytearray:
     encrypted_data = [
         ed
         for ed in security.iterfind(q(XENC, "EncryptedData"))
@@ -465,7 +465,7 @@ def parse_user_message(
     else:
         if len(plain) > max_payload_bytes:
             raise OtherError(f"payload exceeds {max_payload_bytes} bytes")
-        sink(plain)
+        sink(bytes(plain))
         size = len(plain)
     return ReceivedMessage(
         header=header,

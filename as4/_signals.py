@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 from cryptography import x509
@@ -12,6 +11,7 @@ from lxml import etree
 from as4._build import envelope_skeleton, format_timestamp, new_message_id
 from as4._dsig import add_bst, sign, verify_signature
 from as4._errors import As4Error, EbmsErrorReceived, InvalidReceipt
+from as4._ids import uid as _uid
 from as4._model import BuiltMessage, ErrorSignal, Receipt, ReceivedMessage
 from as4._ns import DS, EB, EBBP, S12, WSU, XML, q
 from as4._parse import parse_timestamp, read_soap
@@ -28,7 +28,7 @@ def _signal_skeleton(
     envelope, soap_header, security, body = envelope_skeleton()
     messaging = etree.SubElement(soap_header, q(EB, "Messaging"), nsmap={"eb": EB, "wsu": WSU})
     messaging.set(q(S12, "mustUnderstand"), "true")
-    messaging.set(q(WSU, "Id"), f"id-{uuid.uuid4().hex}")
+    messaging.set(q(WSU, "Id"), f"id-{_uid()}")
     signal = etree.SubElement(messaging, q(EB, "SignalMessage"))
     info = etree.SubElement(signal, q(EB, "MessageInfo"))
     etree.SubElement(info, q(EB, "Timestamp")).text = format_timestamp(
@@ -48,9 +48,9 @@ def _sign_and_serialize(
     key: rsa.RSAPrivateKey,
     cert: x509.Certificate,
 ) -> bytes:
-    bst_id = f"X509-{uuid.uuid4().hex}"
+    bst_id = f"X509-{_uid()}"
     add_bst(security, cert, bst_id)
-    sign(security, [messaging, body], [], key, bst_id, f"SIG-{uuid.uuid4().hex}")
+    sign(security, [messaging, body], [], key, bst_id, f"SIG-{_uid()}")
     return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
 
 

@@ -8,23 +8,32 @@ from as4._errors import InvalidHeader
 
 __all__ = ["c14n", "parse_xml"]
 
-_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    dtd_validation=False,
-    huge_tree=False,
-    remove_blank_text=False,
-    collect_ids=False,
-)
+
+def _parser(huge: bool) -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=huge,
+        remove_blank_text=False,
+        collect_ids=False,
+    )
 
 
-def parse_xml(data: bytes, what: str = "SOAP envelope") -> etree._Element:
-    """Parse bytes into an element; any DTD (and so any entity) is refused."""
+_PARSER = _parser(huge=False)
+_HUGE_PARSER = _parser(huge=True)
+
+
+def parse_xml(data: bytes, what: str = "SOAP envelope", *, large: bool = False) -> etree._Element:
+    """Parse bytes into an element; any DTD (and so any entity) is refused.
+
+    ``large`` lifts libxml2's 10 MB text-node limit, for business documents that embed
+    attachments; SOAP headers never need it."""
     if b"<!DOCTYPE" in data[:4096] or b"<!ENTITY" in data[:65536]:
         raise InvalidHeader(f"{what}: document type declarations are not allowed")
     try:
-        root = etree.fromstring(data, _PARSER)
+        root = etree.fromstring(data, _HUGE_PARSER if large else _PARSER)
     except etree.XMLSyntaxError as exc:
         raise InvalidHeader(f"{what} is not well-formed XML: {exc}") from None
     if root.getroottree().docinfo.doctype:

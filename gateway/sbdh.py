@@ -86,7 +86,7 @@ def build_sbd(
     mls_type: str | None = None,
 ) -> bytes:
     """Wrap an XML business document in a Peppol SBDH and return the whole SBD as UTF-8."""
-    doc = parse_xml(document, "business document")
+    doc = parse_xml(document, "business document", large=True)
     root_ns, _, local = doc.tag[1:].partition("}") if doc.tag.startswith("{") else ("", "", doc.tag)
     type_version = document_type.rsplit("::", 1)[-1] if "::" in document_type else "2.1"
     sbd = etree.Element(_n("StandardBusinessDocument"), nsmap={None: SBDH_NS})
@@ -127,7 +127,7 @@ def _text(parent: etree._Element, path: str) -> str:
 def read_sbd(data: bytes) -> tuple[Envelope, etree._Element]:
     """Parse an SBD, check the envelope rules, and return it with the business document root."""
     try:
-        root = parse_xml(data, "business message")
+        root = parse_xml(data, "business message", large=True)
     except ValueError as exc:
         raise SbdhError("invalid-sbd-xml", str(exc)) from None
     except Exception as exc:  # as4 errors for hostile XML

@@ -78,8 +78,10 @@ def split(message: as4.BuiltMessage) -> tuple[etree._Element, list[tuple[str, st
     """The SOAP envelope (parsed) and the attachments of a built message."""
     _, params = parse_content_type(message.content_type)
     parts = parse_multipart(message.body, params["boundary"])
-    attachments = [(p.content_id or "", p.headers["content-type"], p.body) for p in parts[1:]]
-    return etree.fromstring(parts[0].body), attachments
+    attachments = [
+        (p.content_id or "", p.headers["content-type"], bytes(p.body)) for p in parts[1:]
+    ]
+    return etree.fromstring(bytes(parts[0].body)), attachments
 
 
 def tamper(
