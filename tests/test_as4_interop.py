@@ -241,3 +241,88 @@ def test_our_signed_error_signal_verifies_with_xmlsec1(dev_pki: DevPki, tmp_path
 
 
 _ = split
+
+
+PEPPOL_PY_PYTHON = ROOT / ".data" / "peers" / "peppol-py" / "bin" / "python"
+PEPPOL_PY_SCRIPT = Path(__file__).parent / "peers" / "peppol_py_peer.py"
+needs_peppol_py = pytest.mark.skipif(
+    not PEPPOL_PY_PYTHON.exists(),
+    reason="the 'peppol-py' peer environment is missing (run .ci/peers)",
+)
+
+
+def peppol_py_args(pki: DevPki, url: str) -> list[str]:
+    """peppol-py sends as ap2 to ap1 (see tests/peers/peppol_py_peer.py for what is replaced)."""
+    return [
+        str(PEPPOL_PY_PYTHON), "-I", str(PEPPOL_PY_SCRIPT), "--url", url,
+        "--key", key(pki, "ap2"), "--cert", pem(pki, "ap2"), "--receiver-cert", pem(pki, "ap1"),
+        "--ap-ca", pem(pki, "ap-ca"), "--ubl", str(DATA / "invoice-bis3.xml"),
+    ]  # fmt: skip
+
+
+@needs_peppol_py
+def test_message_built_by_peppol_py_is_verified_and_decrypted_by_us(
+    dev_pki: DevPki, tmp_path: Path
+) -> None:
+    out = tmp_path / "pp.bin"
+    result = subprocess.run(
+        [*peppol_py_args(dev_pki, "http://127.0.0.1:9/unused"), "--dryrun-out", str(out)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    ap1 = dev_pki.access_points["ap1"]
+    received = as4.parse_user_message(
+        out.read_bytes(),
+        (tmp_path / "pp.bin.content-type").read_text(),
+        our_key=ap1.key,
+        our_cert=ap1.cert,
+    )
+    as4.check_ap_certificate(received.signer_certificate, [dev_pki.ap_ca.cert])
+    envelope, _ = read_sbd(received.payload or b"")
+    assert envelope.sender == SENDER and envelope.receiver == RECEIVER
+    assert received.header.action == "busdox-docid-qns::" + DOCTYPE
+
+
+async def _run_peppol_py(dev_pki: DevPki, url: str) -> dict[str, object]:
+    proc = await asyncio.create_subprocess_exec(
+        *peppol_py_args(dev_pki, url),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    return json.loads(stdout)  # type: ignore[no-any-return]
+
+
+@needs_peppol_py
+async def test_peppol_py_sends_to_us_over_http_and_accepts_our_receipt(
+    dev_pki: DevPki, our_receiver: tuple[str, list[as4.ReceivedMessage]]
+) -> None:
+    url, got = our_receiver
+    result = await _run_peppol_py(dev_pki, url)
+    assert result["sent"] is True, result
+    assert len(got) == 1 and got[0].header.from_party == "POP000002"
+
+
+@needs_peppol_py
+async def test_peppol_py_reports_our_not_serviced_error(dev_pki: DevPki) -> None:
+    """Control: peppol-py really reads our answer, so its acceptance above means something."""
+    ap1 = dev_pki.access_points["ap1"]
+
+    async def refuse(request: web.Request) -> web.Response:
+        await request.read()
+        signal = as4.build_error_signal(
+            [as4.NotServiced("not here")], None, key=ap1.key, cert=ap1.cert
+        )
+        return web.Response(body=signal, content_type="application/soap+xml")
+
+    app = web.Application()
+    app.router.add_post("/as4", refuse)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        result = await _run_peppol_py(dev_pki, str(server.make_url("/as4")))
+    finally:
+        await server.close()
+    assert result["sent"] is False
+    assert "PEPPOL:NOT_SERVICED" in str(result["error"])
