@@ -48,7 +48,7 @@ def _id_attr() -> str:
 
 @functools.lru_cache(maxsize=64)
 def _der_base64(cert: x509.Certificate) -> str:
-    return base64.b64encode(cert.public_bytes(Encoding.DER)).decode()
+    return base64.b64encode(certificate_der(cert)).decode()
 
 
 def add_bst(security: etree._Element, cert: x509.Certificate, bst_id: str) -> etree._Element:
@@ -118,15 +118,25 @@ def _prefixes(parent: etree._Element) -> list[str]:
     return [p for p in (incl.get("PrefixList") or "").split() if p]
 
 
-_BY_ID = etree.XPath(
-    "//*[@*[local-name()='Id' or local-name()='ID' or local-name()='id'] = $value]"
-)
+_WITH_ID = etree.XPath("//*[@wsu:Id or @Id or @ID or @id]", namespaces={"wsu": WSU})
+_ID_NAMES = (q(WSU, "Id"), "Id", "ID", "id")
 
 
-def _elements_with_id(root: etree._Element, value: str) -> list[etree._Element]:
-    """Every element carrying an attribute named ``Id`` (any namespace), ``ID`` or ``id``
-    equal to ``value``: more than one means someone planted a copy."""
-    return list(_BY_ID(root, value=value))
+def _ids(root: etree._Element) -> dict[str, list[etree._Element]]:
+    """Elements by their id (``wsu:Id``, ``Id``, ``ID`` or ``id``), in one pass: an id held by
+    more than one element means someone planted a copy."""
+    found: dict[str, list[etree._Element]] = {}
+    for el in _WITH_ID(root):
+        for name in _ID_NAMES:
+            value = el.get(name)
+            if value is not None:
+                found.setdefault(value, []).append(el)
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def certificate_der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(Encoding.DER)
 
 
 def bst_certificate(security: etree._Element, key_info: etree._Element | None) -> x509.Certificate:
@@ -187,6 +197,7 @@ def verify_signature(
         raise PolicyNoncompliance("signature method must be RSA-SHA256")
 
     by_element = {id(el): name for name, el in xml_targets.items()}
+    ids = _ids(root)
     covered: set[str] = set()
     checks: list[ReferenceCheck] = []
     ref_elements: list[etree._Element] = []
@@ -203,7 +214,7 @@ def verify_signature(
             raise FailedAuthentication(f"reference {uri!r} has no DigestValue")
         data: bytes | bytearray | None
         if uri.startswith("#"):
-            matches = _elements_with_id(root, uri[1:])
+            matches = ids.get(uri[1:], [])
             if len(matches) != 1:
                 raise FailedAuthentication(f"reference {uri!r} matches {len(matches)} elements")
             target = by_element.get(id(matches[0]))

@@ -12,12 +12,11 @@ from datetime import UTC, datetime
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from as4._crypto import gcm_decrypt, gunzip, oaep_unwrap
-from as4._dsig import VerifiedSignature, verify_signature
+from as4._dsig import VerifiedSignature, certificate_der, verify_signature
 from as4._errors import (
     FailedAuthentication,
     FailedDecryption,
@@ -328,7 +327,7 @@ def _key_is_ours(
             der = base64.b64decode("".join((tokens[0].text or "").split()), validate=True)
         except ValueError:
             raise PolicyNoncompliance("BinarySecurityToken is not base64") from None
-        if der != our_cert.public_bytes(Encoding.DER):
+        if der != certificate_der(our_cert):
             raise FailedDecryption("the message was encrypted for another certificate")
         return
     key_id = str_el.find(q(WSSE, "KeyIdentifier"))
