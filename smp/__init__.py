@@ -1,1 +1,126 @@
-"""Peppol identifiers, SML/SMP discovery and SMP publishing."""
+"""Peppol identifiers, SML/SMP discovery and SMP publishing.
+
+Finding where to send::
+
+    sml = SmlLookup("test")                      # or "production", or a local zone + nameserver
+    client = SmpClient(sml, smp_trust=[smp_ca])
+    route = await client.find_endpoint(ParticipantId.parse("0192:991825827"),
+                                       DocumentTypeId.parse(...), ProcessId.parse(...))
+    route.endpoint.url, route.endpoint.certificate
+
+Being findable: :func:`smp_application` serves our SMP from a :class:`SmpDataSource`, and
+:class:`LocalSml` / :class:`SmlManagementClient` register participants in an SML.
+
+Every failure is a :class:`DiscoveryError` subclass; ``retryable`` says whether to try later.
+Nothing here imports the gateway or the AS4 layer.
+"""
+
+from smp._catalog import (
+    DOCUMENT_TYPES,
+    PROFILES,
+    DocumentType,
+    find_document_type,
+    profile_services,
+)
+from smp._client import (
+    DocumentTypeNotSupported,
+    EndpointNotActive,
+    ParticipantUnknown,
+    Route,
+    SmpClient,
+    SmpUnavailable,
+)
+from smp._errors import DiscoveryError
+from smp._identifiers import (
+    PARTICIPANT_SCHEME,
+    PROCESS_SCHEME,
+    DocumentTypeId,
+    IdentifierError,
+    ParticipantId,
+    ProcessId,
+)
+from smp._metadata import (
+    AS4_TRANSPORT,
+    Endpoint,
+    MetadataError,
+    ProcessEntry,
+    Redirect,
+    ServiceMetadata,
+    SignatureInvalid,
+    UntrustedSmpCertificate,
+    build_service_group,
+    build_signed_redirect,
+    build_signed_service_metadata,
+    parse_service_group,
+    verify_signed_service_metadata,
+)
+from smp._registration import (
+    LocalSml,
+    RegistrationError,
+    SmlManagementClient,
+    SmlRegistrar,
+    naptr_text,
+)
+from smp._schemes import ICD_SCHEMES
+from smp._server import SmpDataSource, mount_smp, smp_application
+from smp._sml import (
+    SML_ZONES,
+    DnsFailure,
+    MalformedRecord,
+    NotRegistered,
+    SmlError,
+    SmlLookup,
+    dns_name,
+    resolve_zone,
+)
+
+__all__ = [
+    "AS4_TRANSPORT",
+    "DOCUMENT_TYPES",
+    "ICD_SCHEMES",
+    "PARTICIPANT_SCHEME",
+    "PROCESS_SCHEME",
+    "PROFILES",
+    "SML_ZONES",
+    "DiscoveryError",
+    "DnsFailure",
+    "DocumentType",
+    "DocumentTypeId",
+    "DocumentTypeNotSupported",
+    "Endpoint",
+    "EndpointNotActive",
+    "IdentifierError",
+    "LocalSml",
+    "MalformedRecord",
+    "MetadataError",
+    "NotRegistered",
+    "ParticipantId",
+    "ParticipantUnknown",
+    "ProcessEntry",
+    "ProcessId",
+    "Redirect",
+    "RegistrationError",
+    "Route",
+    "ServiceMetadata",
+    "SignatureInvalid",
+    "SmlError",
+    "SmlLookup",
+    "SmlManagementClient",
+    "SmlRegistrar",
+    "SmpClient",
+    "SmpDataSource",
+    "SmpUnavailable",
+    "UntrustedSmpCertificate",
+    "build_service_group",
+    "build_signed_redirect",
+    "build_signed_service_metadata",
+    "dns_name",
+    "find_document_type",
+    "mount_smp",
+    "naptr_text",
+    "parse_service_group",
+    "profile_services",
+    "resolve_zone",
+    "smp_application",
+    "verify_signed_service_metadata",
+]

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from gateway.devdb import EmbeddedPostgres
+from gateway.devdns import KnotDns
 from gateway.devpki import DevPki, create_dev_pki
 from gateway.logging import configure_logging
 from gateway.migrate import apply_migrations
@@ -97,3 +98,17 @@ def dev_pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
     """A development PKI made for this test run (never the one in certs-dev/)."""
     directory = tmp_path_factory.mktemp("pki")
     return create_dev_pki(directory)
+
+
+SML_ZONE = "sml.gateway.test"
+
+
+@pytest.fixture(scope="session")
+def knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnotDns]:
+    """A real authoritative DNS server (Knot) for the local SML zone, for the whole run."""
+    server = KnotDns(tmp_path_factory.mktemp("knot"), SML_ZONE)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
