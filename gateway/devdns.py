@@ -109,12 +109,13 @@ class KnotDns:
             raise KnotDnsError("knotd not found: install Debian's 'knot' package")
         self.port = _free_port()
         config = self._write_config()
-        self._process = subprocess.Popen(
-            [knotd, "-c", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.directory / "knot.log", "wb"),  # noqa: SIM115 - closed with the process
-        )
+        with open(self.directory / "knot.log", "wb") as log_file:
+            self._process = subprocess.Popen(
+                [knotd, "-c", str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -137,7 +138,7 @@ class KnotDns:
             query = dns.message.make_query(self.zone + ".", "SOA")
             dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.3)
             return True
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:  # not up yet
             return False
 
     def stop(self) -> None:
