@@ -19,6 +19,7 @@ from gateway.config import ConfigError, Settings, load_settings
 from gateway.database import DatabaseUnavailable, database_url
 from gateway.devdb import EmbeddedPostgresError
 from gateway.logging import configure_logging
+from gateway.lookup_cli import add_lookup_command, lookup_command
 from gateway.migrate import MigrationError, apply_migrations
 from gateway.version import __version__
 
@@ -133,6 +134,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     p.add_argument("--if-missing", action="store_true", help="do nothing if it already exists")
     p.add_argument("--force", action="store_true", help="replace an existing PKI")
     commands["dev-pki"] = _cmd_dev_pki
+
+    add_lookup_command(sub)
+    commands["lookup"] = lookup_command
 
     as4_actions = add_as4_commands(sub)
     commands["as4"] = lambda args, settings: as4_actions[args.as4_command](args)
