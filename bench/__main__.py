@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import as4_bench
+from bench import as4_bench, smp_bench
+from gateway.logging import configure_logging
 
 
 def main() -> int:
+    configure_logging("console", "warning")
     as4_bench.main()
+    smp_bench.main()
     return 0
 
 
