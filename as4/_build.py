@@ -123,9 +123,7 @@ def _encryption_header(
     str_el = etree.SubElement(key_info, q(WSSE, "SecurityTokenReference"))
     etree.SubElement(str_el, q(WSSE, "Reference"), {"URI": "#" + bst_id, "ValueType": X509V3})
     cipher_data = etree.SubElement(ek, q(XENC, "CipherData"))
-    etree.SubElement(cipher_data, q(XENC, "CipherValue")).text = base64.b64encode(
-        wrapped_key
-    ).decode()
+    etree.SubElement(cipher_data, q(XENC, "CipherValue")).text = base64.b64encode(wrapped_key).decode()
     refs = etree.SubElement(ek, q(XENC, "ReferenceList"))
     etree.SubElement(refs, q(XENC, "DataReference"), {"URI": "#" + ed_id})
 
@@ -147,9 +145,7 @@ def _encryption_header(
     ed_cipher = etree.SubElement(ed, q(XENC, "CipherData"))
     ref = etree.SubElement(ed_cipher, q(XENC, "CipherReference"), {"URI": "cid:" + content_id})
     transforms = etree.SubElement(ref, q(XENC, "Transforms"))
-    etree.SubElement(
-        transforms, q(DS, "Transform"), {"Algorithm": SWA_CIPHERTEXT}, nsmap={"ds": DS}
-    )
+    etree.SubElement(transforms, q(DS, "Transform"), {"Algorithm": SWA_CIPHERTEXT}, nsmap={"ds": DS})
 
 
 def envelope_skeleton() -> tuple[etree._Element, etree._Element, etree._Element, etree._Element]:

@@ -106,9 +106,7 @@ def gcm_size(plaintext_len: int) -> int:
     return IV_LEN + plaintext_len + TAG_LEN
 
 
-def gcm_encrypt_into(
-    key: bytes, plaintext: bytes | bytearray | memoryview, out: memoryview
-) -> None:
+def gcm_encrypt_into(key: bytes, plaintext: bytes | bytearray | memoryview, out: memoryview) -> None:
     """Encrypt into a buffer of exactly :func:`gcm_size` bytes, chunk by chunk, without copies."""
     iv = os.urandom(IV_LEN)
     enc = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()

@@ -80,9 +80,7 @@ def sign(
 ) -> dict[str, str]:
     """Append a ds:Signature over ``elements`` (by their wsu:Id) and ``attachments``
     (``(content_id, sha256 of the content)``). Returns URI -> base64 digest."""
-    signature = etree.SubElement(
-        security, q(DS, "Signature"), {"Id": signature_id}, nsmap={"ds": DS}
-    )
+    signature = etree.SubElement(security, q(DS, "Signature"), {"Id": signature_id}, nsmap={"ds": DS})
     signed_info = etree.SubElement(signature, q(DS, "SignedInfo"))
     etree.SubElement(signed_info, q(DS, "CanonicalizationMethod"), {"Algorithm": EXC_C14N})
     etree.SubElement(signed_info, q(DS, "SignatureMethod"), {"Algorithm": RSA_SHA256})
@@ -149,9 +147,7 @@ def bst_certificate(security: etree._Element, key_info: etree._Element | None) -
             "the key must be referenced through a BinarySecurityToken (Peppol AS4 2.0.2+)"
         )
     wanted = (ref.get("URI") or "")[1:]
-    tokens = [
-        t for t in security.findall(q(WSSE, "BinarySecurityToken")) if t.get(_id_attr()) == wanted
-    ]
+    tokens = [t for t in security.findall(q(WSSE, "BinarySecurityToken")) if t.get(_id_attr()) == wanted]
     if len(tokens) != 1:
         raise PolicyNoncompliance(f"BinarySecurityToken {wanted!r} not found exactly once")
     token = tokens[0]
@@ -161,9 +157,7 @@ def bst_certificate(security: etree._Element, key_info: etree._Element | None) -
         der = base64.b64decode("".join((token.text or "").split()), validate=True)
         return x509.load_der_x509_certificate(der)
     except ValueError:
-        raise FailedAuthentication(
-            "BinarySecurityToken does not hold an X.509 certificate"
-        ) from None
+        raise FailedAuthentication("BinarySecurityToken does not hold an X.509 certificate") from None
 
 
 def verify_signature(
@@ -203,9 +197,7 @@ def verify_signature(
     ref_elements: list[etree._Element] = []
     for ref in signed_info.findall(q(DS, "Reference")):
         uri = ref.get("URI") or ""
-        transforms = [
-            t.get("Algorithm") for t in ref.iterfind(f"{q(DS, 'Transforms')}/{q(DS, 'Transform')}")
-        ]
+        transforms = [t.get("Algorithm") for t in ref.iterfind(f"{q(DS, 'Transforms')}/{q(DS, 'Transform')}")]
         digest_method = ref.find(q(DS, "DigestMethod"))
         digest_value = ref.find(q(DS, "DigestValue"))
         if digest_method is None or digest_method.get("Algorithm") != SHA256:
@@ -271,7 +263,5 @@ def verify_signature(
             hashes.SHA256(),
         )
     except (InvalidSignature, ValueError):
-        raise FailedAuthentication(
-            "signature value does not verify with the sender's key"
-        ) from None
+        raise FailedAuthentication("signature value does not verify with the sender's key") from None
     return VerifiedSignature(cert, checks, ref_elements)

@@ -43,9 +43,7 @@ def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     params: dict[str, str] = {}
     for match in _PARAM.finditer(value, len(head)):
         quoted, bare = match.group(2), match.group(3)
-        params[match.group(1).lower()] = (
-            re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
-        )
+        params[match.group(1).lower()] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
     return head.strip().lower(), params
 
 

@@ -306,9 +306,7 @@ def _oaep_parameters(method: etree._Element) -> tuple[hashes.HashAlgorithm, hash
     raise PolicyNoncompliance(f"key transport {algorithm!r} is not allowed")
 
 
-def _key_is_ours(
-    security: etree._Element, encrypted_key: etree._Element, our_cert: x509.Certificate
-) -> None:
+def _key_is_ours(security: etree._Element, encrypted_key: etree._Element, our_cert: x509.Certificate) -> None:
     """The EncryptedKey must be addressed to our certificate (by BST, or by SKI)."""
     str_el = encrypted_key.find(f"{q(DS, 'KeyInfo')}/{q(WSSE, 'SecurityTokenReference')}")
     if str_el is None:
@@ -317,9 +315,7 @@ def _key_is_ours(
     if ref is not None and (ref.get("URI") or "").startswith("#"):
         wanted = (ref.get("URI") or "")[1:]
         tokens = [
-            t
-            for t in security.findall(q(WSSE, "BinarySecurityToken"))
-            if t.get(q(WSU, "Id")) == wanted
+            t for t in security.findall(q(WSSE, "BinarySecurityToken")) if t.get(q(WSU, "Id")) == wanted
         ]
         if len(tokens) != 1 or tokens[0].get("ValueType") != X509V3:
             raise PolicyNoncompliance("EncryptedKey references no X.509 BinarySecurityToken")
@@ -333,9 +329,7 @@ def _key_is_ours(
     key_id = str_el.find(q(WSSE, "KeyIdentifier"))
     if key_id is not None and (key_id.get("ValueType") or "").endswith("#X509SubjectKeyIdentifier"):
         try:
-            ski = our_cert.extensions.get_extension_for_class(
-                x509.SubjectKeyIdentifier
-            ).value.digest
+            ski = our_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
         except x509.ExtensionNotFound:
             ski = x509.SubjectKeyIdentifier.from_public_key(our_cert.public_key()).digest  # type: ignore[arg-type]
         try:
@@ -359,8 +353,7 @@ def _decrypt(
         ed
         for ed in security.iterfind(q(XENC, "EncryptedData"))
         if ed.find(f"{q(XENC, 'CipherData')}/{q(XENC, 'CipherReference')}") is not None
-        and ed.find(f"{q(XENC, 'CipherData')}/{q(XENC, 'CipherReference')}").get("URI")
-        == "cid:" + href  # type: ignore[union-attr]
+        and ed.find(f"{q(XENC, 'CipherData')}/{q(XENC, 'CipherReference')}").get("URI") == "cid:" + href  # type: ignore[union-attr]
     ]
     if not encrypted_data:
         raise FailedDecryption("the payload is not encrypted")
@@ -377,15 +370,9 @@ def _decrypt(
         )
     ]
     if not keys:
-        ek_ref = ed.find(
-            f"{q(DS, 'KeyInfo')}/{q(WSSE, 'SecurityTokenReference')}/{q(WSSE, 'Reference')}"
-        )
+        ek_ref = ed.find(f"{q(DS, 'KeyInfo')}/{q(WSSE, 'SecurityTokenReference')}/{q(WSSE, 'Reference')}")
         wanted = (ek_ref.get("URI") or "")[1:] if ek_ref is not None else None
-        keys = [
-            ek
-            for ek in security.iterfind(q(XENC, "EncryptedKey"))
-            if wanted and ek.get("Id") == wanted
-        ]
+        keys = [ek for ek in security.iterfind(q(XENC, "EncryptedKey")) if wanted and ek.get("Id") == wanted]
     if len(keys) != 1:
         raise FailedDecryption("no single EncryptedKey for the payload")
     encrypted_key = keys[0]
@@ -454,8 +441,7 @@ def parse_user_message(
     trace.signature = verified
     if require_sender_cn and seat_id(verified.certificate) != header.from_party:
         raise FailedAuthentication(
-            f"eb:From/PartyId {header.from_party!r} is not the signer "
-            f"{seat_id(verified.certificate)!r}"
+            f"eb:From/PartyId {header.from_party!r} is not the signer {seat_id(verified.certificate)!r}"
         )
     chunks: list[bytes] = []
     sink = payload_sink or chunks.append

@@ -31,9 +31,7 @@ def _signal_skeleton(
     messaging.set(q(WSU, "Id"), f"id-{_uid()}")
     signal = etree.SubElement(messaging, q(EB, "SignalMessage"))
     info = etree.SubElement(signal, q(EB, "MessageInfo"))
-    etree.SubElement(info, q(EB, "Timestamp")).text = format_timestamp(
-        timestamp or datetime.now(UTC)
-    )
+    etree.SubElement(info, q(EB, "Timestamp")).text = format_timestamp(timestamp or datetime.now(UTC))
     etree.SubElement(info, q(EB, "MessageId")).text = message_id or new_message_id()
     if ref_to_message_id:
         etree.SubElement(info, q(EB, "RefToMessageId")).text = ref_to_message_id
@@ -84,9 +82,7 @@ def build_error_signal(
     message_id: str | None = None,
 ) -> bytes:
     """An ebMS Error signal; signed when a key and certificate are given."""
-    envelope, security, messaging, signal, body = _signal_skeleton(
-        ref_to_message_id, message_id, None
-    )
+    envelope, security, messaging, signal, body = _signal_skeleton(ref_to_message_id, message_id, None)
     for error in errors:
         attrs = {
             "errorCode": error.code,
@@ -135,9 +131,7 @@ def parse_signal(body: bytes, content_type: str) -> Receipt:
             )
             for e in error_elements
         ]
-        raise EbmsErrorReceived(
-            errors, signed=soap.root.find(f".//{q(DS, 'Signature')}") is not None
-        )
+        raise EbmsErrorReceived(errors, signed=soap.root.find(f".//{q(DS, 'Signature')}") is not None)
     receipt_el = signal.find(q(EB, "Receipt"))
     if receipt_el is None:
         raise InvalidReceipt("the signal is neither a Receipt nor an Error")

@@ -22,9 +22,7 @@ def load_certificates(pem: bytes) -> list[x509.Certificate]:
 
 def _valid_at(cert: x509.Certificate, at: datetime, what: str) -> None:
     if at < cert.not_valid_before_utc:
-        raise FailedAuthentication(
-            f"{what} is not valid before {cert.not_valid_before_utc:%Y-%m-%d}"
-        )
+        raise FailedAuthentication(f"{what} is not valid before {cert.not_valid_before_utc:%Y-%m-%d}")
     if at > cert.not_valid_after_utc:
         raise FailedAuthentication(f"{what} expired on {cert.not_valid_after_utc:%Y-%m-%d}")
 

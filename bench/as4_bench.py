@@ -240,15 +240,11 @@ def main() -> None:
             print(row("build (gzip+sign+encrypt)", build))
             print(row("parse (decrypt+verify+gunzip)", parse))
             both = statistics.median(build) * 1000 + statistics.median(parse) * 1000
-            print(
-                f"  build+parse {both:.3f} ms = {both / (2 * rsa_ms):.2f}x its two RSA private ops"
-            )
+            print(f"  build+parse {both:.3f} ms = {both / (2 * rsa_ms):.2f}x its two RSA private ops")
             peer = peer_parse_ms(pki, message, seconds)
             if peer is not None:
                 ours = statistics.median(parse) * 1000
-                print(
-                    f"  'as4' package parse: {peer:.3f} ms (median) -> ours is {peer / ours:.1f}x faster"
-                )
+                print(f"  'as4' package parse: {peer:.3f} ms (median) -> ours is {peer / ours:.1f}x faster")
             else:
                 print("  'as4' package: not available (run .ci/peers)")
         for label, binary in (

@@ -41,9 +41,7 @@ class Source:
     async def service_metadata(
         self, participant: ParticipantId, document_type: DocumentTypeId
     ) -> ServiceMetadata | None:
-        return ServiceMetadata(
-            participant, document_type, (ProcessEntry(INVOICE.process, (self.endpoint,)),)
-        )
+        return ServiceMetadata(participant, document_type, (ProcessEntry(INVOICE.process, (self.endpoint,)),))
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -59,17 +57,13 @@ async def run(tmp: Path) -> None:
         description="AS4",
         technical_contact="ops@example.test",
     )
-    runner = web.AppRunner(
-        smp_application(Source(endpoint), pki.smp.key, pki.smp.cert), access_log=None
-    )
+    runner = web.AppRunner(smp_application(Source(endpoint), pki.smp.key, pki.smp.cert), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     smp_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     with KnotDns(tmp / "dns", ZONE) as knot:
-        registrar = LocalSml(
-            ZONE, knot.address, smp_url, key_name=knot.key_name, key_secret=knot.secret
-        )
+        registrar = LocalSml(ZONE, knot.address, smp_url, key_name=knot.key_name, key_secret=knot.secret)
         participants = [ParticipantId.parse(f"9915:bench{i}") for i in range(301)]
         for p in participants:
             await registrar.register(p)
@@ -97,10 +91,7 @@ async def run(tmp: Path) -> None:
             queries, fetches = client.sml.queries, client.fetches
             start = time.perf_counter()
             await asyncio.gather(
-                *(
-                    client.find_endpoint(participants[300], INVOICE.document_type)
-                    for _ in range(1000)
-                )
+                *(client.find_endpoint(participants[300], INVOICE.document_type) for _ in range(1000))
             )
             elapsed = time.perf_counter() - start
             print(

@@ -11,7 +11,11 @@ from aiohttp import web
 from gateway.api.envelope import ok
 from gateway.api.middleware import request_context
 from gateway.config import Settings
+from gateway.inbound import InboundEndpoint
+from gateway.runtime import Runtime
+from gateway.smp_source import DatabaseSmpSource
 from gateway.version import __version__
+from smp import mount_smp, smp_application
 
 __all__ = ["POOL", "SETTINGS", "create_app"]
 
@@ -43,9 +47,24 @@ async def ping(request: web.Request) -> web.Response:
     return ok(data, status=200 if database else 503)
 
 
-def create_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
+def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None = None) -> web.Application:
+    """The HTTP application; with a runtime it also serves AS4 (``/as4``) and the SMP (``/smp``)."""
     app = web.Application(middlewares=[request_context], client_max_size=settings.max_message_bytes)
     app[SETTINGS] = settings
     app[POOL] = pool
     app.router.add_get("/v1/ping", ping)
+    if runtime is not None:
+        inbound = InboundEndpoint(
+            pool,
+            runtime.identity,
+            runtime.trust,
+            max_message_bytes=settings.max_message_bytes,
+            max_payload_bytes=settings.max_payload_bytes,
+        )
+        app.router.add_post("/as4", inbound.handle)
+        source = DatabaseSmpSource(pool, runtime.as4_url, runtime.identity.cert, "mailto:ops@localhost")
+        smp_app = smp_application(
+            source, runtime.smp_identity.key, runtime.smp_identity.cert, runtime.smp_url
+        )
+        mount_smp(app, "/smp", smp_app)
     return app

@@ -102,9 +102,7 @@ def inspect_command(args: argparse.Namespace) -> int:
         raise KeyFileError("--key and --cert go together")
     try:
         if key is not None and cert is not None:
-            received = as4.parse_user_message(
-                body, content_type, our_key=key, our_cert=cert, trace=trace
-            )
+            received = as4.parse_user_message(body, content_type, our_key=key, our_cert=cert, trace=trace)
         else:
             as4.verify_without_key(body, content_type, trace)
         signer = trace.signature.certificate if trace.signature else None
@@ -210,9 +208,7 @@ def add_as4_commands(sub: Any) -> dict[str, Any]:
         "a payload summary. Exit 0 only when everything that could be checked passed.",
     )
     i.add_argument("file", help="the HTTP body of the message")
-    i.add_argument(
-        "--content-type", help="its Content-Type header (default: read FILE.content-type)"
-    )
+    i.add_argument("--content-type", help="its Content-Type header (default: read FILE.content-type)")
     i.add_argument("--key", help="our private key (PEM), to decrypt")
     i.add_argument("--cert", help="our certificate (PEM) matching --key")
     i.add_argument("--trust", help="PEM file of AP CA certificates the signer must chain to")

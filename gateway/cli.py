@@ -21,6 +21,7 @@ from gateway.devdb import EmbeddedPostgresError
 from gateway.logging import configure_logging
 from gateway.lookup_cli import add_lookup_command, lookup_command
 from gateway.migrate import MigrationError, apply_migrations
+from gateway.ops_cli import add_ops_commands
 from gateway.version import __version__
 
 __all__ = ["main"]
@@ -137,6 +138,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
 
     add_lookup_command(sub)
     commands["lookup"] = lookup_command
+    add_ops_commands(sub, commands)
 
     as4_actions = add_as4_commands(sub)
     commands["as4"] = lambda args, settings: as4_actions[args.as4_command](args)
@@ -155,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_format, settings.log_level)
     try:
         return commands[args.command](args, settings)
+    except ConfigError as exc:
+        print(f"peppol-gateway: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (
         CliError,
         EmbeddedPostgresError,

@@ -52,6 +52,7 @@ class Settings:
     ap_key: Path = Path("certs-dev/ap1.key.pem")
     ap_cert: Path = Path("certs-dev/ap1.cert.pem")
     ap_trust: tuple[Path, ...] = (Path("certs-dev/ap-ca.cert.pem"),)
+    revocation: str = "soft-fail"
     # [smp]
     smp_url: str | None = None
     smp_key: Path = Path("certs-dev/smp.key.pem")
@@ -60,9 +61,15 @@ class Settings:
     # [sml]
     sml_zone: str = "test"
     sml_dns: str | None = None
+    sml_update_server: str | None = None
+    sml_update_key: str | None = None
     # [workers]
     outbound_workers: int = 2
     webhook_workers: int = 1
+    retry_initial: float = 5.0
+    retry_max: float = 900.0
+    retry_window: float = 86400.0
+    poll_interval: float = 1.0
     # [limits]
     max_message_bytes: int = 110 * 1024 * 1024
     max_payload_bytes: int = 200 * 1024 * 1024
@@ -145,6 +152,14 @@ def _as_hostport(raw: Any) -> str:
     return value
 
 
+def _as_tsig_key(raw: Any) -> str:
+    value = _as_str(raw)
+    name, sep, secret = value.partition(":")
+    if not sep or not name or not secret:
+        raise ValueError("expected NAME:BASE64-SECRET (a TSIG hmac-sha256 key)")
+    return value
+
+
 _FIELDS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("database_url", "database", "url", _as_url("postgresql", "postgres")),
     ("data_dir", "database", "data_dir", _as_path),
@@ -159,14 +174,21 @@ _FIELDS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("ap_key", "ap", "key", _as_path),
     ("ap_cert", "ap", "cert", _as_path),
     ("ap_trust", "ap", "trust", _as_paths),
+    ("revocation", "ap", "revocation", _as_choice("soft-fail", "hard-fail", "off")),
     ("smp_url", "smp", "url", _as_url("http", "https")),
     ("smp_key", "smp", "key", _as_path),
     ("smp_cert", "smp", "cert", _as_path),
     ("smp_trust", "smp", "trust", _as_paths),
     ("sml_zone", "sml", "zone", _as_str),
     ("sml_dns", "sml", "dns", _as_hostport),
+    ("sml_update_server", "sml", "update_server", _as_hostport),
+    ("sml_update_key", "sml", "update_key", _as_tsig_key),
     ("outbound_workers", "workers", "outbound", _as_int(0, 256)),
     ("webhook_workers", "workers", "webhook", _as_int(0, 256)),
+    ("retry_initial", "workers", "retry_initial", _as_float(0.01, 86400)),
+    ("retry_max", "workers", "retry_max", _as_float(0.01, 86400)),
+    ("retry_window", "workers", "retry_window", _as_float(0, 30 * 86400)),
+    ("poll_interval", "workers", "poll_interval", _as_float(0.01, 60)),
     ("max_message_bytes", "limits", "max_message_bytes", _as_int(1024, 2**34)),
     ("max_payload_bytes", "limits", "max_payload_bytes", _as_int(1024, 2**34)),
 )
@@ -182,9 +204,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError("config file", f"{path} is not valid TOML: {exc}") from None
 
 
-def load_settings(
-    config_file: Path | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from defaults, then the TOML file, then the environment."""
     env = os.environ if environ is None else environ
     if config_file is None and env.get("PEPPOL_CONFIG"):

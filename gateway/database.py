@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 
 from gateway.config import Settings
-from gateway.devdb import EmbeddedPostgres
+from gateway.devdb import EmbeddedPostgres, EmbeddedPostgresError
 from gateway.migrate import apply_migrations
 
 __all__ = ["DatabaseUnavailable", "create_pool", "database_url"]
@@ -25,7 +25,15 @@ async def database_url(settings: Settings) -> AsyncIterator[str]:
         yield settings.database_url
         return
     embedded = EmbeddedPostgres(settings.data_dir)
-    dsn = embedded.start()
+    try:
+        dsn = embedded.start()
+    except EmbeddedPostgresError:
+        # Another gateway process (e.g. `make run`) owns the cluster: use it while it runs.
+        shared = embedded.running_dsn()
+        if shared is None:
+            raise
+        yield shared
+        return
     try:
         yield dsn
     finally:

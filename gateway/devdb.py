@@ -41,9 +41,7 @@ def find_pg_bindir() -> Path:
     """The newest PostgreSQL server binaries on this machine."""
     candidates = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: (
-            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
-        ),
+        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
     )
     if candidates:
         return Path(candidates[-1]).parent
@@ -101,9 +99,7 @@ class EmbeddedPostgres:
         probe = directory
         while not probe.exists():
             probe = probe.parent
-        return (
-            self._run_as_owner(["test", "-x", str(probe), "-a", "-r", str(probe)]).returncode == 0
-        )
+        return self._run_as_owner(["test", "-x", str(probe), "-a", "-r", str(probe)]).returncode == 0
 
     def _usable_base(self, wanted: Path) -> Path:
         """As root the server runs as ``postgres``, which cannot enter a mode-700 home folder;
@@ -125,6 +121,19 @@ class EmbeddedPostgres:
     def dsn(self) -> str:
         password = self.password_file.read_text().strip()
         return f"postgresql://postgres:{password}@127.0.0.1:{self.port}/postgres"
+
+    def running_dsn(self) -> str | None:
+        """The DSN of this folder's cluster if another process is running it, else None."""
+        pidfile = self.data / "postmaster.pid"
+        try:
+            lines = pidfile.read_text().splitlines()
+            pid, port = int(lines[0]), int(lines[3])
+            password = self.password_file.read_text().strip()
+        except (OSError, ValueError, IndexError):
+            return None
+        if not _pid_alive(pid):
+            return None
+        return f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
 
     def _lock(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
@@ -230,9 +239,7 @@ class EmbeddedPostgres:
             ]  # fmt: skip
             if self.as_root:
                 cmd = ["runuser", "-u", "postgres", "--", *cmd]
-            result = subprocess.run(
-                cmd, capture_output=True, text=True, check=False, start_new_session=True
-            )
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False, start_new_session=True)
             if result.returncode != 0:
                 tail = logfile.read_text(errors="replace")[-800:]
                 raise EmbeddedPostgresError(f"PostgreSQL did not start: {tail.strip()}")

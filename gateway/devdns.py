@@ -120,8 +120,7 @@ class KnotDns:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise KnotDnsError(
-                    "knotd exited: "
-                    + (self.directory / "knot.log").read_text(errors="replace")[-500:]
+                    "knotd exited: " + (self.directory / "knot.log").read_text(errors="replace")[-500:]
                 )
             if self._answers():
                 log.info("devdns_started", zone=self.zone, address=self.address)

@@ -144,9 +144,7 @@ def create_dev_pki(directory: Path) -> DevPki:
     """Create the whole hierarchy and write it as PEM files into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     root = issue(name("Dev PEPPOL Root TEST CA", ou="FOR TEST ONLY"), None, ca=True, path_length=1)
-    ap_ca = issue(
-        name("Dev PEPPOL ACCESS POINT TEST CA", ou="FOR TEST ONLY"), root, ca=True, path_length=0
-    )
+    ap_ca = issue(name("Dev PEPPOL ACCESS POINT TEST CA", ou="FOR TEST ONLY"), root, ca=True, path_length=0)
     smp_ca = issue(
         name("Dev PEPPOL SERVICE METADATA PUBLISHER TEST CA", ou="FOR TEST ONLY"),
         root,
@@ -163,9 +161,7 @@ def create_dev_pki(directory: Path) -> DevPki:
     _write(directory, "smp-ca", smp_ca)
     for stem, issued in aps.items():
         _write(directory, stem, issued)
-        (directory / f"{stem}.chain.pem").write_bytes(
-            _cert_pem(issued.cert) + _cert_pem(ap_ca.cert)
-        )
+        (directory / f"{stem}.chain.pem").write_bytes(_cert_pem(issued.cert) + _cert_pem(ap_ca.cert))
     _write(directory, "smp", smp)
     return DevPki(directory, root, ap_ca, smp_ca, aps, smp)
 

@@ -69,9 +69,7 @@ async def _lookup(args: argparse.Namespace, settings: Settings) -> dict[str, Any
     smp_trust = _read_certs(
         [Path(args.smp_trust)] if args.smp_trust else list(settings.smp_trust), "SMP trust"
     )
-    ap_trust = _read_certs(
-        [Path(args.ap_trust)] if args.ap_trust else list(settings.ap_trust), "AP trust"
-    )
+    ap_trust = _read_certs([Path(args.ap_trust)] if args.ap_trust else list(settings.ap_trust), "AP trust")
     sml = smp.SmlLookup(zone, args.dns or settings.sml_dns)
     client = smp.SmpClient(sml, smp_trust=smp_trust)
     report: dict[str, Any] = {
@@ -173,9 +171,7 @@ def add_lookup_command(sub: Any) -> None:
         "signed answer and print the chosen AS4 endpoint with each verification step. Without "
         "--document-type the BIS Billing 3.0 invoice is looked up.",
     )
-    p.add_argument(
-        "participant", help="e.g. 0192:991825827 or iso6523-actorid-upis::0192:991825827"
-    )
+    p.add_argument("participant", help="e.g. 0192:991825827 or iso6523-actorid-upis::0192:991825827")
     p.add_argument("--document-type", help="document type identifier (scheme::value or value)")
     p.add_argument("--process", help="process identifier (default: the first one offered)")
     p.add_argument("--sml", help="production, test, or a DNS zone (default: sml.zone setting)")

@@ -56,9 +56,7 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
     return [migrations[v] for v in sorted(migrations)]
 
 
-async def apply_migrations(
-    conn: asyncpg.Connection, migrations: list[Migration] | None = None
-) -> list[int]:
+async def apply_migrations(conn: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[int]:
     """Apply pending migrations; return the versions applied (empty when up to date)."""
     if migrations is None:
         migrations = load_migrations()

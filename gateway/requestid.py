@@ -8,9 +8,7 @@ import uuid
 
 __all__ = ["current_request_id", "new_request_id", "request_id_var"]
 
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "request_id", default=None
-)
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 

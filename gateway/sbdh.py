@@ -61,9 +61,7 @@ def _n(local: str) -> str:
     return f"{{{SBDH_NS}}}{local}"
 
 
-def _sub(
-    parent: etree._Element, local: str, text: str | None = None, **attrs: str
-) -> etree._Element:
+def _sub(parent: etree._Element, local: str, text: str | None = None, **attrs: str) -> etree._Element:
     el = etree.SubElement(parent, _n(local), attrs)
     if text is not None:
         el.text = text
@@ -151,9 +149,7 @@ def read_sbd(data: bytes) -> tuple[Envelope, etree._Element]:
             )
         value = (found[0].text or "").strip()
         if not re.match(r"^[0-9]{4}:\S{1,130}$", value):
-            raise SbdhError(
-                f"invalid-{side.lower()}-value", f"{side} {value!r} is not a participant id"
-            )
+            raise SbdhError(f"invalid-{side.lower()}-value", f"{side} {value!r} is not a participant id")
         parties[side] = value
     ident = header.find(_n("DocumentIdentification"))
     if ident is None:
@@ -189,22 +185,16 @@ def read_sbd(data: bytes) -> tuple[Envelope, etree._Element]:
     if len(business) != 1:
         raise SbdhError("invalid-payload", "exactly one business document must follow the header")
     doc = business[0]
-    doc_ns, _, doc_local = (
-        doc.tag[1:].partition("}") if doc.tag.startswith("{") else ("", "", doc.tag)
-    )
+    doc_ns, _, doc_local = doc.tag[1:].partition("}") if doc.tag.startswith("{") else ("", "", doc.tag)
     standard = _text(ident, _n("Standard"))
     type_version = _text(ident, _n("TypeVersion"))
     type_ = _text(ident, _n("Type"))
     if standard != doc_ns or not doc_value.startswith(standard):
-        raise SbdhError(
-            "invalid-standard", f"Standard {standard!r} is not the document's namespace"
-        )
+        raise SbdhError("invalid-standard", f"Standard {standard!r} is not the document's namespace")
     if type_ != doc_local:
         raise SbdhError("invalid-type", f"Type {type_!r} is not the document's root element")
     if not doc_value.endswith("::" + type_version):
-        raise SbdhError(
-            "invalid-type-version", f"TypeVersion {type_version!r} does not end the doctype"
-        )
+        raise SbdhError("invalid-type-version", f"TypeVersion {type_version!r} does not end the doctype")
     instance = _text(ident, _n("InstanceIdentifier"))
     if not instance:
         raise SbdhError("invalid-instance-identifier", "InstanceIdentifier is empty")

@@ -1,8 +1,10 @@
-"""``peppol-gateway serve``: run the HTTP service until SIGTERM or SIGINT, then stop cleanly."""
+"""``peppol-gateway serve``: run the HTTP service and the outbound workers until SIGTERM or
+SIGINT, then stop cleanly (stop accepting, finish in-flight requests, stop workers, close)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 import structlog
@@ -11,6 +13,8 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.database import create_pool, database_url
+from gateway.outbound import OutboundWorker
+from gateway.runtime import build_runtime
 from gateway.version import __version__
 
 __all__ = ["serve"]
@@ -19,7 +23,7 @@ log = structlog.get_logger("gateway.server")
 
 
 async def serve(settings: Settings) -> None:
-    """Start everything, wait for a stop signal, then stop accepting, drain, and close."""
+    """Start everything, wait for a stop signal, then shut down in order."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -27,27 +31,45 @@ async def serve(settings: Settings) -> None:
 
     async with database_url(settings) as dsn:
         pool = await create_pool(settings, dsn)
+        runtime = None
+        workers: asyncio.Task[None] | None = None
         try:
-            app = create_app(settings, pool)
+            runtime = build_runtime(settings, pool)
+            app = create_app(settings, pool, runtime)
             runner = web.AppRunner(
-                app,
-                shutdown_timeout=settings.shutdown_timeout,
-                access_log=None,
-                handle_signals=False,
+                app, shutdown_timeout=settings.shutdown_timeout, access_log=None, handle_signals=False
             )
             await runner.setup()
             site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
             await site.start()
-            port = runner.addresses[0][1] if runner.addresses else settings.listen_port
+            if settings.outbound_workers > 0:
+                worker = OutboundWorker(
+                    pool,
+                    runtime.identity,
+                    runtime.trust,
+                    runtime.discovery,
+                    retry_initial=settings.retry_initial,
+                    retry_max=settings.retry_max,
+                    poll_interval=settings.poll_interval,
+                )
+                workers = asyncio.create_task(worker.run(stop, settings.outbound_workers))
             log.info(
                 "gateway_started",
                 version=__version__,
-                url=f"http://{settings.listen_host}:{port}",
+                url=runtime.public_url,
+                seat_id=runtime.identity.seat_id,
                 embedded_database=settings.database_url is None,
             )
             await stop.wait()
             log.info("gateway_stopping")
             await runner.cleanup()
+            if workers is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(workers, settings.shutdown_timeout)
         finally:
+            if workers is not None and not workers.done():
+                workers.cancel()
+            if runtime is not None:
+                await runtime.close()
             await pool.close()
     log.info("gateway_stopped")

@@ -124,9 +124,7 @@ class SmpClient:
         self.max_entries = max_entries
         self.timeout = timeout
         self._clock = clock
-        self._cache: OrderedDict[tuple[str, ...], tuple[float, Route | DiscoveryError]] = (
-            OrderedDict()
-        )
+        self._cache: OrderedDict[tuple[str, ...], tuple[float, Route | DiscoveryError]] = OrderedDict()
         self._inflight: dict[tuple[str, ...], asyncio.Future[Route]] = {}
         self.fetches = 0  # SMP HTTP requests sent (for tests and metrics)
 
@@ -207,9 +205,7 @@ class SmpClient:
             ) as response:
                 body = await response.content.read(MAX_SMP_RESPONSE + 1)
                 if len(body) > MAX_SMP_RESPONSE:
-                    raise MetadataError(
-                        f"SMP answer from {url} is larger than {MAX_SMP_RESPONSE} bytes"
-                    )
+                    raise MetadataError(f"SMP answer from {url} is larger than {MAX_SMP_RESPONSE} bytes")
                 return response.status, body
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise SmpUnavailable(f"SMP {url} unreachable: {type(exc).__name__}: {exc}") from None
@@ -260,9 +256,7 @@ class SmpClient:
         signer = verified.signer
         if isinstance(content, Redirect):
             target = (
-                check_smp_url(content.href, self.sml.zone)
-                if urlsplit(content.href).scheme
-                else content.href
+                check_smp_url(content.href, self.sml.zone) if urlsplit(content.href).scheme else content.href
             )
             steps.append(f"redirect to {target}")
             status, body = await self._get(target)
@@ -272,12 +266,8 @@ class SmpClient:
             steps += verified.steps
             if isinstance(verified.content, Redirect):
                 raise MetadataError("the SMP redirected twice; only one redirect is followed")
-            if content.certificate_uid and not _same_subject(
-                content.certificate_uid, verified.signer
-            ):
-                raise MetadataError(
-                    "redirect target is signed by another certificate than announced"
-                )
+            if content.certificate_uid and not _same_subject(content.certificate_uid, verified.signer):
+                raise MetadataError("redirect target is signed by another certificate than announced")
             content, signer = verified.content, verified.signer
         assert isinstance(content, ServiceMetadata)
         if content.participant != participant:
@@ -300,9 +290,7 @@ class SmpClient:
         )
 
     @staticmethod
-    def _match_wildcard(
-        wanted: DocumentTypeId, registered: Sequence[DocumentTypeId]
-    ) -> DocumentTypeId:
+    def _match_wildcard(wanted: DocumentTypeId, registered: Sequence[DocumentTypeId]) -> DocumentTypeId:
         for reg in registered:
             if reg == wanted:
                 return reg

@@ -92,9 +92,7 @@ class ParticipantId:
             )
         problem = check_local_id(icd, local, strict)
         if problem:
-            raise IdentifierError(
-                "participant", f"{icd} ({known.name if known else icd}) {problem}", value
-            )
+            raise IdentifierError("participant", f"{icd} ({known.name if known else icd}) {problem}", value)
         return cls(value=value, scheme=scheme)
 
     @property
@@ -150,13 +148,9 @@ class DocumentTypeId:
     def of(cls, scheme: str, value: str, *, registration: bool = False) -> DocumentTypeId:
         """``registration=True`` allows the trailing ``*`` of a wildcard SMP registration."""
         if scheme not in DOCTYPE_SCHEMES:
-            raise IdentifierError(
-                "document type", f"scheme must be one of {DOCTYPE_SCHEMES}", scheme
-            )
+            raise IdentifierError("document type", f"scheme must be one of {DOCTYPE_SCHEMES}", scheme)
         if not value or len(value) > 500 or not _INVARIANT.match(value):
-            raise IdentifierError(
-                "document type", "1-500 printable characters without whitespace", value
-            )
+            raise IdentifierError("document type", "1-500 printable characters without whitespace", value)
         if "##" not in value or "::" not in value.split("##", 1)[1]:
             raise IdentifierError(
                 "document type", "expected <namespace>::<root>##<customization>::<version>", value
@@ -167,11 +161,7 @@ class DocumentTypeId:
                     "document type", "'*' only appears in wildcard SMP registrations", value
                 )
             customization = value.split("##", 1)[1].rsplit("::", 1)[0]
-            if (
-                value.count("*") > 1
-                or not customization.endswith("*")
-                or customization.endswith("@*")
-            ):
+            if value.count("*") > 1 or not customization.endswith("*") or customization.endswith("@*"):
                 raise IdentifierError("document type", "'*' must end the customization id", value)
         return cls(value=value, scheme=scheme)
 

@@ -165,27 +165,17 @@ def build_signed_service_metadata(
     metadata: ServiceMetadata, key: rsa.RSAPrivateKey, cert: x509.Certificate
 ) -> bytes:
     """SignedServiceMetadata for ``metadata``, signed enveloped with ``key``."""
-    root = etree.Element(
-        _q(SMP, "SignedServiceMetadata"), nsmap={"smp": SMP, "ids": IDS, "wsa": WSA}
-    )
-    info = etree.SubElement(
-        etree.SubElement(root, _q(SMP, "ServiceMetadata")), _q(SMP, "ServiceInformation")
-    )
-    _identifier(
-        info, "ParticipantIdentifier", metadata.participant.scheme, metadata.participant.value
-    )
-    _identifier(
-        info, "DocumentIdentifier", metadata.document_type.scheme, metadata.document_type.value
-    )
+    root = etree.Element(_q(SMP, "SignedServiceMetadata"), nsmap={"smp": SMP, "ids": IDS, "wsa": WSA})
+    info = etree.SubElement(etree.SubElement(root, _q(SMP, "ServiceMetadata")), _q(SMP, "ServiceInformation"))
+    _identifier(info, "ParticipantIdentifier", metadata.participant.scheme, metadata.participant.value)
+    _identifier(info, "DocumentIdentifier", metadata.document_type.scheme, metadata.document_type.value)
     plist = etree.SubElement(info, _q(SMP, "ProcessList"))
     for entry in metadata.processes:
         process = etree.SubElement(plist, _q(SMP, "Process"))
         _identifier(process, "ProcessIdentifier", entry.process.scheme, entry.process.value)
         elist = etree.SubElement(process, _q(SMP, "ServiceEndpointList"))
         for ep in entry.endpoints:
-            e = etree.SubElement(
-                elist, _q(SMP, "Endpoint"), {"transportProfile": ep.transport_profile}
-            )
+            e = etree.SubElement(elist, _q(SMP, "Endpoint"), {"transportProfile": ep.transport_profile})
             ref = etree.SubElement(e, _q(WSA, "EndpointReference"))
             etree.SubElement(ref, _q(WSA, "Address")).text = ep.url
             etree.SubElement(e, _q(SMP, "RequireBusinessLevelSignature")).text = "false"
@@ -197,9 +187,7 @@ def build_signed_service_metadata(
             etree.SubElement(e, _q(SMP, "ServiceDescription")).text = ep.description
             etree.SubElement(e, _q(SMP, "TechnicalContactUrl")).text = ep.technical_contact
             if ep.technical_information:
-                etree.SubElement(
-                    e, _q(SMP, "TechnicalInformationUrl")
-                ).text = ep.technical_information
+                etree.SubElement(e, _q(SMP, "TechnicalInformationUrl")).text = ep.technical_information
     return sign_document(root, key, cert)
 
 
@@ -208,9 +196,7 @@ def build_signed_redirect(
 ) -> bytes:
     """A SignedServiceMetadata that sends the client to another SMP."""
     root = etree.Element(_q(SMP, "SignedServiceMetadata"), nsmap={"smp": SMP, "ids": IDS})
-    redirect = etree.SubElement(
-        etree.SubElement(root, _q(SMP, "ServiceMetadata")), _q(SMP, "Redirect")
-    )
+    redirect = etree.SubElement(etree.SubElement(root, _q(SMP, "ServiceMetadata")), _q(SMP, "Redirect"))
     redirect.set("href", href)
     etree.SubElement(redirect, _q(SMP, "CertificateUID")).text = certificate_uid
     return sign_document(root, key, cert)
@@ -261,9 +247,7 @@ def _parse_time(text: str | None) -> datetime | None:
 
 
 def _certificate(text: str) -> x509.Certificate:
-    cleaned = text.replace("-----BEGIN CERTIFICATE-----", "").replace(
-        "-----END CERTIFICATE-----", ""
-    )
+    cleaned = text.replace("-----BEGIN CERTIFICATE-----", "").replace("-----END CERTIFICATE-----", "")
     try:
         return x509.load_der_x509_certificate(base64.b64decode("".join(cleaned.split())))
     except ValueError:
@@ -279,8 +263,7 @@ def _endpoint(e: etree._Element) -> Endpoint:
         expiration=_parse_time(e.findtext(_q(SMP, "ServiceExpirationDate"))),
         description=(e.findtext(_q(SMP, "ServiceDescription")) or "").strip(),
         technical_contact=(e.findtext(_q(SMP, "TechnicalContactUrl")) or "").strip(),
-        technical_information=(e.findtext(_q(SMP, "TechnicalInformationUrl")) or "").strip()
-        or None,
+        technical_information=(e.findtext(_q(SMP, "TechnicalInformationUrl")) or "").strip() or None,
     )
 
 
@@ -374,24 +357,17 @@ def verify_signed_service_metadata(
         raise MetadataError("ServiceInformation lacks its identifiers")
     try:
         participant = ParticipantId.of(pid.get("scheme", ""), (pid.text or "").strip())
-        document_type = DocumentTypeId.of(
-            did.get("scheme", ""), (did.text or "").strip(), registration=True
-        )
+        document_type = DocumentTypeId.of(did.get("scheme", ""), (did.text or "").strip(), registration=True)
         processes = []
         for p in info.iterfind(f"{_q(SMP, 'ProcessList')}/{_q(SMP, 'Process')}"):
             proc_el = p.find(_q(IDS, "ProcessIdentifier"))
             if proc_el is None:
                 raise MetadataError("Process without ProcessIdentifier")
-            process = ProcessId.of(
-                proc_el.get("scheme", "cenbii-procid-ubl"), (proc_el.text or "").strip()
-            )
+            process = ProcessId.of(proc_el.get("scheme", "cenbii-procid-ubl"), (proc_el.text or "").strip())
             endpoints = tuple(
-                _endpoint(e)
-                for e in p.iterfind(f"{_q(SMP, 'ServiceEndpointList')}/{_q(SMP, 'Endpoint')}")
+                _endpoint(e) for e in p.iterfind(f"{_q(SMP, 'ServiceEndpointList')}/{_q(SMP, 'Endpoint')}")
             )
             processes.append(ProcessEntry(process, endpoints))
     except IdentifierError as exc:
         raise MetadataError(f"ServiceInformation: {exc}") from None
-    return VerifiedMetadata(
-        ServiceMetadata(participant, document_type, tuple(processes)), signer, steps
-    )
+    return VerifiedMetadata(ServiceMetadata(participant, document_type, tuple(processes)), signer, steps)

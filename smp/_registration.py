@@ -71,17 +71,11 @@ class LocalSml:
 
     async def _send(self, update: dns.update.UpdateMessage, what: str) -> None:
         try:
-            response = await dns.asyncquery.tcp(
-                update, self.host, port=self.port, timeout=self.timeout
-            )
+            response = await dns.asyncquery.tcp(update, self.host, port=self.port, timeout=self.timeout)
         except (dns.exception.DNSException, OSError) as exc:
-            raise RegistrationError(
-                f"{what}: DNS update failed: {type(exc).__name__}: {exc}"
-            ) from None
+            raise RegistrationError(f"{what}: DNS update failed: {type(exc).__name__}: {exc}") from None
         if response.rcode() != dns.rcode.NOERROR:
-            raise RegistrationError(
-                f"{what}: DNS server answered {dns.rcode.to_text(response.rcode())}"
-            )
+            raise RegistrationError(f"{what}: DNS server answered {dns.rcode.to_text(response.rcode())}")
 
     def _update(self) -> dns.update.UpdateMessage:
         return dns.update.UpdateMessage(
@@ -93,9 +87,7 @@ class LocalSml:
 
     async def register(self, participant: ParticipantId) -> None:
         update = self._update()
-        update.replace(
-            dns_name(participant, self.zone) + ".", self.ttl, "NAPTR", naptr_text(self.smp_url)
-        )
+        update.replace(dns_name(participant, self.zone) + ".", self.ttl, "NAPTR", naptr_text(self.smp_url))
         await self._send(update, f"register {participant}")
 
     async def unregister(self, participant: ParticipantId) -> None:

@@ -26,9 +26,7 @@ _PREFIX = web.AppKey("smp_prefix", str)
 class SmpDataSource(Protocol):
     """What the SMP publishes. ``None`` means "not published here" (answered 404)."""
 
-    async def document_types(
-        self, participant: ParticipantId
-    ) -> Sequence[DocumentTypeId] | None: ...
+    async def document_types(self, participant: ParticipantId) -> Sequence[DocumentTypeId] | None: ...
 
     async def service_metadata(
         self, participant: ParticipantId, document_type: DocumentTypeId
@@ -59,9 +57,7 @@ def smp_application(
                 doctypes = await source.document_types(participant)
                 if doctypes is None:
                     return _not_found(f"{participant} is not published here")
-                base = (
-                    public_url or f"{request.scheme}://{request.host}{request.app.get(_PREFIX, '')}"
-                )
+                base = public_url or f"{request.scheme}://{request.host}{request.app.get(_PREFIX, '')}"
                 body = build_service_group(participant, doctypes, base)
                 return web.Response(body=body, content_type=XML_TYPE, charset="utf-8")
             if len(segments) == 3 and segments[1] == "services":

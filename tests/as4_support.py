@@ -60,9 +60,7 @@ def header(from_party: str = "POP000001", to_party: str = "POP000002") -> as4.Us
     )
 
 
-def build(
-    sender: Issued, receiver: Issued, payload: bytes | None = None, **kw: object
-) -> as4.BuiltMessage:
+def build(sender: Issued, receiver: Issued, payload: bytes | None = None, **kw: object) -> as4.BuiltMessage:
     h = kw.pop("header", None) or header()
     return as4.build_user_message(
         h,  # type: ignore[arg-type]
@@ -78,9 +76,7 @@ def split(message: as4.BuiltMessage) -> tuple[etree._Element, list[tuple[str, st
     """The SOAP envelope (parsed) and the attachments of a built message."""
     _, params = parse_content_type(message.content_type)
     parts = parse_multipart(message.body, params["boundary"])
-    attachments = [
-        (p.content_id or "", p.headers["content-type"], bytes(p.body)) for p in parts[1:]
-    ]
+    attachments = [(p.content_id or "", p.headers["content-type"], bytes(p.body)) for p in parts[1:]]
     return etree.fromstring(bytes(parts[0].body)), attachments
 
 

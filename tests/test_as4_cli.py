@@ -39,9 +39,7 @@ def _build(pki: DevPki, tmp_path: Path) -> Path:
     return out
 
 
-def test_built_message_inspects_clean_with_the_receivers_key(
-    dev_pki: DevPki, tmp_path: Path
-) -> None:
+def test_built_message_inspects_clean_with_the_receivers_key(dev_pki: DevPki, tmp_path: Path) -> None:
     message = _build(dev_pki, tmp_path)
     result = cli(
         "as4", "inspect", str(message), *_files(dev_pki, "ap2"),
@@ -69,9 +67,7 @@ def test_inspect_without_a_key_checks_everything_but_the_encrypted_part(
     assert report["decryption"].startswith("not attempted")
 
 
-def test_inspect_of_a_tampered_message_exits_1_with_the_ebms_code(
-    dev_pki: DevPki, tmp_path: Path
-) -> None:
+def test_inspect_of_a_tampered_message_exits_1_with_the_ebms_code(dev_pki: DevPki, tmp_path: Path) -> None:
     message = _build(dev_pki, tmp_path)
     message.write_bytes(message.read_bytes().replace(b"0192:991825827", b"0192:974760673", 1))
     result = cli("as4", "inspect", str(message), *_files(dev_pki, "ap2"))
@@ -81,9 +77,7 @@ def test_inspect_of_a_tampered_message_exits_1_with_the_ebms_code(
     assert "Traceback" not in result.stderr
 
 
-def test_inspect_with_the_wrong_key_reports_failed_decryption(
-    dev_pki: DevPki, tmp_path: Path
-) -> None:
+def test_inspect_with_the_wrong_key_reports_failed_decryption(dev_pki: DevPki, tmp_path: Path) -> None:
     result = cli("as4", "inspect", str(_build(dev_pki, tmp_path)), *_files(dev_pki, "ap1"))
     assert result.returncode == 1
     assert json.loads(result.stdout)["error"]["code"] == "EBMS:0102"

@@ -131,9 +131,7 @@ def test_unknown_transform_is_rejected(valid: as4.BuiltMessage, ap2: Issued) -> 
         parse(tamper(valid, soap=xpath), ap2)
 
 
-def test_key_given_inline_instead_of_by_token_is_rejected(
-    valid: as4.BuiltMessage, ap2: Issued
-) -> None:
+def test_key_given_inline_instead_of_by_token_is_rejected(valid: as4.BuiltMessage, ap2: Issued) -> None:
     def inline(root: etree._Element) -> None:
         key_info = root.find(".//ds:Signature/ds:KeyInfo", NS)
         for child in list(key_info):
@@ -177,9 +175,7 @@ def test_flipped_ciphertext_fails_decryption(valid: as4.BuiltMessage, ap2: Issue
         parse(tamper(valid, attachment=flip), ap2)
 
 
-def test_message_for_another_access_point_is_not_decrypted(
-    valid: as4.BuiltMessage, ap1: Issued
-) -> None:
+def test_message_for_another_access_point_is_not_decrypted(valid: as4.BuiltMessage, ap1: Issued) -> None:
     with pytest.raises(as4.FailedDecryption, match="another certificate"):
         as4.parse_user_message(valid.body, valid.content_type, our_key=ap1.key, our_cert=ap1.cert)
 
@@ -257,7 +253,9 @@ def test_malformed_xml_is_an_invalid_header(valid: as4.BuiltMessage, ap2: Issued
 
 
 def test_soap11_envelope_is_not_recognized(valid: as4.BuiltMessage, ap2: Issued) -> None:
-    soap = b"<s:Envelope xmlns:s='http://schemas.xmlsoap.org/soap/envelope/'><s:Header/><s:Body/></s:Envelope>"
+    soap = (
+        b"<s:Envelope xmlns:s='http://schemas.xmlsoap.org/soap/envelope/'><s:Header/><s:Body/></s:Envelope>"
+    )
     with pytest.raises(as4.ValueNotRecognized, match=r"SOAP 1\.1"):
         parse(_raw_soap(valid, soap), ap2)
 
@@ -292,9 +290,7 @@ def test_wrong_content_type_is_a_mime_inconsistency(valid: as4.BuiltMessage, ap2
 
 def test_empty_body_is_a_mime_inconsistency(ap2: Issued) -> None:
     with pytest.raises(as4.MimeInconsistency):
-        as4.parse_user_message(
-            b"", 'multipart/related; boundary="x"', our_key=ap2.key, our_cert=ap2.cert
-        )
+        as4.parse_user_message(b"", 'multipart/related; boundary="x"', our_key=ap2.key, our_cert=ap2.cert)
 
 
 # --- header rules ---------------------------------------------------------------------------------
@@ -322,9 +318,7 @@ def test_missing_final_recipient_is_a_pmode_mismatch(valid: as4.BuiltMessage, ap
         _edit(valid, ap2, drop)
 
 
-def test_participant_property_without_type_is_rejected(
-    valid: as4.BuiltMessage, ap2: Issued
-) -> None:
+def test_participant_property_without_type_is_rejected(valid: as4.BuiltMessage, ap2: Issued) -> None:
     with pytest.raises(as4.OtherError, match="no type"):
         _edit(
             valid,

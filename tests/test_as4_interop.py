@@ -84,9 +84,7 @@ def test_message_built_by_the_as4_peer_is_verified_and_decrypted_by_us(
         DOCTYPE,
     )
     assert (
-        document.findtext(
-            "{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}ID"
-        )
+        document.findtext("{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}ID")
         == "INV-2026-0042"
     )
 
@@ -192,9 +190,7 @@ async def test_as4_peer_sends_to_us_over_http_and_accepts_our_receipt(
 needs_xmlsec1 = pytest.mark.skipif(shutil.which("xmlsec1") is None, reason="xmlsec1 not installed")
 
 
-def _xmlsec1_verify(
-    document: bytes, cert_pem: str, tmp_path: Path
-) -> subprocess.CompletedProcess[str]:
+def _xmlsec1_verify(document: bytes, cert_pem: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "signed.xml"
     path.write_bytes(document)
     return subprocess.run(
@@ -211,9 +207,7 @@ def _xmlsec1_verify(
 def _our_receipt(dev_pki: DevPki) -> bytes:
     ap1, ap2 = dev_pki.access_points["ap1"], dev_pki.access_points["ap2"]
     message = build(ap1, ap2)
-    received = as4.parse_user_message(
-        message.body, message.content_type, our_key=ap2.key, our_cert=ap2.cert
-    )
+    received = as4.parse_user_message(message.body, message.content_type, our_key=ap2.key, our_cert=ap2.cert)
     return as4.build_receipt(received, ap2.key, ap2.cert)
 
 
@@ -233,9 +227,7 @@ def test_xmlsec1_rejects_our_receipt_after_tampering(dev_pki: DevPki, tmp_path: 
 @needs_xmlsec1
 def test_our_signed_error_signal_verifies_with_xmlsec1(dev_pki: DevPki, tmp_path: Path) -> None:
     ap2 = dev_pki.access_points["ap2"]
-    signal = as4.build_error_signal(
-        [as4.NotServiced("not here")], "m@x", key=ap2.key, cert=ap2.cert
-    )
+    signal = as4.build_error_signal([as4.NotServiced("not here")], "m@x", key=ap2.key, cert=ap2.cert)
     result = _xmlsec1_verify(signal, pem(dev_pki, "ap2"), tmp_path)
     assert result.returncode == 0, result.stderr
 
@@ -261,9 +253,7 @@ def peppol_py_args(pki: DevPki, url: str) -> list[str]:
 
 
 @needs_peppol_py
-def test_message_built_by_peppol_py_is_verified_and_decrypted_by_us(
-    dev_pki: DevPki, tmp_path: Path
-) -> None:
+def test_message_built_by_peppol_py_is_verified_and_decrypted_by_us(dev_pki: DevPki, tmp_path: Path) -> None:
     out = tmp_path / "pp.bin"
     result = subprocess.run(
         [*peppol_py_args(dev_pki, "http://127.0.0.1:9/unused"), "--dryrun-out", str(out)],
@@ -311,9 +301,7 @@ async def test_peppol_py_reports_our_not_serviced_error(dev_pki: DevPki) -> None
 
     async def refuse(request: web.Request) -> web.Response:
         await request.read()
-        signal = as4.build_error_signal(
-            [as4.NotServiced("not here")], None, key=ap1.key, cert=ap1.cert
-        )
+        signal = as4.build_error_signal([as4.NotServiced("not here")], None, key=ap1.key, cert=ap1.cert)
         return web.Response(body=signal, content_type="application/soap+xml")
 
     app = web.Application()

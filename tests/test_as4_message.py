@@ -47,12 +47,9 @@ def test_user_message_carries_every_peppol_header_value(ap1, ap2) -> None:  # ty
     assert agreement.attrib == {}
     service = um.find("eb:CollaborationInfo/eb:Service", NS)
     assert (service.text, service.get("type")) == (PROCESS, "cenbii-procid-ubl")
-    assert um.findtext("eb:CollaborationInfo/eb:Action", namespaces=NS).startswith(
-        "busdox-docid-qns::"
-    )
+    assert um.findtext("eb:CollaborationInfo/eb:Action", namespaces=NS).startswith("busdox-docid-qns::")
     props = {
-        p.get("name"): (p.text, p.get("type"))
-        for p in um.iterfind("eb:MessageProperties/eb:Property", NS)
+        p.get("name"): (p.text, p.get("type")) for p in um.iterfind("eb:MessageProperties/eb:Property", NS)
     }
     assert props == {
         "originalSender": (SENDER, "iso6523-actorid-upis"),
@@ -94,9 +91,7 @@ def test_attachment_on_the_wire_is_encrypted_octets(ap1, ap2) -> None:  # type: 
 def test_parse_returns_the_payload_and_header(ap1, ap2) -> None:  # type: ignore[no-untyped-def]
     payload = sbd()
     message = build(ap1, ap2, payload)
-    received = as4.parse_user_message(
-        message.body, message.content_type, our_key=ap2.key, our_cert=ap2.cert
-    )
+    received = as4.parse_user_message(message.body, message.content_type, our_key=ap2.key, our_cert=ap2.cert)
     assert received.payload == payload
     assert received.header == message.header
     assert received.signer_certificate == ap1.cert
@@ -121,20 +116,14 @@ def test_payload_can_stream_to_a_sink(ap1, ap2) -> None:  # type: ignore[no-unty
 def test_uncompressed_payload_is_accepted(ap1, ap2) -> None:  # type: ignore[no-untyped-def]
     payload = sbd()
     message = build(ap1, ap2, payload, compress=False)
-    received = as4.parse_user_message(
-        message.body, message.content_type, our_key=ap2.key, our_cert=ap2.cert
-    )
+    received = as4.parse_user_message(message.body, message.content_type, our_key=ap2.key, our_cert=ap2.cert)
     assert received.payload == payload and not received.compressed
 
 
 def test_receipt_answers_the_message_with_its_digests(ap1, ap2) -> None:  # type: ignore[no-untyped-def]
     message = build(ap1, ap2)
-    received = as4.parse_user_message(
-        message.body, message.content_type, our_key=ap2.key, our_cert=ap2.cert
-    )
-    receipt = as4.parse_signal(
-        as4.build_receipt(received, ap2.key, ap2.cert), as4.SOAP_CONTENT_TYPE
-    )
+    received = as4.parse_user_message(message.body, message.content_type, our_key=ap2.key, our_cert=ap2.cert)
+    receipt = as4.parse_signal(as4.build_receipt(received, ap2.key, ap2.cert), as4.SOAP_CONTENT_TYPE)
     assert receipt.ref_to_message_id == message.header.message_id
     assert receipt.digests == message.digests
     as4.verify_receipt(receipt, message, ap2.cert)
@@ -142,33 +131,23 @@ def test_receipt_answers_the_message_with_its_digests(ap1, ap2) -> None:  # type
 
 def test_receipt_for_another_message_is_rejected(ap1, ap2) -> None:  # type: ignore[no-untyped-def]
     first, second = build(ap1, ap2), build(ap1, ap2)
-    received = as4.parse_user_message(
-        first.body, first.content_type, our_key=ap2.key, our_cert=ap2.cert
-    )
-    receipt = as4.parse_signal(
-        as4.build_receipt(received, ap2.key, ap2.cert), as4.SOAP_CONTENT_TYPE
-    )
+    received = as4.parse_user_message(first.body, first.content_type, our_key=ap2.key, our_cert=ap2.cert)
+    receipt = as4.parse_signal(as4.build_receipt(received, ap2.key, ap2.cert), as4.SOAP_CONTENT_TYPE)
     with pytest.raises(as4.InvalidReceipt, match="refers to"):
         as4.verify_receipt(receipt, second)
 
 
 def test_receipt_signed_by_someone_else_is_rejected(ap1, ap2) -> None:  # type: ignore[no-untyped-def]
     message = build(ap1, ap2)
-    received = as4.parse_user_message(
-        message.body, message.content_type, our_key=ap2.key, our_cert=ap2.cert
-    )
-    receipt = as4.parse_signal(
-        as4.build_receipt(received, ap1.key, ap1.cert), as4.SOAP_CONTENT_TYPE
-    )
+    received = as4.parse_user_message(message.body, message.content_type, our_key=ap2.key, our_cert=ap2.cert)
+    receipt = as4.parse_signal(as4.build_receipt(received, ap1.key, ap1.cert), as4.SOAP_CONTENT_TYPE)
     with pytest.raises(as4.InvalidReceipt, match="not signed by the receiving"):
         as4.verify_receipt(receipt, message, ap2.cert)
 
 
 def test_tampered_receipt_fails_its_signature(ap1, ap2) -> None:  # type: ignore[no-untyped-def]
     message = build(ap1, ap2)
-    received = as4.parse_user_message(
-        message.body, message.content_type, our_key=ap2.key, our_cert=ap2.cert
-    )
+    received = as4.parse_user_message(message.body, message.content_type, our_key=ap2.key, our_cert=ap2.cert)
     raw = as4.build_receipt(received, ap2.key, ap2.cert).replace(
         message.header.message_id.encode(), b"someone-else@x"
     )
@@ -220,9 +199,7 @@ async def receiver(ap1, ap2) -> AsyncIterator[tuple[str, list[as4.ReceivedMessag
                 our_cert=ap2.cert,
             )
         except as4.As4Error as exc:
-            return web.Response(
-                body=as4.build_error_signal([exc], None), content_type="application/soap+xml"
-            )
+            return web.Response(body=as4.build_error_signal([exc], None), content_type="application/soap+xml")
         got.append(msg)
         return web.Response(
             body=as4.build_receipt(msg, ap2.key, ap2.cert), content_type="application/soap+xml"

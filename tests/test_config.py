@@ -20,9 +20,7 @@ def test_defaults_listen_on_loopback_port_8080_with_embedded_database() -> None:
 
 def test_toml_file_sets_values(tmp_path: Path) -> None:
     config = tmp_path / "gw.toml"
-    config.write_text(
-        '[http]\nport = 9000\n[sml]\nzone = "production"\n[ap]\ntrust = ["a.pem", "b.pem"]\n'
-    )
+    config.write_text('[http]\nport = 9000\n[sml]\nzone = "production"\n[ap]\ntrust = ["a.pem", "b.pem"]\n')
     settings = load_settings(config, environ={})
     assert settings.listen_port == 9000
     assert settings.sml_zone == "production"

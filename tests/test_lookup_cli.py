@@ -72,9 +72,7 @@ async def test_lookup_prints_the_endpoint_and_every_check(knot, dev_pki, publish
 
 
 async def test_lookup_text_output_is_for_people(knot, dev_pki, published) -> None:  # type: ignore[no-untyped-def]
-    code, out, _ = await cli(
-        published.value, "--sml", SML_ZONE, "--dns", knot.address, *_trust(dev_pki)
-    )
+    code, out, _ = await cli(published.value, "--sml", SML_ZONE, "--dns", knot.address, *_trust(dev_pki))
     assert code == 0
     assert "endpoint        https://ap.example/as4" in out and "[ok]" in out
 
@@ -95,9 +93,7 @@ async def test_unsupported_document_type_fails_in_one_line(knot, dev_pki, publis
 
 
 async def test_unregistered_participant_fails_in_one_line(knot, dev_pki) -> None:  # type: ignore[no-untyped-def]
-    code, _, err = await cli(
-        "0192:974760673", "--sml", SML_ZONE, "--dns", knot.address, *_trust(dev_pki)
-    )
+    code, _, err = await cli("0192:974760673", "--sml", SML_ZONE, "--dns", knot.address, *_trust(dev_pki))
     assert code == 1 and "not registered in the SML" in err and "Traceback" not in err
 
 

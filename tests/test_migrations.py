@@ -20,9 +20,7 @@ async def test_fresh_database_gets_every_migration(empty_db: str) -> None:
     try:
         applied = await apply_migrations(conn)
         assert applied == [m.version for m in load_migrations()]
-        assert {"documents", "companies", "inbound_messages", "schema_migrations"} <= await _tables(
-            conn
-        )
+        assert {"documents", "companies", "inbound_messages", "schema_migrations"} <= await _tables(conn)
     finally:
         await conn.close()
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from gateway.devdb import EmbeddedPostgres
+from gateway.devpki import DevPki
 
 
 def _free_port() -> int:
@@ -51,6 +52,18 @@ def _postgres_pids_for(folder: str) -> list[int]:
     return found
 
 
+def _identity(pki: DevPki) -> dict[str, str]:
+    d = pki.directory
+    return {
+        "PEPPOL_AP_KEY": str(d / "ap1.key.pem"),
+        "PEPPOL_AP_CERT": str(d / "ap1.cert.pem"),
+        "PEPPOL_AP_TRUST": str(d / "ap-ca.cert.pem"),
+        "PEPPOL_SMP_KEY": str(d / "smp.key.pem"),
+        "PEPPOL_SMP_CERT": str(d / "smp.cert.pem"),
+        "PEPPOL_SMP_TRUST": str(d / "smp-ca.cert.pem"),
+    }
+
+
 def _serve(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve"],
@@ -61,9 +74,9 @@ def _serve(env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def test_serve_with_database_url_answers_ping_and_exits_on_sigterm(db_dsn: str) -> None:
+def test_serve_with_database_url_answers_ping_and_exits_on_sigterm(db_dsn: str, dev_pki: DevPki) -> None:
     port = _free_port()
-    proc = _serve({"DATABASE_URL": db_dsn, "PEPPOL_HTTP_PORT": str(port)})
+    proc = _serve({"DATABASE_URL": db_dsn, "PEPPOL_HTTP_PORT": str(port), **_identity(dev_pki)})
     try:
         assert _wait_for_ping(port) == 200
         proc.send_signal(signal.SIGTERM)
@@ -74,11 +87,13 @@ def test_serve_with_database_url_answers_ping_and_exits_on_sigterm(db_dsn: str) 
 
 
 def test_serve_with_embedded_database_leaves_no_process_after_group_sigterm(
-    tmp_path: Path,
+    tmp_path: Path, dev_pki: DevPki
 ) -> None:
     port = _free_port()
     data_dir = tmp_path / "state"
-    proc = _serve({"PEPPOL_DATABASE_DATA_DIR": str(data_dir), "PEPPOL_HTTP_PORT": str(port)})
+    proc = _serve(
+        {"PEPPOL_DATABASE_DATA_DIR": str(data_dir), "PEPPOL_HTTP_PORT": str(port), **_identity(dev_pki)}
+    )
     try:
         assert _wait_for_ping(port) == 200
         os.killpg(proc.pid, signal.SIGTERM)

@@ -52,9 +52,7 @@ NORWAY = ParticipantId.parse("0192:991825827")
 class MemorySource:
     """The gateway backs this with PostgreSQL; here it is a dict."""
 
-    services: dict[ParticipantId, dict[DocumentTypeId, ServiceMetadata]] = field(
-        default_factory=dict
-    )
+    services: dict[ParticipantId, dict[DocumentTypeId, ServiceMetadata]] = field(default_factory=dict)
 
     async def document_types(self, participant: ParticipantId) -> Sequence[DocumentTypeId] | None:
         entries = self.services.get(participant)
@@ -77,9 +75,7 @@ def metadata(
         url=url, certificate=pki.access_points["ap1"].cert, description="AS4",
         technical_contact="mailto:ops@example.test", **endpoint_kw,
     )  # fmt: skip
-    return ServiceMetadata(
-        participant, doc.document_type, (ProcessEntry(doc.process, (endpoint,)),)
-    )
+    return ServiceMetadata(participant, doc.document_type, (ProcessEntry(doc.process, (endpoint,)),))
 
 
 @pytest.fixture
@@ -104,9 +100,9 @@ async def publish(
     source.services[participant] = {
         d.document_type: metadata(pki, participant, d, **kw) for d in (docs or (INVOICE,))
     }
-    await LocalSml(
-        SML_ZONE, knot.address, smp_url, key_name=knot.key_name, key_secret=knot.secret
-    ).register(participant)
+    await LocalSml(SML_ZONE, knot.address, smp_url, key_name=knot.key_name, key_secret=knot.secret).register(
+        participant
+    )
 
 
 def client(knot: KnotDns, pki: DevPki, **kw) -> SmpClient:  # type: ignore[no-untyped-def]
@@ -148,9 +144,7 @@ async def test_unsupported_document_type_is_reported(knot, dev_pki, smp_server) 
         with pytest.raises(DocumentTypeNotSupported):
             await c.find_endpoint(participant, ORDER.document_type)
         with pytest.raises(DocumentTypeNotSupported, match="process"):
-            await c.find_endpoint(
-                participant, INVOICE.document_type, ProcessId.parse("urn:other:process")
-            )
+            await c.find_endpoint(participant, INVOICE.document_type, ProcessId.parse("urn:other:process"))
     finally:
         await c.close()
 
@@ -158,9 +152,9 @@ async def test_unsupported_document_type_is_reported(knot, dev_pki, smp_server) 
 async def test_participant_in_sml_but_not_in_smp_is_unknown(knot, dev_pki, smp_server) -> None:  # type: ignore[no-untyped-def]
     url, _ = smp_server
     participant = ParticipantId.parse("0106:87654321")
-    await LocalSml(
-        SML_ZONE, knot.address, url, key_name=knot.key_name, key_secret=knot.secret
-    ).register(participant)
+    await LocalSml(SML_ZONE, knot.address, url, key_name=knot.key_name, key_secret=knot.secret).register(
+        participant
+    )
     c = client(knot, dev_pki)
     try:
         with pytest.raises(ParticipantUnknown):
@@ -213,9 +207,7 @@ async def _serve(handler) -> TestServer:  # type: ignore[no-untyped-def]
 
 async def test_tampered_smp_answer_fails_its_signature(knot, dev_pki) -> None:  # type: ignore[no-untyped-def]
     participant = ParticipantId.parse("9925:BE0566988259")
-    signed = build_signed_service_metadata(
-        metadata(dev_pki, participant), dev_pki.smp.key, dev_pki.smp.cert
-    )
+    signed = build_signed_service_metadata(metadata(dev_pki, participant), dev_pki.smp.key, dev_pki.smp.cert)
     forged = signed.replace(b"https://ap.example/as4", b"https://evil.example/as4")
 
     async def handler(request: web.Request) -> web.Response:
@@ -270,9 +262,7 @@ async def test_redirect_is_followed_once_to_the_announced_smp(knot, dev_pki, smp
     assert any(s.startswith("redirect to") for s in route.steps)
 
 
-async def test_concurrent_lookups_share_one_dns_query_and_one_fetch(
-    knot, dev_pki, smp_server
-) -> None:  # type: ignore[no-untyped-def]
+async def test_concurrent_lookups_share_one_dns_query_and_one_fetch(knot, dev_pki, smp_server) -> None:  # type: ignore[no-untyped-def]
     url, source = smp_server
     participant = ParticipantId.parse("0192:745707327")
     await publish(knot, url, source, dev_pki, participant)
@@ -324,9 +314,7 @@ async def test_cache_is_bounded(knot, dev_pki, smp_server) -> None:  # type: ign
         await c.close()
 
 
-async def test_smp_server_decodes_lower_case_percent_escapes_and_rejects_bad_ids(
-    dev_pki, smp_server
-) -> None:  # type: ignore[no-untyped-def]
+async def test_smp_server_decodes_lower_case_percent_escapes_and_rejects_bad_ids(dev_pki, smp_server) -> None:  # type: ignore[no-untyped-def]
     import aiohttp
 
     url, source = smp_server
@@ -349,9 +337,7 @@ needs_xmlsec1 = pytest.mark.skipif(shutil.which("xmlsec1") is None, reason="xmls
 
 @needs_xmlsec1
 def test_our_smp_signature_verifies_with_xmlsec1(dev_pki: DevPki, tmp_path: Path) -> None:
-    signed = build_signed_service_metadata(
-        metadata(dev_pki, NORWAY), dev_pki.smp.key, dev_pki.smp.cert
-    )
+    signed = build_signed_service_metadata(metadata(dev_pki, NORWAY), dev_pki.smp.key, dev_pki.smp.cert)
     (tmp_path / "ssm.xml").write_bytes(signed)
     result = subprocess.run(
         ["xmlsec1", "--verify", "--pubkey-cert-pem", str(dev_pki.directory / "smp.cert.pem"), str(tmp_path / "ssm.xml")],
@@ -362,9 +348,7 @@ def test_our_smp_signature_verifies_with_xmlsec1(dev_pki: DevPki, tmp_path: Path
 
 @needs_xmlsec1
 def test_smp_answer_signed_by_xmlsec1_is_verified_by_us(dev_pki: DevPki, tmp_path: Path) -> None:
-    unsigned = build_signed_service_metadata(
-        metadata(dev_pki, NORWAY), dev_pki.smp.key, dev_pki.smp.cert
-    )
+    unsigned = build_signed_service_metadata(metadata(dev_pki, NORWAY), dev_pki.smp.key, dev_pki.smp.cert)
     root = etree.fromstring(unsigned)
     root.remove(root.find("{http://www.w3.org/2000/09/xmldsig#}Signature"))
     template = etree.fromstring(
@@ -376,17 +360,13 @@ def test_smp_answer_signed_by_xmlsec1_is_verified_by_us(dev_pki: DevPki, tmp_pat
         b"</ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data><ds:X509Certificate/></ds:X509Data></ds:KeyInfo></ds:Signature>"
     )
     root.append(template)
-    (tmp_path / "tmpl.xml").write_bytes(
-        etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-    )
+    (tmp_path / "tmpl.xml").write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
     key_and_cert = f"{dev_pki.directory / 'smp.key.pem'},{dev_pki.directory / 'smp.cert.pem'}"
     result = subprocess.run(
         ["xmlsec1", "--sign", "--privkey-pem", key_and_cert, "--output", str(tmp_path / "signed.xml"), str(tmp_path / "tmpl.xml")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    verified = verify_signed_service_metadata(
-        (tmp_path / "signed.xml").read_bytes(), [dev_pki.smp_ca.cert]
-    )
+    verified = verify_signed_service_metadata((tmp_path / "signed.xml").read_bytes(), [dev_pki.smp_ca.cert])
     assert isinstance(verified.content, ServiceMetadata)
     assert verified.content.participant == NORWAY and verified.signer == dev_pki.smp.cert

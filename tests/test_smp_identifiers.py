@@ -39,10 +39,7 @@ def test_participant_scheme_is_case_sensitive() -> None:
 
 
 def test_participant_url_segment_is_percent_encoded() -> None:
-    assert (
-        ParticipantId.parse("0192:991825827").url_segment
-        == "iso6523-actorid-upis%3A%3A0192%3A991825827"
-    )
+    assert ParticipantId.parse("0192:991825827").url_segment == "iso6523-actorid-upis%3A%3A0192%3A991825827"
 
 
 def test_document_type_url_segment_matches_the_smp_specification() -> None:
@@ -60,9 +57,7 @@ def test_document_type_parts() -> None:
 
 
 def test_document_type_is_case_sensitive() -> None:
-    assert DocumentTypeId.parse(INVOICE) != DocumentTypeId.parse(
-        INVOICE.replace("Invoice##", "invoice##")
-    )
+    assert DocumentTypeId.parse(INVOICE) != DocumentTypeId.parse(INVOICE.replace("Invoice##", "invoice##"))
 
 
 @pytest.mark.parametrize(
@@ -170,9 +165,7 @@ def test_sml_dns_name_matches_the_published_vectors(value: str, label: str) -> N
 
 def test_test_zone_and_legacy_zones_resolve_by_name() -> None:
     p = ParticipantId.parse("0192:991825827")
-    assert dns_name(p, "test").endswith(
-        ".iso6523-actorid-upis.participant.sml.test.tech.peppol.org"
-    )
+    assert dns_name(p, "test").endswith(".iso6523-actorid-upis.participant.sml.test.tech.peppol.org")
     assert dns_name(p, "ec-test").endswith(".acc.edelivery.tech.ec.europa.eu")
     assert dns_name(p, "sml.local.").endswith(".iso6523-actorid-upis.sml.local")
 

@@ -75,7 +75,7 @@ async def test_sml_fault_message_is_reported(sml) -> None:  # type: ignore[no-un
 
 async def test_unreachable_sml_is_retryable() -> None:
     with pytest.raises(RegistrationError) as info:
-        await SmlManagementClient(
-            "http://127.0.0.1:9/edelivery-sml", "GW-SMP-1", timeout=2
-        ).register(ParticipantId.parse("0192:991825827"))
+        await SmlManagementClient("http://127.0.0.1:9/edelivery-sml", "GW-SMP-1", timeout=2).register(
+            ParticipantId.parse("0192:991825827")
+        )
     assert info.value.retryable

@@ -54,9 +54,7 @@ async def test_registered_participant_resolves_to_its_smp(knot: KnotDns) -> None
 async def test_lookup_is_case_insensitive_in_the_participant_value(knot: KnotDns) -> None:
     participant = ParticipantId.parse("9944:NL004495445B01")
     await registrar(knot).register(participant)
-    location = await SmlLookup(SML_ZONE, knot.address).locate(
-        ParticipantId.parse("9944:nl004495445b01")
-    )
+    location = await SmlLookup(SML_ZONE, knot.address).locate(ParticipantId.parse("9944:nl004495445b01"))
     assert location.url == "http://127.0.0.1:8081/smp"
 
 
@@ -69,9 +67,7 @@ async def test_unregistered_participant_is_not_registered(knot: KnotDns) -> None
 
 
 async def test_update_with_a_wrong_key_is_refused(knot: KnotDns) -> None:
-    wrong = LocalSml(
-        SML_ZONE, knot.address, "http://x", key_name=knot.key_name, key_secret="AAAA" * 11
-    )
+    wrong = LocalSml(SML_ZONE, knot.address, "http://x", key_name=knot.key_name, key_secret="AAAA" * 11)
     with pytest.raises(RegistrationError):
         await wrong.register(ParticipantId.parse("0088:7300010000001"))
 
@@ -112,18 +108,13 @@ async def test_lowest_order_record_wins_and_service_case_is_ignored(knot: KnotDn
     update.add(name, 60, "NAPTR", '100 10 "u" "meta:smp" "!^.*$!http://first.example!" .')
     host, port = knot.address.split(":")
     await dns.asyncquery.tcp(update, host, port=int(port), timeout=3)
-    assert (
-        await SmlLookup(SML_ZONE, knot.address).locate(participant)
-    ).url == "http://first.example"
+    assert (await SmlLookup(SML_ZONE, knot.address).locate(participant)).url == "http://first.example"
 
 
 def test_peppol_zones_accept_only_https_smp_urls() -> None:
     with pytest.raises(MalformedRecord, match="https"):
         check_smp_url("http://smp.example.org", "production")
-    assert (
-        check_smp_url("https://smp.example.org/path/smp/", "test")
-        == "https://smp.example.org/path/smp"
-    )
+    assert check_smp_url("https://smp.example.org/path/smp/", "test") == "https://smp.example.org/path/smp"
     assert check_smp_url("http://127.0.0.1:8081", "sml.local") == "http://127.0.0.1:8081"
 
 

@@ -37,15 +37,11 @@ def _meta() -> dict[str, Any]:
 
 def ok(data: Any, status: int = 200) -> web.Response:
     """A data answer; ``success`` is false for a 5xx status that still carries data."""
-    return web.json_response(
-        {"success": status < 500, "data": data, "meta": _meta()}, status=status
-    )
+    return web.json_response({"success": status < 500, "data": data, "meta": _meta()}, status=status)
 
 
 def error_response(error: ApiError) -> web.Response:
     body: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.details is not None:
         body["details"] = error.details
-    return web.json_response(
-        {"success": False, "error": body, "meta": _meta()}, status=error.status
-    )
+    return web.json_response({"success": False, "error": body, "meta": _meta()}, status=error.status)

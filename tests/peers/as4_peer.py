@@ -89,9 +89,7 @@ def cmd_receive(a: argparse.Namespace) -> dict:
     policy = peppol_security_policy(cert(a.root), intermediates=[cert(a.ap_ca)])
     body = Path(a.body).read_bytes()
     content_type = Path(a.body + ".content-type").read_text().strip()
-    exchange = parse_peppol_message(
-        {"Content-Type": content_type}, body, party, security_policy=policy
-    )
+    exchange = parse_peppol_message({"Content-Type": content_type}, body, party, security_policy=policy)
     message = exchange.message
     result: dict = {"state": str(exchange.state), "message_id": exchange.message_id}
     if message is not None and message.parse_error is not None:

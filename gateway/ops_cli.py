@@ -1,0 +1,221 @@
+"""Operator commands: ``company add`` (register a receiving company) and ``send``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+import smp
+from gateway import store
+from gateway.config import Settings
+from gateway.database import create_pool, database_url
+from gateway.identity import load_cert
+from gateway.outbound import OutboundWorker, SubmissionError, derive_submission, submit_document
+from gateway.runtime import build_runtime
+
+__all__ = ["add_ops_commands"]
+
+# Country -> default participant identifier scheme for a company's business id.
+DEFAULT_ICD = {"NO": "0192", "SE": "0007", "FI": "0216", "DK": "0184", "NL": "0106", "BE": "0208"}
+
+
+class OpsError(Exception):
+    """A user-facing failure of an operator command."""
+
+
+def company_participant(country: str, business_id: str, given: str | None) -> smp.ParticipantId:
+    """The participant id: as given, or the country's default scheme with the business id."""
+    try:
+        if given:
+            return smp.ParticipantId.parse(given)
+        icd = DEFAULT_ICD.get(country.upper())
+        if icd is None:
+            raise OpsError(f"no default identifier scheme for country {country}; give --participant")
+        local = business_id
+        if icd == "0216" and not business_id.startswith("0037"):
+            local = "0037" + business_id.replace("-", "")  # Finnish OVT from the business id
+        return smp.ParticipantId.parse(f"{icd}:{local}")
+    except smp.IdentifierError as exc:
+        raise OpsError(str(exc)) from None
+
+
+async def _company_add(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    participant = company_participant(args.country, args.business_id, args.participant)
+    services: list[tuple[str, str]] = []
+    for profile in [p.strip() for p in args.profiles.split(",") if p.strip()]:
+        try:
+            for doc in smp.profile_services(profile, args.profile_version):
+                services += [(str(doc.document_type), str(proc)) for proc in doc.processes]
+        except KeyError as exc:
+            raise OpsError(str(exc.args[0])) from None
+    async with database_url(settings) as dsn:
+        pool = await create_pool(settings, dsn)
+        try:
+            async with pool.acquire() as conn:
+                company_id = await store.add_company(conn, args.name, args.country, args.business_id)
+                await store.add_participant(conn, company_id, participant.scheme, participant.value, services)
+            registered = False
+            runtime = build_runtime(settings, pool)
+            try:
+                if runtime.registrar is not None:
+                    await runtime.registrar.register(participant)
+                    registered = True
+            finally:
+                await runtime.close()
+        finally:
+            await pool.close()
+    return {
+        "company_id": str(company_id),
+        "participant_id": str(participant),
+        "document_types": sorted({d for d, _ in services}),
+        "registered_in_sml": registered,
+    }
+
+
+async def _send(args: argparse.Namespace, settings: Settings, document: bytes) -> tuple[int, dict[str, Any]]:
+    try:
+        derived = derive_submission(
+            document,
+            sender=args.sender,
+            receiver=args.receiver,
+            document_type=args.document_type,
+            process=args.process,
+            country_c1=args.country,
+        )
+    except SubmissionError as exc:
+        raise OpsError(f"cannot send: {exc}") from None
+    endpoint_cert = load_cert(Path(args.endpoint_cert), "--endpoint-cert") if args.endpoint_cert else None
+    if bool(args.endpoint) != bool(endpoint_cert):
+        raise OpsError("--endpoint and --endpoint-cert go together")
+    async with database_url(settings) as dsn:
+        pool = await create_pool(settings, dsn)
+        try:
+            job_id = await submit_document(
+                pool,
+                derived,
+                retry_window=settings.retry_window,
+                endpoint_url=args.endpoint,
+                endpoint_cert=endpoint_cert,
+            )
+            runtime = build_runtime(settings, pool)
+            worker = OutboundWorker(
+                pool,
+                runtime.identity,
+                runtime.trust,
+                runtime.discovery,
+                retry_initial=settings.retry_initial,
+                retry_max=settings.retry_max,
+            )
+            try:
+                await _deliver_now(pool, worker, job_id)
+            finally:
+                await runtime.close()
+            status = await store.outbound_status(pool, job_id)
+        finally:
+            await pool.close()
+    assert status is not None
+    report = {
+        "job_id": job_id,
+        "state": status.state,
+        "sender": str(derived.sender),
+        "receiver": str(derived.receiver),
+        "document_type": str(derived.document_type),
+        "process": str(derived.process),
+        "attempts": status.attempts,
+        "error_code": status.error_code,
+        "last_error": status.last_error,
+        "audit": [
+            {"at": at.isoformat(), "state": state, "reason": reason} for at, state, reason in status.audit
+        ],
+    }
+    code = {"delivered": 0, "failed": 1}.get(status.state, 3)
+    return code, report
+
+
+async def _deliver_now(pool: asyncpg.Pool, worker: OutboundWorker, job_id: int) -> None:
+    """Deliver this job in this process, unless a running gateway's worker already took it."""
+    import aiohttp
+
+    job = await store.claim_outbound(pool, job_id=job_id)
+    if job is None:
+        return
+    worker._session = aiohttp.ClientSession()
+    try:
+        await worker.deliver(job)
+    finally:
+        await worker._session.close()
+
+
+def _company_command(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        report = asyncio.run(_company_add(args, settings))
+    except OpsError as exc:
+        print(f"peppol-gateway: {exc}", file=sys.stderr)
+        return 1
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _send_command(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        try:
+            document = Path(args.file).read_bytes()
+        except OSError as exc:
+            raise OpsError(f"cannot read {args.file}: {exc.strerror}") from None
+        code, report = asyncio.run(_send(args, settings, document))
+    except OpsError as exc:
+        print(f"peppol-gateway: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"job {report['job_id']}: {report['state']} ({report['sender']} -> {report['receiver']})")
+        for line in report["audit"]:
+            print(f"  {line['at']}  {line['state']:<10} {line['reason']}")
+    return code
+
+
+def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
+    p = sub.add_parser(
+        "company",
+        help="register a receiving company",
+        description="Register a verified company and its Peppol participant: published in our SMP "
+        "and, with a local SML configured, in the SML.",
+    )
+    company_sub = p.add_subparsers(dest="company_command", metavar="ACTION", required=True)
+    add = company_sub.add_parser("add", help="add a company that receives documents")
+    add.add_argument("--name", required=True)
+    add.add_argument("--country", required=True, help="ISO 3166 code, e.g. NO")
+    add.add_argument("--business-id", required=True, help="e.g. the organisation number")
+    add.add_argument("--participant", help="participant id (default: from country and business id)")
+    add.add_argument(
+        "--profiles", default="INVOICE_AND_CREDIT_NOTE", help="comma-separated receiving profiles"
+    )
+    add.add_argument("--profile-version", default="PEPPOLBIS30", help="PEPPOLBIS30 or EHF30")
+    commands["company"] = _company_command
+
+    s = sub.add_parser(
+        "send",
+        help="send a document",
+        description="Queue a document for delivery and deliver it now. A bare UBL document is wrapped "
+        "in a Peppol envelope; sender, receiver, document type, process and C1 country come from "
+        "the document unless given. Exit 0 delivered, 1 failed, 3 queued for a retry.",
+    )
+    s.add_argument("file", help="UBL document or Peppol SBD")
+    s.add_argument("--from", dest="sender", help="sender participant (default: from the document)")
+    s.add_argument("--to", dest="receiver", help="receiver participant (default: from the document)")
+    s.add_argument("--document-type", help="document type identifier")
+    s.add_argument("--process", help="process identifier")
+    s.add_argument("--country", help="country of the sender (C1)")
+    s.add_argument("--endpoint", help="send straight to this AS4 URL (skips SML/SMP discovery)")
+    s.add_argument("--endpoint-cert", help="the receiving AP's certificate (PEM), with --endpoint")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    commands["send"] = _send_command

@@ -1,0 +1,65 @@
+"""Everything one gateway process shares between requests and workers, built once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+import smp
+from gateway.config import ConfigError, Settings
+from gateway.identity import ApIdentity, load_identity, load_trust
+from gateway.trust import CertificateTrust
+
+__all__ = ["Runtime", "build_runtime"]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    pool: asyncpg.Pool
+    identity: ApIdentity
+    smp_identity: ApIdentity
+    trust: CertificateTrust
+    discovery: smp.SmpClient
+    registrar: smp.LocalSml | None
+    public_url: str
+
+    @property
+    def as4_url(self) -> str:
+        return f"{self.public_url}/as4"
+
+    @property
+    def smp_url(self) -> str:
+        return (self.settings.smp_url or f"{self.public_url}/smp").rstrip("/")
+
+    async def close(self) -> None:
+        await self.discovery.close()
+        await self.trust.close()
+
+
+def build_runtime(settings: Settings, pool: asyncpg.Pool, port: int | None = None) -> Runtime:
+    """Load keys and trust anchors and set up discovery; bad files stop start-up (ConfigError)."""
+    identity = load_identity(settings.ap_key, settings.ap_cert, "ap")
+    smp_identity = load_identity(settings.smp_key, settings.smp_cert, "smp")
+    trust = CertificateTrust(load_trust(settings.ap_trust, "ap.trust"), policy=settings.revocation)
+    discovery = smp.SmpClient(
+        smp.SmlLookup(settings.sml_zone, settings.sml_dns),
+        smp_trust=load_trust(settings.smp_trust, "smp.trust"),
+    )
+    public_url = (
+        settings.public_url or f"http://{settings.listen_host}:{port or settings.listen_port}"
+    ).rstrip("/")
+    registrar = None
+    if settings.sml_update_server:
+        if not settings.sml_update_key:
+            raise ConfigError("sml.update_key", "required with sml.update_server")
+        name, _, secret = settings.sml_update_key.partition(":")
+        registrar = smp.LocalSml(
+            settings.sml_zone,
+            settings.sml_update_server,
+            (settings.smp_url or f"{public_url}/smp"),
+            key_name=name,
+            key_secret=secret,
+        )
+    return Runtime(settings, pool, identity, smp_identity, trust, discovery, registrar, public_url)

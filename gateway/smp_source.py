@@ -1,0 +1,51 @@
+"""Our SMP's data: the participants this gateway serves, read from PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+from cryptography import x509
+
+import smp
+from gateway import store
+
+__all__ = ["DatabaseSmpSource"]
+
+
+class DatabaseSmpSource:
+    """Publishes every verified company's participants with this access point as endpoint."""
+
+    def __init__(self, pool: asyncpg.Pool, as4_url: str, ap_cert: x509.Certificate, contact: str) -> None:
+        self.pool = pool
+        self.as4_url = as4_url
+        self.ap_cert = ap_cert
+        self.contact = contact
+
+    async def document_types(self, participant: smp.ParticipantId) -> Sequence[smp.DocumentTypeId] | None:
+        services = await store.participant_services(self.pool, participant.scheme, participant.value)
+        if services is None:
+            return None
+        seen: dict[str, smp.DocumentTypeId] = {}
+        for document_type, _ in services:
+            seen.setdefault(document_type, smp.DocumentTypeId.parse(document_type, registration=True))
+        return list(seen.values())
+
+    async def service_metadata(
+        self, participant: smp.ParticipantId, document_type: smp.DocumentTypeId
+    ) -> smp.ServiceMetadata | None:
+        services = await store.participant_services(self.pool, participant.scheme, participant.value)
+        processes = [p for d, p in services or [] if d == str(document_type)]
+        if not processes:
+            return None
+        endpoint = smp.Endpoint(
+            url=self.as4_url,
+            certificate=self.ap_cert,
+            description="Peppol AS4 access point",
+            technical_contact=self.contact,
+        )
+        return smp.ServiceMetadata(
+            participant,
+            document_type,
+            tuple(smp.ProcessEntry(smp.ProcessId.parse(p), (endpoint,)) for p in processes),
+        )
