@@ -105,6 +105,43 @@ def cmd_receive(a: argparse.Namespace) -> dict:
     return result
 
 
+def cmd_serve(a: argparse.Namespace) -> dict:
+    """An AS4 receiving endpoint built on the `as4` package; logs each message as a JSON line."""
+    import http.server
+
+    party = local_party(a.key, a.cert)
+    policy = peppol_security_policy(cert(a.root), intermediates=[cert(a.ap_ca)])
+    log_path = Path(a.log)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            exchange = parse_peppol_message(
+                {"Content-Type": self.headers.get("Content-Type", "")}, body, party, security_policy=policy
+            )
+            message = exchange.message
+            entry = {"state": str(exchange.state), "message_id": exchange.message_id}
+            if message is not None and message.parse_error is not None:
+                entry["error"] = str(message.parse_error)
+            with log_path.open("a") as fh:
+                fh.write(json.dumps(entry) + "\n")
+            headers, signal = exchange.build_signal()
+            self.send_response(200)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(signal)))
+            self.end_headers()
+            self.wfile.write(signal)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", int(a.port)), Handler)
+    print(json.dumps({"listening": int(a.port)}), flush=True)
+    server.serve_forever()
+    return {}
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -127,8 +164,11 @@ def main() -> None:
     s = sub.add_parser("receive")
     for opt in ("--key", "--cert", "--root", "--ap-ca", "--body", "--signal-out"):
         s.add_argument(opt, required=True)
+    s = sub.add_parser("serve")
+    for opt in ("--key", "--cert", "--root", "--ap-ca", "--port", "--log"):
+        s.add_argument(opt, required=True)
     a = p.parse_args()
-    handler = {"build": cmd_build, "send": cmd_send, "receive": cmd_receive}[a.cmd]
+    handler = {"build": cmd_build, "send": cmd_send, "receive": cmd_receive, "serve": cmd_serve}[a.cmd]
     json.dump(handler(a), sys.stdout)
 
 
