@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,8 +67,10 @@ def issue(
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
     key_size: int = 2048,
+    extensions: Sequence[x509.ExtensionType] = (),
 ) -> Issued:
-    """Issue a certificate; ``issuer=None`` makes it self-signed."""
+    """Issue a certificate; ``issuer=None`` makes it self-signed. ``extensions`` are added
+    non-critical (e.g. OCSP and CRL pointers)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     now = dt.datetime.now(dt.UTC)
     start = not_before or now - dt.timedelta(minutes=5)
@@ -106,6 +109,8 @@ def issue(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=True
         )
     builder = builder.add_extension(usage, critical=True)
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
     return Issued(key, builder.sign(signing_key, hashes.SHA256()))
 
 
