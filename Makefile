@@ -23,7 +23,7 @@ pki: $(STAMP)
 	@$(BIN)/peppol-gateway dev-pki --if-missing
 
 run: system-deps $(STAMP) pki
-	exec $(BIN)/peppol-gateway serve
+	exec $(BIN)/peppol-gateway sandbox
 
 test: system-deps $(STAMP)
 	@bash .ci/peers

@@ -183,7 +183,57 @@ def _send_command(args: argparse.Namespace, settings: Settings) -> int:
     return code
 
 
+async def _mailbox(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]]:
+    async with database_url(settings) as dsn:
+        pool = await create_pool(settings, dsn)
+        try:
+            rows = await pool.fetch(
+                """SELECT e.id, c.name AS company, m.as4_message_id, m.sender_value, m.receiver_value,
+                          m.document_type, m.process, m.country_c1, m.sending_ap, m.received_at,
+                          m.payload_bytes, e.read_at, d.content
+                   FROM mailbox_entries e
+                   JOIN inbound_messages m ON m.id = e.message_id
+                   JOIN companies c ON c.id = e.company_id
+                   JOIN documents d ON d.sha256 = m.document_sha256
+                   WHERE ($1::bigint IS NULL OR e.id = $1)
+                   ORDER BY e.id DESC LIMIT $2""",
+                args.show,
+                args.limit,
+            )
+        finally:
+            await pool.close()
+    return [dict(r) for r in rows]
+
+
+def _mailbox_command(args: argparse.Namespace, settings: Settings) -> int:
+    rows = asyncio.run(_mailbox(args, settings))
+    if args.show is not None:
+        if not rows:
+            print(f"peppol-gateway: no mailbox entry {args.show}", file=sys.stderr)
+            return 1
+        sys.stdout.write(rows[0]["content"].decode("utf-8", "replace"))
+        return 0
+    if not rows:
+        print("the mailbox is empty")
+    for r in rows:
+        doc = r["document_type"].split("##", 1)[0].rsplit("::", 1)[-1]
+        print(
+            f"{r['id']:>5}  {r['received_at']:%Y-%m-%d %H:%M:%S}  {r['company']:<20} {doc:<14} "
+            f"from {r['sender_value']} via {r['sending_ap']}  ({r['payload_bytes']} bytes)"
+        )
+    return 0
+
+
 def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
+    m = sub.add_parser(
+        "mailbox",
+        help="list received documents",
+        description="List the documents this access point received, newest first; --show N prints one.",
+    )
+    m.add_argument("--show", type=int, help="print the envelope and document of entry N")
+    m.add_argument("--limit", type=int, default=50, help="how many entries to list (default 50)")
+    commands["mailbox"] = _mailbox_command
+
     p = sub.add_parser(
         "company",
         help="register a receiving company",
