@@ -270,7 +270,11 @@ class OutboundWorker:
         self.wait = tenacity.wait_exponential(multiplier=retry_initial, min=retry_initial, max=retry_max)
         self.poll_interval = poll_interval
         self.send_timeout = send_timeout
-        self._wake = asyncio.Event()
+        # One permit per "there is work" signal: a notification wakes one idle worker, which
+        # then keeps claiming until the queue is empty (waking all of them would only make
+        # the others run empty claims).
+        self._work = asyncio.Semaphore(0)
+        self._concurrency = 1
         self._session: aiohttp.ClientSession | None = None
 
     def backoff(self, attempt: int) -> float:
@@ -280,14 +284,17 @@ class OutboundWorker:
         return float(self.wait(state))
 
     def wake(self) -> None:
-        self._wake.set()
+        if self._work._value < self._concurrency:  # bounded: more permits would be empty claims
+            self._work.release()
 
     async def run(self, stop: asyncio.Event, concurrency: int = 1) -> None:
         """Work until ``stop`` is set, with ``concurrency`` jobs in flight."""
         listener: asyncpg.Connection | None = None
 
+        self._concurrency = concurrency
+
         def on_notify(*_: object) -> None:
-            self._wake.set()
+            self.wake()
 
         try:
             listener = await self.pool.acquire()
@@ -313,16 +320,16 @@ class OutboundWorker:
                 worked = False
             if worked:
                 continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_interval):
-                    stop_task = asyncio.ensure_future(stop.wait())
-                    wake_task = asyncio.ensure_future(self._wake.wait())
-                    try:
-                        await asyncio.wait({stop_task, wake_task}, return_when=asyncio.FIRST_COMPLETED)
-                    finally:
-                        stop_task.cancel()
-                        wake_task.cancel()
+            stop_task = asyncio.ensure_future(stop.wait())
+            work_task = asyncio.ensure_future(self._work.acquire())
+            try:
+                await asyncio.wait(
+                    {stop_task, work_task}, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                stop_task.cancel()
+                if not work_task.done():
+                    work_task.cancel()
 
     async def run_once(self) -> bool:
         """Claim and deliver one job; False when there was nothing to do."""

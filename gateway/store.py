@@ -7,7 +7,6 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
@@ -165,64 +164,64 @@ async def store_inbound(
     Returns ``(stored, receipt)``: for a duplicate (same MessageId from the same access point,
     even one racing this call) nothing is stored and the first receipt is returned.
     """
-    async with pool.acquire() as conn:
-        try:
-            async with conn.transaction():
-                doc = await put_document(conn, sbd)
-                evidence = await put_document(conn, message)
-                message_id = await conn.fetchval(
-                    """INSERT INTO inbound_messages (
-                        as4_message_id, sending_ap, sender_cert_subject, conversation_id,
-                        sender_scheme, sender_value, receiver_scheme, receiver_value,
-                        document_type, process, country_c1, document_sha256, payload_bytes,
-                        message_bytes, receipt, sent_at, instance_identifier, message_sha256,
-                        company_id)
-                    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)
-                    RETURNING id""",
-                    record.as4_message_id,
-                    record.sending_ap,
-                    record.sender_cert_subject,
-                    record.conversation_id,
-                    record.sender[0],
-                    record.sender[1],
-                    record.receiver[0],
-                    record.receiver[1],
-                    record.document_type,
-                    record.process,
-                    record.country_c1,
-                    doc,
-                    len(sbd),
-                    len(message),
-                    receipt,
-                    record.sent_at,
-                    record.instance_identifier,
-                    evidence,
-                    record.company_id,
-                )
-                await conn.execute(
-                    "INSERT INTO mailbox_entries (company_id, message_id) VALUES ($1, $2)",
-                    record.company_id,
-                    message_id,
-                )
-                await conn.execute(
-                    "INSERT INTO events (company_id, kind, payload) VALUES ($1, $2, $3)",
-                    record.company_id,
-                    "document.received",
-                    json.dumps(
-                        {
-                            "message_id": message_id,
-                            "as4_message_id": record.as4_message_id,
-                            "sender": f"{record.sender[0]}::{record.sender[1]}",
-                            "receiver": f"{record.receiver[0]}::{record.receiver[1]}",
-                            "document_type": record.document_type,
-                            "process": record.process,
-                        }
-                    ),
-                )
-        except asyncpg.UniqueViolationError:
-            first = await find_inbound_receipt(conn, record.as4_message_id, record.sending_ap)
-            assert first is not None
-            return False, first
+    doc, evidence = sha256(sbd), sha256(message)
+    event = json.dumps(
+        {
+            "as4_message_id": record.as4_message_id,
+            "sender": f"{record.sender[0]}::{record.sender[1]}",
+            "receiver": f"{record.receiver[0]}::{record.receiver[1]}",
+            "document_type": record.document_type,
+            "process": record.process,
+        }
+    )
+    try:
+        # One statement: its data-modifying parts commit together or not at all.
+        await pool.execute(
+            """WITH docs AS (
+                   INSERT INTO documents (sha256, size_bytes, content)
+                   VALUES ($12, $13, $20), ($18, $14, $21)
+                   ON CONFLICT (sha256) DO NOTHING),
+               msg AS (
+                   INSERT INTO inbound_messages (
+                       as4_message_id, sending_ap, sender_cert_subject, conversation_id,
+                       sender_scheme, sender_value, receiver_scheme, receiver_value,
+                       document_type, process, country_c1, document_sha256, payload_bytes,
+                       message_bytes, receipt, sent_at, instance_identifier, message_sha256,
+                       company_id)
+                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)
+                   RETURNING id),
+               box AS (
+                   INSERT INTO mailbox_entries (company_id, message_id) SELECT $19, id FROM msg)
+               INSERT INTO events (company_id, kind, payload)
+               SELECT $19, 'document.received', jsonb_set($22::jsonb, '{message_id}', to_jsonb(id))
+               FROM msg""",
+            record.as4_message_id,
+            record.sending_ap,
+            record.sender_cert_subject,
+            record.conversation_id,
+            record.sender[0],
+            record.sender[1],
+            record.receiver[0],
+            record.receiver[1],
+            record.document_type,
+            record.process,
+            record.country_c1,
+            doc,
+            len(sbd),
+            len(message),
+            receipt,
+            record.sent_at,
+            record.instance_identifier,
+            evidence,
+            record.company_id,
+            sbd,
+            message,
+            event,
+        )
+    except asyncpg.UniqueViolationError:
+        first = await find_inbound_receipt(pool, record.as4_message_id, record.sending_ap)
+        assert first is not None
+        return False, first
     return True, receipt
 
 
@@ -267,33 +266,37 @@ class OutboundJob:
 
 async def submit_outbound(pool: asyncpg.Pool, submission: OutboundSubmission) -> int:
     """Store the document and its outbound job (and the first audit line) in one transaction."""
-    async with pool.acquire() as conn, conn.transaction():
-        doc = await put_document(conn, submission.sbd)
-        job_id = await conn.fetchval(
-            """INSERT INTO outbound_messages (
-                company_id, sender, receiver, document_type, process, country_c1,
-                instance_identifier, document_sha256, as4_message_id, conversation_id, give_up_at,
-                endpoint_url, endpoint_cert, fixed_endpoint)
-            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) RETURNING id""",
-            submission.company_id,
-            submission.sender,
-            submission.receiver,
-            submission.document_type,
-            submission.process,
-            submission.country_c1,
-            submission.instance_identifier,
-            doc,
-            submission.as4_message_id,
-            submission.conversation_id,
-            submission.give_up_at,
-            submission.endpoint_url,
-            submission.endpoint_cert,
-            submission.endpoint_url is not None,
-        )
-        await conn.execute(
-            "INSERT INTO outbound_audit (outbound_id, state, reason) VALUES ($1, 'queued', 'submitted')",
-            job_id,
-        )
+    job_id = await pool.fetchval(
+        """WITH doc AS (
+               INSERT INTO documents (sha256, size_bytes, content) VALUES ($8, $15, $16)
+               ON CONFLICT (sha256) DO NOTHING),
+           job AS (
+               INSERT INTO outbound_messages (
+                   company_id, sender, receiver, document_type, process, country_c1,
+                   instance_identifier, document_sha256, as4_message_id, conversation_id, give_up_at,
+                   endpoint_url, endpoint_cert, fixed_endpoint)
+               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) RETURNING id),
+           audit AS (
+               INSERT INTO outbound_audit (outbound_id, state, reason)
+               SELECT id, 'queued', 'submitted' FROM job)
+           SELECT id FROM job""",
+        submission.company_id,
+        submission.sender,
+        submission.receiver,
+        submission.document_type,
+        submission.process,
+        submission.country_c1,
+        submission.instance_identifier,
+        sha256(submission.sbd),
+        submission.as4_message_id,
+        submission.conversation_id,
+        submission.give_up_at,
+        submission.endpoint_url,
+        submission.endpoint_cert,
+        submission.endpoint_url is not None,
+        len(submission.sbd),
+        submission.sbd,
+    )
     return int(job_id)
 
 
@@ -302,9 +305,9 @@ async def claim_outbound(
 ) -> OutboundJob | None:
     """Take the next due job, if any. ``FOR UPDATE SKIP LOCKED`` lets many workers in many
     processes share the queue; a job whose worker died is taken again after its lease."""
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            """UPDATE outbound_messages o
+    row = await pool.fetchrow(
+        """WITH claimed AS (
+               UPDATE outbound_messages o
                SET state = 'sending', attempts = o.attempts + 1, updated_at = now(),
                    locked_until = now() + make_interval(secs => $1)
                WHERE o.id = (
@@ -315,23 +318,20 @@ async def claim_outbound(
                    ORDER BY next_attempt_at
                    FOR UPDATE SKIP LOCKED
                    LIMIT 1)
-               RETURNING o.id, o.sender, o.receiver, o.document_type, o.process, o.country_c1,
-                         o.document_sha256, o.as4_message_id, o.conversation_id, o.attempts,
-                         o.give_up_at, o.created_at, o.endpoint_url, o.endpoint_cert,
-                         o.fixed_endpoint""",
-            lease_seconds,
-            job_id,
-        )
-        if row is None:
-            return None
-        sbd = await conn.fetchval("SELECT content FROM documents WHERE sha256 = $1", row["document_sha256"])
-        await conn.execute(
-            "INSERT INTO outbound_audit (outbound_id, state, reason) VALUES ($1, 'sending', $2)",
-            row["id"],
-            f"attempt {row['attempts']}",
-        )
-    fields: dict[str, Any] = {k: row[k] for k in row.keys() if k != "document_sha256"}
-    return OutboundJob(sbd=sbd, **fields)
+               RETURNING o.*),
+           audit AS (
+               INSERT INTO outbound_audit (outbound_id, state, reason)
+               SELECT id, 'sending', 'attempt ' || attempts FROM claimed)
+           SELECT c.id, c.sender, c.receiver, c.document_type, c.process, c.country_c1,
+                  d.content AS sbd, c.as4_message_id, c.conversation_id, c.attempts, c.give_up_at,
+                  c.created_at, c.endpoint_url, c.endpoint_cert, c.fixed_endpoint
+           FROM claimed c JOIN documents d ON d.sha256 = c.document_sha256""",
+        lease_seconds,
+        job_id,
+    )
+    if row is None:
+        return None
+    return OutboundJob(**dict(row))
 
 
 async def mark_outbound(
@@ -347,11 +347,17 @@ async def mark_outbound(
     endpoint_url: str | None = None,
     receiver_ap: str | None = None,
 ) -> None:
-    """Record an outcome (delivered, retrying, failed) and its audit line in one transaction."""
-    async with pool.acquire() as conn, conn.transaction():
-        sent_sha = await put_document(conn, sent_message) if sent_message is not None else None
-        await conn.execute(
-            """UPDATE outbound_messages SET
+    """Record an outcome (delivered, retrying, failed), its audit line and, when final, the
+    event for the company, in one statement."""
+    sent_sha = sha256(sent_message) if sent_message is not None else None
+    event = json.dumps({"outbound_id": job_id, "reason": reason, "error_code": error_code})
+    await pool.execute(
+        """WITH doc AS (
+               INSERT INTO documents (sha256, size_bytes, content)
+               SELECT $7, length($12::bytea), $12 WHERE $12::bytea IS NOT NULL
+               ON CONFLICT (sha256) DO NOTHING),
+           upd AS (
+               UPDATE outbound_messages SET
                    state = $2, updated_at = now(), locked_until = NULL,
                    next_attempt_at = COALESCE($3, next_attempt_at),
                    error_code = $4, last_error = CASE WHEN $2 = 'delivered' THEN NULL ELSE $5 END,
@@ -360,31 +366,25 @@ async def mark_outbound(
                    endpoint_url = COALESCE($8, endpoint_url),
                    receiver_ap = COALESCE($9, receiver_ap),
                    delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END
-               WHERE id = $1""",
-            job_id,
-            state,
-            next_attempt_at,
-            error_code,
-            reason,
-            receipt,
-            sent_sha,
-            endpoint_url,
-            receiver_ap,
-        )
-        await conn.execute(
-            "INSERT INTO outbound_audit (outbound_id, state, reason) VALUES ($1, $2, $3)",
-            job_id,
-            state,
-            reason,
-        )
-        if state in ("delivered", "failed"):
-            company = await conn.fetchval("SELECT company_id FROM outbound_messages WHERE id = $1", job_id)
-            await conn.execute(
-                "INSERT INTO events (company_id, kind, payload) VALUES ($1, $2, $3)",
-                company,
-                f"document.{state}",
-                json.dumps({"outbound_id": job_id, "reason": reason, "error_code": error_code}),
-            )
+               WHERE id = $1
+               RETURNING id, company_id),
+           audit AS (
+               INSERT INTO outbound_audit (outbound_id, state, reason) SELECT id, $2, $5 FROM upd)
+        INSERT INTO events (company_id, kind, payload)
+        SELECT company_id, $10, $11::jsonb FROM upd WHERE $2 IN ('delivered', 'failed')""",
+        job_id,
+        state,
+        next_attempt_at,
+        error_code,
+        reason,
+        receipt,
+        sent_sha,
+        endpoint_url,
+        receiver_ap,
+        f"document.{state}",
+        event,
+        sent_message,
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,243 @@
+"""End to end on loopback: documents/s from submission on AP-A to a committed mailbox entry on
+AP-B (two `peppol-gateway serve` processes, one PostgreSQL, a Knot DNS SML), latency
+percentiles, and CPU seconds per document for both gateways and PostgreSQL together."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+import smp
+from gateway import store
+from gateway.devdb import EmbeddedPostgres
+from gateway.devdns import KnotDns
+from gateway.devpki import create_dev_pki
+from gateway.migrate import apply_migrations
+from gateway.outbound import derive_submission, submit_document
+
+ROOT = Path(__file__).parent.parent
+ZONE = "sml.e2e.test"
+FINLAND = "0216:003720774740"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _db(dsn: str, name: str) -> str:
+    p = urlsplit(dsn)
+    return urlunsplit((p.scheme, p.netloc, "/" + name, "", ""))
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def _env(pki_dir: Path, stem: str, dsn: str, port: int, knot: KnotDns, workers: int) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATABASE_URL": dsn,
+        "PEPPOL_HTTP_PORT": str(port),
+        "PEPPOL_HTTP_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "PEPPOL_AP_KEY": str(pki_dir / f"{stem}.key.pem"),
+        "PEPPOL_AP_CERT": str(pki_dir / f"{stem}.cert.pem"),
+        "PEPPOL_AP_TRUST": str(pki_dir / "ap-ca.cert.pem"),
+        "PEPPOL_AP_REVOCATION": "off",
+        "PEPPOL_SMP_KEY": str(pki_dir / "smp.key.pem"),
+        "PEPPOL_SMP_CERT": str(pki_dir / "smp.cert.pem"),
+        "PEPPOL_SMP_TRUST": str(pki_dir / "smp-ca.cert.pem"),
+        "PEPPOL_SML_ZONE": ZONE,
+        "PEPPOL_SML_DNS": knot.address,
+        "PEPPOL_WORKERS_OUTBOUND": str(workers),
+        "PEPPOL_WORKERS_POLL_INTERVAL": "1",
+        "PEPPOL_DATABASE_POOL_MAX": "20",
+        "PEPPOL_LOG_LEVEL": "warning",
+    }
+
+
+def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve"], env=env, cwd=ROOT, start_new_session=True
+    )
+    url = f"{env['PEPPOL_HTTP_PUBLIC_URL']}/v1/ping"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("gateway did not start")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _round(
+    pool_a: asyncpg.Pool, pool_b: asyncpg.Pool, derived: object, count: int, rate: float | None
+) -> tuple[float, list[float]]:
+    """Submit ``count`` documents (at ``rate`` per second, or all at once) and wait for all of
+    them in AP-B's mailbox. Returns (elapsed seconds, latencies in ms)."""
+    start_id = await pool_b.fetchval("SELECT coalesce(max(id), 0) FROM inbound_messages")
+    started = time.perf_counter()
+    submitted: dict[str, float] = {}
+
+    async def one(i: int) -> None:
+        if rate:
+            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        job = await submit_document(pool_a, derived, retry_window=600)  # type: ignore[arg-type]
+        message_id = await pool_a.fetchval("SELECT as4_message_id FROM outbound_messages WHERE id = $1", job)
+        submitted[message_id] = time.time()
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    while True:
+        done = await pool_b.fetchval("SELECT count(*) FROM inbound_messages WHERE id > $1", start_id)
+        if done >= count:
+            break
+        await asyncio.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    rows = await pool_b.fetch(
+        "SELECT as4_message_id, extract(epoch FROM received_at) AS at FROM inbound_messages WHERE id > $1",
+        start_id,
+    )
+    latencies = [
+        (float(r["at"]) - submitted[r["as4_message_id"]]) * 1000
+        for r in rows
+        if r["as4_message_id"] in submitted
+    ]
+    return elapsed, latencies
+
+
+async def _run(tmp: Path, count: int) -> None:
+    pki = create_dev_pki(tmp / "pki")
+    postgres = EmbeddedPostgres(tmp / "pg", durable=False)
+    admin = postgres.start()
+    knot = KnotDns(tmp / "dns", ZONE)
+    knot.start()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        conn = await asyncpg.connect(admin)
+        for name in ("e2e_a", "e2e_b"):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+        dsn_a, dsn_b = _db(admin, "e2e_a"), _db(admin, "e2e_b")
+        for dsn in (dsn_a, dsn_b):
+            c = await asyncpg.connect(dsn)
+            await apply_migrations(c)
+            await c.close()
+        port_a, port_b = _port(), _port()
+        pool_b = await asyncpg.create_pool(dsn_b, min_size=1, max_size=4)
+        pool_a = await asyncpg.create_pool(dsn_a, min_size=2, max_size=20)
+        assert pool_a is not None and pool_b is not None
+        participant = smp.ParticipantId.parse(FINLAND)
+        services = [
+            (str(d.document_type), str(p))
+            for d in smp.profile_services("INVOICE_AND_CREDIT_NOTE")
+            for p in d.processes
+        ]
+        async with pool_b.acquire() as c:
+            company = await store.add_company(c, "Suomen Osto Oy", "FI", participant.local_id)
+            await store.add_participant(c, company, participant.scheme, participant.value, services)
+        await smp.LocalSml(
+            ZONE,
+            knot.address,
+            f"http://127.0.0.1:{port_b}/smp",
+            key_name=knot.key_name,
+            key_secret=knot.secret,
+        ).register(participant)
+        procs.append(_start(_env(pki.directory, "ap2", dsn_b, port_b, knot, 0)))
+        procs.append(_start(_env(pki.directory, "ap1", dsn_a, port_a, knot, 16)))
+        invoice = (ROOT / "examples" / "invoice.xml").read_bytes()
+        head, _, tail = invoice.rpartition(b"</Invoice>")
+        line = head[head.index(b"<cac:InvoiceLine>") :]
+        document = head + line * 8 + b"</Invoice>" + tail  # about 10 KB with its envelope
+        derived = derive_submission(document)
+        print(f"  document: {len(derived.sbd)} bytes in its envelope")
+        await _round(pool_a, pool_b, derived, 40, None)  # warm-up: discovery cache, connections
+        pids = [p.pid for p in procs]
+        profile_dir = os.environ.get("BENCH_PROFILE")
+        spies = []
+        if profile_dir:  # py-spy flame data of both gateways during the measured burst
+            for name, pid in (("ap-b", pids[0]), ("ap-a", pids[1])):
+                spies.append(subprocess.Popen(
+                    ["py-spy", "record", "--format", "raw", "-r", "200", "-o", f"{profile_dir}/{name}.txt", "-p", str(pid)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                ))  # fmt: skip
+            await asyncio.sleep(1)
+        cpu_before = _cpu_seconds(pids) + _cpu_seconds(_postgres_pids())
+        pg_before = _cpu_seconds(_postgres_pids())
+        gw_before = [_cpu_seconds([pid]) for pid in pids]
+        elapsed, latencies = await _round(pool_a, pool_b, derived, count, None)
+        cpu = _cpu_seconds(pids) + _cpu_seconds(_postgres_pids()) - cpu_before
+        pg = _cpu_seconds(_postgres_pids()) - pg_before
+        gw = [_cpu_seconds([pid]) - before for pid, before in zip(pids, gw_before, strict=True)]
+        for spy in spies:
+            spy.send_signal(2)
+            spy.wait(timeout=30)
+        rate = count / elapsed
+        print(
+            f"  burst of {count}: {rate:.1f} documents/s, latency p50 {pct(latencies, 0.5):.1f} ms p99 {pct(latencies, 0.99):.1f} ms"
+        )
+        print(
+            f"  CPU per document (both gateways + PostgreSQL): {cpu / count * 1000:.2f} ms "
+            f"= AP-A {gw[1] / count * 1000:.2f} + AP-B {gw[0] / count * 1000:.2f} + PostgreSQL {pg / count * 1000:.2f}"
+        )
+        half = max(1.0, rate / 2)
+        steady = min(count, int(half * 10))
+        elapsed, latencies = await _round(pool_a, pool_b, derived, steady, half)
+        print(
+            f"  steady {half:.0f} documents/s for {steady}: latency p50 {pct(latencies, 0.5):.1f} ms p99 {pct(latencies, 0.99):.1f} ms"
+        )
+        await pool_a.close()
+        await pool_b.close()
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=20)
+        knot.stop()
+        postgres.stop()
+
+
+def main(count: int = 400) -> None:
+    print("End to end: AP-A submission -> AP-B mailbox (two gateway processes, loopback)")
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(_run(Path(tmp), count))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 400)
