@@ -48,6 +48,7 @@ _PARTIES = {
     "DespatchAdvice": ("DespatchSupplierParty", "DeliveryCustomerParty"),
     "Catalogue": ("ProviderParty", "ReceiverParty"),
     "ApplicationResponse": ("SenderParty", "ReceiverParty"),
+    # the country of C1 is then taken from the party's address when it has one
 }
 NOTIFY_CHANNEL = "outbound_ready"
 
@@ -73,7 +74,13 @@ class Derived:
 
 
 def _party(doc: etree._Element, role: str) -> etree._Element | None:
-    return doc.find(f"{{{_CAC}}}{role}/{{{_CAC}}}Party")
+    """The party in a role: wrapped in cac:Party (AccountingSupplierParty) or itself a party
+    (a Catalogue's ProviderParty, an ApplicationResponse's SenderParty)."""
+    holder = doc.find(f"{{{_CAC}}}{role}")
+    if holder is None:
+        return None
+    party = holder.find(f"{{{_CAC}}}Party")
+    return party if party is not None else holder
 
 
 def _endpoint_id(party: etree._Element | None) -> str | None:

@@ -61,16 +61,28 @@ ACCESS_POINTS = (
     AccessPoint("AP-A", "ap1", "sandbox_ap_a", 8080),
     AccessPoint("AP-B", "ap2", "sandbox_ap_b", 8081),
 )
+# Between them the two companies receive every document type in examples/.
 COMPANIES = (
     DemoCompany(
         "Nordic Supplies AS", "NO", "0192:991825827", "AP-A",
-        ("INVOICE_AND_CREDIT_NOTE", "ORDER", "ORDER_RESPONSE", "INVOICE_RESPONSE", "MESSAGE_LEVEL_RESPONSE"),
+        ("INVOICE_AND_CREDIT_NOTE", "ORDER", "ORDER@EHF30", "ORDER_RESPONSE", "CATALOGUE_RESPONSE",
+         "INVOICE_RESPONSE", "MESSAGE_LEVEL_RESPONSE"),
     ),
     DemoCompany(
         "Suomen Osto Oy", "FI", "0216:003720774740", "AP-B",
         ("INVOICE_AND_CREDIT_NOTE", "ORDER", "ORDER_RESPONSE", "DESPATCH_ADVICE", "CATALOGUE"),
     ),
 )  # fmt: skip
+
+
+def demo_services(company: DemoCompany) -> list[tuple[str, str]]:
+    """(document type, process) pairs behind a demo company's profiles (``NAME[@VERSION]``)."""
+    services = []
+    for entry in company.profiles:
+        profile, _, version = entry.partition("@")
+        for doc in smp.profile_services(profile, version or "PEPPOLBIS30"):
+            services += [(str(doc.document_type), str(proc)) for proc in doc.processes]
+    return services
 
 
 def _port(preferred: int) -> int:
@@ -123,12 +135,7 @@ async def _seed(admin_dsn: str, knot: KnotDns, smp_urls: dict[str, str]) -> list
         try:
             for demo in (c for c in COMPANIES if c.access_point == ap.name):
                 participant = smp.ParticipantId.parse(demo.participant)
-                services = [
-                    (str(doc.document_type), str(proc))
-                    for profile in demo.profiles
-                    for doc in smp.profile_services(profile)
-                    for proc in doc.processes
-                ]
+                services = demo_services(demo)
                 company_id = await store.add_company(conn, demo.name, demo.country, participant.local_id)
                 await store.add_participant(conn, company_id, participant.scheme, participant.value, services)
                 companies.append(

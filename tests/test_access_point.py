@@ -14,10 +14,12 @@ import aiohttp
 import pytest
 
 import as4
+import smp
 from gateway import store
 from gateway.devdns import KnotDns
 from gateway.devpki import DevPki, issue, name
 from gateway.outbound import derive_submission, submit_document
+from gateway.sandbox import COMPANIES, DemoCompany, demo_services
 from gateway.sbdh import build_sbd
 from tests.as4_support import DOCTYPE, PROCESS
 from tests.gateways import (
@@ -48,11 +50,35 @@ async def network(pg_dsn: str, template_db: str, dev_pki: DevPki, knot: KnotDns)
         in_process_gateway(dev_pki, "ap1", await new_database(pg_dsn, template_db), knot) as a,
         in_process_gateway(dev_pki, "ap2", await new_database(pg_dsn, template_db), knot) as b,
     ):
-        norway = await register_company(a, "Nordic Supplies AS", "NO", NORWAY, "ORDER", "INVOICE_RESPONSE")
-        finland = await register_company(
-            b, "Suomen Osto Oy", "FI", FINLAND, "INVOICE_AND_CREDIT_NOTE", "ORDER_RESPONSE"
-        )
+        norway = await register_demo(a, COMPANIES[0])
+        finland = await register_demo(b, COMPANIES[1])
         yield Network(a, b, norway, finland)
+
+
+async def register_demo(gw: InProcessGateway, demo: DemoCompany) -> uuid.UUID:
+    """The sandbox's demo company, with the same profiles as in `make run`."""
+    pid = smp.ParticipantId.parse(demo.participant)
+    async with gw.pool.acquire() as conn:
+        company = await store.add_company(conn, demo.name, demo.country, pid.local_id)
+        await store.add_participant(conn, company, pid.scheme, pid.value, demo_services(demo))
+    assert gw.runtime.registrar is not None
+    await gw.runtime.registrar.register(pid)
+    return company
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.xml")))
+async def test_every_example_document_is_delivered(network: Network, example: str) -> None:
+    derived = derive_submission((EXAMPLES / example).read_bytes())
+    sender_is_norway = derived.sender == smp.ParticipantId.parse(NORWAY)
+    origin, target, company = (
+        (network.a, network.b, network.finland)
+        if sender_is_norway
+        else (network.b, network.a, network.norway)
+    )
+    job = await submit_document(origin.pool, derived, retry_window=60)
+    assert await wait_for_state(origin.pool, job, {"delivered", "failed"}) == "delivered"
+    entries = await mailbox(target, company)
+    assert [e["document_type"] for e in entries] == [str(derived.document_type)]
 
 
 async def send(gw: InProcessGateway, example: str, **kw: object) -> int:
@@ -209,8 +235,8 @@ async def test_delivery_is_retried_until_the_receiver_comes_back(
 
 
 async def test_a_refusal_by_the_receiver_is_permanent(network: Network, dev_pki: DevPki) -> None:
-    """The Finnish company does not receive orders: AP-B answers NOT_SERVICED, no retry."""
-    derived = derive_submission((EXAMPLES / "order.xml").read_bytes(), sender=NORWAY, receiver=FINLAND)
+    """The Finnish company does not receive invoice responses: AP-B answers NOT_SERVICED, no retry."""
+    derived = derive_submission((EXAMPLES / "invoice-response.xml").read_bytes(), sender=NORWAY, receiver=FINLAND)
     job = await submit_document(
         network.a.pool, derived, retry_window=60,
         endpoint_url=network.b.as4_url, endpoint_cert=dev_pki.access_points["ap2"].cert,
