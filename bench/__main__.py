@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import as4_bench, smp_bench
+from bench import as4_bench, e2e_bench, smp_bench
 from gateway.logging import configure_logging
 
 
@@ -12,6 +12,7 @@ def main() -> int:
     configure_logging("console", "warning")
     as4_bench.main()
     smp_bench.main()
+    e2e_bench.main()
     return 0
 
 
