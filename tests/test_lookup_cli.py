@@ -105,6 +105,6 @@ async def test_bad_check_digit_fails_before_any_query(dev_pki) -> None:  # type:
 async def test_untrusted_smp_certificate_is_named(knot, dev_pki, published) -> None:  # type: ignore[no-untyped-def]
     code, _, err = await cli(
         published.value, "--sml", SML_ZONE, "--dns", knot.address,
-        "--smp-trust", str(dev_pki.directory / "ap-ca.cert.pem"),
+        "--smp-trust", str(dev_pki.directory / "ap-ca.cert.pem"), "--ap-trust", str(dev_pki.directory / "ap-ca.cert.pem"),
     )  # fmt: skip
     assert code == 1 and "untrusted SMP certificate" in err
