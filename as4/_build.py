@@ -206,9 +206,7 @@ def build_user_message(
         f"SIG-{_uid()}",
     )
     soap = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
-    body_bytes, slot, content_type = frame_with_slot(
-        soap, content_id, "application/octet-stream", gcm_size(len(plain))
-    )
+    body_bytes, slot, content_type = frame_with_slot(soap, content_id, "application/octet-stream", gcm_size(len(plain)))
     gcm_encrypt_into(aes_key, plain, slot)
     slot.release()
     return BuiltMessage(header, body_bytes, content_type, digests, content_id)

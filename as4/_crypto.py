@@ -54,9 +54,7 @@ def gzip_bytes(payload: bytes | memoryview, level: int = 6) -> Gzipped:
     return Gzipped(out, digest.digest())
 
 
-def gunzip(
-    data: bytes | bytearray | memoryview, limit: int, sink: Callable[[bytes], object] | None = None
-) -> int:
+def gunzip(data: bytes | bytearray | memoryview, limit: int, sink: Callable[[bytes], object] | None = None) -> int:
     """Decompress gzip data, refusing output beyond ``limit`` bytes (gzip bombs).
 
     Output goes to ``sink`` chunk by chunk; returns the decompressed size.
@@ -148,9 +146,7 @@ def gcm_decrypt(key: bytes, data: bytes | memoryview) -> bytearray:
     return out
 
 
-_OAEP_SHA256 = padding.OAEP(
-    mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None
-)
+_OAEP_SHA256 = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
 
 
 def oaep_wrap(public_key: rsa.RSAPublicKey, key: bytes) -> bytes:

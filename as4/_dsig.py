@@ -143,9 +143,7 @@ def bst_certificate(security: etree._Element, key_info: etree._Element | None) -
         raise PolicyNoncompliance("signature has no KeyInfo")
     ref = key_info.find(f"{q(WSSE, 'SecurityTokenReference')}/{q(WSSE, 'Reference')}")
     if ref is None or not (ref.get("URI") or "").startswith("#"):
-        raise PolicyNoncompliance(
-            "the key must be referenced through a BinarySecurityToken (Peppol AS4 2.0.2+)"
-        )
+        raise PolicyNoncompliance("the key must be referenced through a BinarySecurityToken (Peppol AS4 2.0.2+)")
     wanted = (ref.get("URI") or "")[1:]
     tokens = [t for t in security.findall(q(WSSE, "BinarySecurityToken")) if t.get(_id_attr()) == wanted]
     if len(tokens) != 1:
@@ -211,9 +209,7 @@ def verify_signature(
                 raise FailedAuthentication(f"reference {uri!r} matches {len(matches)} elements")
             target = by_element.get(id(matches[0]))
             if target is None:
-                raise FailedAuthentication(
-                    f"reference {uri!r} does not point at the Body or Messaging header in use"
-                )
+                raise FailedAuthentication(f"reference {uri!r} does not point at the Body or Messaging header in use")
             if transforms != [EXC_C14N]:
                 raise PolicyNoncompliance(f"reference {uri!r}: transforms {transforms} not allowed")
             transform_el = ref.find(f"{q(DS, 'Transforms')}/{q(DS, 'Transform')}")

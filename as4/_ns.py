@@ -21,9 +21,7 @@ NSMAP_SECURITY = {"wsse": WSSE, "wsu": WSU, "ds": DS, "xenc": XENC}
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
-SWA_CONTENT_SIGNATURE = (
-    "http://docs.oasis-open.org/wss/oasis-wss-SwAProfile-1.1#Attachment-Content-Signature-Transform"
-)
+SWA_CONTENT_SIGNATURE = "http://docs.oasis-open.org/wss/oasis-wss-SwAProfile-1.1#Attachment-Content-Signature-Transform"
 SWA_COMPLETE_SIGNATURE = (
     "http://docs.oasis-open.org/wss/oasis-wss-SwAProfile-1.1#Attachment-Complete-Signature-Transform"
 )
@@ -37,9 +35,7 @@ MGF1_SHA256 = "http://www.w3.org/2009/xmlenc11#mgf1sha256"
 MGF1_SHA1 = "http://www.w3.org/2009/xmlenc11#mgf1sha1"
 SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
 X509V3 = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
-BASE64_BINARY = (
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
-)
+BASE64_BINARY = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
 TOKEN_ENCRYPTED_KEY = "http://docs.oasis-open.org/wss/oasis-wss-soap-message-security-1.1#EncryptedKey"
 
 # Peppol P-Mode values

@@ -168,16 +168,12 @@ def verify_without_key(body: bytes, content_type: str, trace: ParseTrace) -> Ver
     if soap.security is None:
         raise PolicyNoncompliance("the message has no wsse:Security header")
     contents: dict[str, bytes | None] = {href: None}
-    verified = verify_signature(
-        soap.root, soap.security, {"messaging": soap.messaging, "body": soap.body}, contents
-    )
+    verified = verify_signature(soap.root, soap.security, {"messaging": soap.messaging, "body": soap.body}, contents)
     trace.signature = verified
     return verified
 
 
-def _one(
-    parent: etree._Element, path: str, what: str, error: type[Exception] = InvalidHeader
-) -> etree._Element:
+def _one(parent: etree._Element, path: str, what: str, error: type[Exception] = InvalidHeader) -> etree._Element:
     found = parent.findall(path)
     if len(found) != 1:
         raise error(f"{what}: expected exactly one, found {len(found)}")
@@ -258,8 +254,7 @@ def _header(user: etree._Element) -> tuple[UserMessageHeader, str, str, bool]:
     if not href.startswith("cid:"):
         raise ValueInconsistent("the payload must be a MIME attachment referenced by cid:")
     part_props = {
-        (p.get("name") or ""): (p.text or "").strip()
-        for p in part_infos[0].iterfind(_eb("PartProperties", "Property"))
+        (p.get("name") or ""): (p.text or "").strip() for p in part_infos[0].iterfind(_eb("PartProperties", "Property"))
     }
     compression = part_props.get("CompressionType")
     if compression not in (None, GZIP):
@@ -314,9 +309,7 @@ def _key_is_ours(security: etree._Element, encrypted_key: etree._Element, our_ce
     ref = str_el.find(q(WSSE, "Reference"))
     if ref is not None and (ref.get("URI") or "").startswith("#"):
         wanted = (ref.get("URI") or "")[1:]
-        tokens = [
-            t for t in security.findall(q(WSSE, "BinarySecurityToken")) if t.get(q(WSU, "Id")) == wanted
-        ]
+        tokens = [t for t in security.findall(q(WSSE, "BinarySecurityToken")) if t.get(q(WSU, "Id")) == wanted]
         if len(tokens) != 1 or tokens[0].get("ValueType") != X509V3:
             raise PolicyNoncompliance("EncryptedKey references no X.509 BinarySecurityToken")
         try:

@@ -62,9 +62,7 @@ def build_receipt(
 ) -> bytes:
     """A signed non-repudiation Receipt for ``received``: one MessagePartNRInformation per
     ds:Reference of the signature we verified. Send it with ``SOAP_CONTENT_TYPE``."""
-    envelope, security, messaging, signal, body = _signal_skeleton(
-        received.header.message_id, message_id, timestamp
-    )
+    envelope, security, messaging, signal, body = _signal_skeleton(received.header.message_id, message_id, timestamp)
     receipt = etree.SubElement(signal, q(EB, "Receipt"))
     nri = etree.SubElement(receipt, q(EBBP, "NonRepudiationInformation"), nsmap={"ebbp": EBBP})
     for raw in received.signed_references:
@@ -138,9 +136,7 @@ def parse_signal(body: bytes, content_type: str) -> Receipt:
     if soap.security is None:
         raise InvalidReceipt("the receipt is not signed")
     try:
-        verified = verify_signature(
-            soap.root, soap.security, {"messaging": soap.messaging, "body": soap.body}, {}
-        )
+        verified = verify_signature(soap.root, soap.security, {"messaging": soap.messaging, "body": soap.body}, {})
     except As4Error as exc:
         raise InvalidReceipt(f"receipt signature: {exc.reason}") from None
     info = signal.find(q(EB, "MessageInfo"))
@@ -166,15 +162,11 @@ def parse_signal(body: bytes, content_type: str) -> Receipt:
     )
 
 
-def verify_receipt(
-    receipt: Receipt, sent: BuiltMessage, receiver_cert: x509.Certificate | None = None
-) -> None:
+def verify_receipt(receipt: Receipt, sent: BuiltMessage, receiver_cert: x509.Certificate | None = None) -> None:
     """Check a receipt answers ``sent``: same MessageId, the very digests we signed, and (when
     given) signed by the receiver's certificate. Raises :class:`InvalidReceipt`."""
     if receipt.ref_to_message_id != sent.header.message_id:
-        raise InvalidReceipt(
-            f"receipt refers to {receipt.ref_to_message_id!r}, not {sent.header.message_id!r}"
-        )
+        raise InvalidReceipt(f"receipt refers to {receipt.ref_to_message_id!r}, not {sent.header.message_id!r}")
     if not receipt.digests:
         raise InvalidReceipt("receipt carries no non-repudiation information")
     if receipt.digests != sent.digests:

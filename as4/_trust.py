@@ -47,9 +47,7 @@ def check_ap_certificate(
         issuer = ca
         break
     if issuer is None:
-        raise FailedAuthentication(
-            f"certificate {cert.subject.rfc4514_string()!r} is not issued by a trusted AP CA"
-        )
+        raise FailedAuthentication(f"certificate {cert.subject.rfc4514_string()!r} is not issued by a trusted AP CA")
     _valid_at(cert, at, "the certificate")
     _valid_at(issuer, at, "the issuing CA")
     try:

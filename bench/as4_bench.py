@@ -161,9 +161,7 @@ def sbd_with_attachment(size: int) -> bytes:
         f"{blob}</cbc:EmbeddedDocumentBinaryObject></cac:Attachment>"
         "</cac:AdditionalDocumentReference>"
     ).encode()
-    document = INVOICE.replace(
-        b"<cac:AccountingSupplierParty>", attachment + b"<cac:AccountingSupplierParty>", 1
-    )
+    document = INVOICE.replace(b"<cac:AccountingSupplierParty>", attachment + b"<cac:AccountingSupplierParty>", 1)
     return build_sbd(
         document, sender="0007:2120000787", receiver="0192:991825827",
         document_type=DOCTYPE, process=PROCESS, country_c1="SE",
@@ -179,9 +177,7 @@ def memory_case(pki_dir: str, size: int, binary: bool = False) -> None:
     payload = sbd_with_attachment(size) if binary else sbd_of_size(size)
     base = reset_peak_rss_kb()
     start = time.perf_counter()
-    message = as4.build_user_message(
-        header(), payload, signing_key=a.key, signing_cert=a.cert, receiver_cert=b.cert
-    )
+    message = as4.build_user_message(header(), payload, signing_key=a.key, signing_cert=a.cert, receiver_cert=b.cert)
     built_at = time.perf_counter()
     after_build = peak_rss_kb()
     import hashlib
@@ -256,9 +252,7 @@ def main() -> None:
                 "from bench.as4_bench import memory_case; "
                 f"memory_case({str(pki.directory)!r}, 100_000_000, binary={binary})"
             )
-            result = subprocess.run(
-                [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT
-            )
+            result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT)
             if result.returncode != 0:
                 print("  failed:", result.stderr[-500:])
                 continue

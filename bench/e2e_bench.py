@@ -88,9 +88,7 @@ def _env(pki_dir: Path, stem: str, dsn: str, port: int, knot: KnotDns, workers: 
 
 
 def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve"], env=env, cwd=ROOT, start_new_session=True
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve"], env=env, cwd=ROOT, start_new_session=True)
     url = f"{env['PEPPOL_HTTP_PUBLIC_URL']}/v1/ping"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -135,9 +133,7 @@ async def _round(
         start_id,
     )
     latencies = [
-        (float(r["at"]) - submitted[r["as4_message_id"]]) * 1000
-        for r in rows
-        if r["as4_message_id"] in submitted
+        (float(r["at"]) - submitted[r["as4_message_id"]]) * 1000 for r in rows if r["as4_message_id"] in submitted
     ]
     return elapsed, latencies
 
@@ -165,9 +161,7 @@ async def _run(tmp: Path, count: int) -> None:
         assert pool_a is not None and pool_b is not None
         participant = smp.ParticipantId.parse(FINLAND)
         services = [
-            (str(d.document_type), str(p))
-            for d in smp.profile_services("INVOICE_AND_CREDIT_NOTE")
-            for p in d.processes
+            (str(d.document_type), str(p)) for d in smp.profile_services("INVOICE_AND_CREDIT_NOTE") for p in d.processes
         ]
         async with pool_b.acquire() as c:
             company = await store.add_company(c, "Suomen Osto Oy", "FI", participant.local_id)

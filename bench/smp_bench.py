@@ -90,9 +90,7 @@ async def run(tmp: Path) -> None:
             )
             queries, fetches = client.sml.queries, client.fetches
             start = time.perf_counter()
-            await asyncio.gather(
-                *(client.find_endpoint(participants[300], INVOICE.document_type) for _ in range(1000))
-            )
+            await asyncio.gather(*(client.find_endpoint(participants[300], INVOICE.document_type) for _ in range(1000)))
             elapsed = time.perf_counter() - start
             print(
                 f"  1,000 concurrent lookups of one uncached participant: {client.sml.queries - queries} DNS query, "

@@ -8,6 +8,9 @@ import asyncpg
 import structlog
 from aiohttp import web
 
+from gateway.api.accounts import RUNTIME, add_account_routes
+from gateway.api.auth import auth_middleware
+from gateway.api.documents import add_document_routes
 from gateway.api.envelope import ok
 from gateway.api.middleware import request_context
 from gateway.config import Settings
@@ -49,11 +52,17 @@ async def ping(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None = None) -> web.Application:
     """The HTTP application; with a runtime it also serves AS4 (``/as4``) and the SMP (``/smp``)."""
-    app = web.Application(middlewares=[request_context], client_max_size=settings.max_message_bytes)
+    app = web.Application(
+        middlewares=[request_context, auth_middleware(lambda request: request.app[POOL])],
+        client_max_size=settings.max_message_bytes,
+    )
     app[SETTINGS] = settings
     app[POOL] = pool
     app.router.add_get("/v1/ping", ping)
     if runtime is not None:
+        app[RUNTIME] = runtime
+        add_account_routes(app)
+        add_document_routes(app)
         inbound = InboundEndpoint(
             pool,
             runtime.identity,
@@ -63,8 +72,6 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
         )
         app.router.add_post("/as4", inbound.handle)
         source = DatabaseSmpSource(pool, runtime.as4_url, runtime.identity.cert, "mailto:ops@localhost")
-        smp_app = smp_application(
-            source, runtime.smp_identity.key, runtime.smp_identity.cert, runtime.smp_url
-        )
+        smp_app = smp_application(source, runtime.smp_identity.key, runtime.smp_identity.cert, runtime.smp_url)
         mount_smp(app, "/smp", smp_app)
     return app

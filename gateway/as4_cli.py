@@ -123,8 +123,7 @@ def inspect_command(args: argparse.Namespace) -> int:
             "signer_seat_id": as4.seat_id(signature.certificate),
             "signer_valid_until": signature.certificate.not_valid_after_utc.isoformat(),
             "references": [
-                {"uri": r.uri, "part": r.target, "digest": r.digest, "valid": r.valid}
-                for r in signature.references
+                {"uri": r.uri, "part": r.target, "digest": r.digest, "valid": r.valid} for r in signature.references
             ],
         }
         if signature
@@ -176,9 +175,7 @@ def build_command(args: argparse.Namespace) -> int:
         original_sender=envelope.sender,
         final_recipient=envelope.receiver,
     )
-    built = as4.build_user_message(
-        header, payload, signing_key=key, signing_cert=cert, receiver_cert=receiver_cert
-    )
+    built = as4.build_user_message(header, payload, signing_key=key, signing_cert=cert, receiver_cert=receiver_cert)
     out = Path(args.out)
     out.write_bytes(built.body)
     Path(str(out) + ".content-type").write_text(built.content_type + "\n")

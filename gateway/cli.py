@@ -126,8 +126,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     p = sub.add_parser(
         "migrate",
         help="apply pending database migrations",
-        description="Apply pending schema migrations in one transaction and exit. "
-        "Running it again is a no-op.",
+        description="Apply pending schema migrations in one transaction and exit. Running it again is a no-op.",
     )
     commands["migrate"] = _cmd_migrate
 

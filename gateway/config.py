@@ -246,7 +246,4 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
 def describe_settings() -> list[tuple[str, str, str]]:
     """(TOML name, environment variable, default) for each setting, for documentation."""
     defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
-    return [
-        (f"{section}.{key}", _env_name(section, key), repr(defaults[name]))
-        for name, section, key, _ in _FIELDS
-    ]
+    return [(f"{section}.{key}", _env_name(section, key), repr(defaults[name])) for name, section, key, _ in _FIELDS]

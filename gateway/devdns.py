@@ -119,9 +119,7 @@ class KnotDns:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise KnotDnsError(
-                    "knotd exited: " + (self.directory / "knot.log").read_text(errors="replace")[-500:]
-                )
+                raise KnotDnsError("knotd exited: " + (self.directory / "knot.log").read_text(errors="replace")[-500:])
             if self._answers():
                 log.info("devdns_started", zone=self.zone, address=self.address)
                 return self.address

@@ -105,9 +105,7 @@ def issue(
             data_encipherment=True, key_agreement=False, key_cert_sign=False, crl_sign=False,
             encipher_only=False, decipher_only=False,
         )  # fmt: skip
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=True
-        )
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=True)
     builder = builder.add_extension(usage, critical=True)
     for extension in extensions:
         builder = builder.add_extension(extension, critical=False)

@@ -37,9 +37,7 @@ def check_envelope(header: as4.UserMessageHeader, envelope: Envelope) -> None:
     if envelope.sender.lower() != header.original_sender.lower():
         raise as4.OtherError(f"SBDH sender {envelope.sender} is not originalSender {header.original_sender}")
     if envelope.receiver.lower() != header.final_recipient.lower():
-        raise as4.OtherError(
-            f"SBDH receiver {envelope.receiver} is not finalRecipient {header.final_recipient}"
-        )
+        raise as4.OtherError(f"SBDH receiver {envelope.receiver} is not finalRecipient {header.final_recipient}")
     if envelope.action != header.action:
         raise as4.OtherError(f"SBDH document type {envelope.action} is not eb:Action {header.action}")
     if envelope.process != header.service or envelope.process_scheme != header.service_type:
@@ -84,9 +82,7 @@ class InboundEndpoint:
     async def handle(self, request: web.Request) -> web.Response:
         body = await self._read_body(request)
         if body is None:
-            return self._error(
-                as4.OtherError(f"message larger than {self.max_message_bytes} bytes"), None, 413
-            )
+            return self._error(as4.OtherError(f"message larger than {self.max_message_bytes} bytes"), None, 413)
         content_type = request.headers.get("Content-Type", "")
         try:
             if len(body) > _OFFLOAD_BYTES:

@@ -58,17 +58,13 @@ async def _lookup(args: argparse.Namespace, settings: Settings) -> dict[str, Any
     try:
         participant = smp.ParticipantId.parse(args.participant)
         document_type = (
-            smp.DocumentTypeId.parse(args.document_type)
-            if args.document_type
-            else DEFAULT_DOCUMENT.document_type
+            smp.DocumentTypeId.parse(args.document_type) if args.document_type else DEFAULT_DOCUMENT.document_type
         )
         process = smp.ProcessId.parse(args.process) if args.process else None
     except smp.IdentifierError as exc:
         raise LookupFailed(f"invalid identifier: {exc}") from None
     zone = args.sml or settings.sml_zone
-    smp_trust = _read_certs(
-        [Path(args.smp_trust)] if args.smp_trust else list(settings.smp_trust), "SMP trust"
-    )
+    smp_trust = _read_certs([Path(args.smp_trust)] if args.smp_trust else list(settings.smp_trust), "SMP trust")
     ap_trust = _read_certs([Path(args.ap_trust)] if args.ap_trust else list(settings.ap_trust), "AP trust")
     sml = smp.SmlLookup(zone, args.dns or settings.sml_dns)
     client = smp.SmpClient(sml, smp_trust=smp_trust)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import asyncpg
 
 import smp
 from gateway import store
+from gateway.api.auth import create_api_key, create_operator
 from gateway.config import Settings
 from gateway.database import create_pool, database_url
 from gateway.identity import load_cert
@@ -60,6 +62,11 @@ async def _company_add(args: argparse.Namespace, settings: Settings) -> dict[str
             async with pool.acquire() as conn:
                 company_id = await store.add_company(conn, args.name, args.country, args.business_id)
                 await store.add_participant(conn, company_id, participant.scheme, participant.value, services)
+                if args.operator:
+                    await conn.execute(
+                        "UPDATE companies SET operator_id = $2 WHERE id = $1", company_id, uuid.UUID(args.operator)
+                    )
+                _, api_key = await create_api_key(conn, company_id=company_id, label="cli")
             registered = False
             runtime = build_runtime(settings, pool)
             try:
@@ -72,6 +79,7 @@ async def _company_add(args: argparse.Namespace, settings: Settings) -> dict[str
             await pool.close()
     return {
         "company_id": str(company_id),
+        "api_key": api_key,
         "participant_id": str(participant),
         "document_types": sorted({d for d, _ in services}),
         "registered_in_sml": registered,
@@ -130,9 +138,7 @@ async def _send(args: argparse.Namespace, settings: Settings, document: bytes) -
         "attempts": status.attempts,
         "error_code": status.error_code,
         "last_error": status.last_error,
-        "audit": [
-            {"at": at.isoformat(), "state": state, "reason": reason} for at, state, reason in status.audit
-        ],
+        "audit": [{"at": at.isoformat(), "state": state, "reason": reason} for at, state, reason in status.audit],
     }
     code = {"delivered": 0, "failed": 1}.get(status.state, 3)
     return code, report
@@ -150,6 +156,22 @@ async def _deliver_now(pool: asyncpg.Pool, worker: OutboundWorker, job_id: int) 
         await worker.deliver(job)
     finally:
         await worker._session.close()
+
+
+async def _operator_add(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    async with database_url(settings) as dsn:
+        pool = await create_pool(settings, dsn)
+        try:
+            operator_id, key = await create_operator(pool, args.name)
+        finally:
+            await pool.close()
+    return {"operator_id": str(operator_id), "api_key": key}
+
+
+def _operator_command(args: argparse.Namespace, settings: Settings) -> int:
+    json.dump(asyncio.run(_operator_add(args, settings)), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
 
 
 def _company_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -246,11 +268,20 @@ def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
     add.add_argument("--country", required=True, help="ISO 3166 code, e.g. NO")
     add.add_argument("--business-id", required=True, help="e.g. the organisation number")
     add.add_argument("--participant", help="participant id (default: from country and business id)")
-    add.add_argument(
-        "--profiles", default="INVOICE_AND_CREDIT_NOTE", help="comma-separated receiving profiles"
-    )
+    add.add_argument("--profiles", default="INVOICE_AND_CREDIT_NOTE", help="comma-separated receiving profiles")
     add.add_argument("--profile-version", default="PEPPOLBIS30", help="PEPPOLBIS30 or EHF30")
+    add.add_argument("--operator", help="link the company to this operator id")
     commands["company"] = _company_command
+
+    o = sub.add_parser(
+        "operator",
+        help="create an operator (API credentials for managing companies)",
+        description="Create an operator and print its id and API key (shown once).",
+    )
+    operator_sub = o.add_subparsers(dest="operator_command", metavar="ACTION", required=True)
+    oadd = operator_sub.add_parser("add", help="add an operator")
+    oadd.add_argument("--name", required=True)
+    commands["operator"] = _operator_command
 
     s = sub.add_parser(
         "send",

@@ -47,9 +47,7 @@ def build_runtime(settings: Settings, pool: asyncpg.Pool, port: int | None = Non
         smp.SmlLookup(settings.sml_zone, settings.sml_dns),
         smp_trust=load_trust(settings.smp_trust, "smp.trust"),
     )
-    public_url = (
-        settings.public_url or f"http://{settings.listen_host}:{port or settings.listen_port}"
-    ).rstrip("/")
+    public_url = (settings.public_url or f"http://{settings.listen_host}:{port or settings.listen_port}").rstrip("/")
     registrar = None
     if settings.sml_update_server:
         if not settings.sml_update_key:

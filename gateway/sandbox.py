@@ -28,6 +28,7 @@ import structlog
 
 import smp
 from gateway import store
+from gateway.api.auth import create_api_key, create_operator
 from gateway.devdb import EmbeddedPostgres
 from gateway.devdns import KnotDns
 from gateway.devpki import create_dev_pki, dev_pki_complete
@@ -127,17 +128,29 @@ async def _prepare_databases(admin_dsn: str) -> None:
             await db.close()
 
 
-async def _seed(admin_dsn: str, knot: KnotDns, smp_urls: dict[str, str]) -> list[dict[str, Any]]:
-    """Register the demo companies (idempotent) and publish every participant in the SML."""
+async def _seed(
+    admin_dsn: str, knot: KnotDns, smp_urls: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Register the demo companies (idempotent) and publish every participant in the SML. Each
+    start makes fresh API keys (the old sandbox keys are revoked: secrets are never stored)."""
     companies: list[dict[str, Any]] = []
+    operators: list[dict[str, Any]] = []
     for ap in ACCESS_POINTS:
         conn = await asyncpg.connect(_with_database(admin_dsn, ap.database))
         try:
+            await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE label = 'sandbox' AND revoked_at IS NULL")
+            operator_id = await conn.fetchval("SELECT id FROM operators WHERE name = 'Sandbox Operator'")
+            if operator_id is None:
+                operator_id, _ = await create_operator(conn, "Sandbox Operator")
+            _, operator_key = await create_api_key(conn, operator_id=operator_id, label="sandbox")
+            operators.append({"access_point": ap.name, "operator_id": str(operator_id), "api_key": operator_key})
             for demo in (c for c in COMPANIES if c.access_point == ap.name):
                 participant = smp.ParticipantId.parse(demo.participant)
                 services = demo_services(demo)
                 company_id = await store.add_company(conn, demo.name, demo.country, participant.local_id)
                 await store.add_participant(conn, company_id, participant.scheme, participant.value, services)
+                await conn.execute("UPDATE companies SET operator_id = $2 WHERE id = $1", company_id, operator_id)
+                _, api_key = await create_api_key(conn, company_id=company_id, label="sandbox")
                 companies.append(
                     {
                         "name": demo.name,
@@ -145,6 +158,7 @@ async def _seed(admin_dsn: str, knot: KnotDns, smp_urls: dict[str, str]) -> list
                         "access_point": ap.name,
                         "participant_id": str(participant),
                         "company_id": str(company_id),
+                        "api_key": api_key,
                         "profiles": list(demo.profiles),
                     }
                 )
@@ -155,7 +169,7 @@ async def _seed(admin_dsn: str, knot: KnotDns, smp_urls: dict[str, str]) -> list
                 await registrar.register(smp.ParticipantId.of(row["scheme"], row["display"]))
         finally:
             await conn.close()
-    return companies
+    return companies, operators
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -248,10 +262,11 @@ def run_sandbox(root: Path, data_dir: Path) -> int:
             )
         for ap, proc in zip(ACCESS_POINTS, processes, strict=True):
             _wait_ready(urls[ap.name], proc)
-        companies = asyncio.run(_seed(admin_dsn, knot, smp_urls))
+        companies, operators = asyncio.run(_seed(admin_dsn, knot, smp_urls))
         facts = {
             "access_points": access_points,
             "companies": companies,
+            "operators": operators,
             "smp_url": smp_urls["AP-A"],
             "smp_urls": smp_urls,
             "sml_zone": ZONE,

@@ -36,8 +36,7 @@ async def put_document(conn: asyncpg.Connection, data: bytes) -> bytes:
     """Store bytes once, keyed by their SHA-256; returns the key."""
     digest = sha256(data)
     await conn.execute(
-        "INSERT INTO documents (sha256, size_bytes, content) VALUES ($1, $2, $3) "
-        "ON CONFLICT (sha256) DO NOTHING",
+        "INSERT INTO documents (sha256, size_bytes, content) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING",
         digest,
         len(data),
         data,
@@ -400,13 +399,10 @@ class OutboundStatus:
 
 async def outbound_status(conn: asyncpg.Connection | asyncpg.Pool, job_id: int) -> OutboundStatus | None:
     row = await conn.fetchrow(
-        "SELECT id, state, attempts, error_code, last_error, next_attempt_at "
-        "FROM outbound_messages WHERE id = $1",
+        "SELECT id, state, attempts, error_code, last_error, next_attempt_at FROM outbound_messages WHERE id = $1",
         job_id,
     )
     if row is None:
         return None
-    audit = await conn.fetch(
-        "SELECT at, state, reason FROM outbound_audit WHERE outbound_id = $1 ORDER BY id", job_id
-    )
+    audit = await conn.fetch("SELECT at, state, reason FROM outbound_audit WHERE outbound_id = $1 ORDER BY id", job_id)
     return OutboundStatus(**dict(row), audit=[(a["at"], a["state"], a["reason"]) for a in audit])

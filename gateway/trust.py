@@ -218,11 +218,7 @@ class CertificateTrust:
                 body = await response.content.read(32 * 1024 * 1024)
                 if response.status != 200:
                     return None
-            crl = (
-                x509.load_pem_x509_crl(body)
-                if body.lstrip().startswith(b"-----")
-                else x509.load_der_x509_crl(body)
-            )
+            crl = x509.load_pem_x509_crl(body) if body.lstrip().startswith(b"-----") else x509.load_der_x509_crl(body)
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             log.info("crl_unavailable", url=url, error=type(exc).__name__)
             return None

@@ -255,9 +255,7 @@ class SmpClient:
         content = verified.content
         signer = verified.signer
         if isinstance(content, Redirect):
-            target = (
-                check_smp_url(content.href, self.sml.zone) if urlsplit(content.href).scheme else content.href
-            )
+            target = check_smp_url(content.href, self.sml.zone) if urlsplit(content.href).scheme else content.href
             steps.append(f"redirect to {target}")
             status, body = await self._get(target)
             if status != 200:
@@ -325,7 +323,5 @@ class SmpClient:
                     continue
                 return endpoint, entry.process
         if inactive:
-            raise EndpointNotActive(
-                f"the {AS4_TRANSPORT} endpoint for {document_type} is expired or not yet active"
-            )
+            raise EndpointNotActive(f"the {AS4_TRANSPORT} endpoint for {document_type} is expired or not yet active")
         raise DocumentTypeNotSupported(f"no {AS4_TRANSPORT} endpoint for {document_type}")

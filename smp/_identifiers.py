@@ -68,9 +68,7 @@ class ParticipantId:
     @classmethod
     def of(cls, scheme: str, value: str, *, strict: bool = False) -> ParticipantId:
         if scheme != PARTICIPANT_SCHEME:
-            raise IdentifierError(
-                "participant", f"scheme must be {PARTICIPANT_SCHEME} (case-sensitive)", scheme
-            )
+            raise IdentifierError("participant", f"scheme must be {PARTICIPANT_SCHEME} (case-sensitive)", scheme)
         match = _PARTICIPANT_VALUE.match(value)
         if not match:
             raise IdentifierError(
@@ -87,9 +85,7 @@ class ParticipantId:
             )
         known = ICD_SCHEMES.get(icd)
         if known is not None and known.state == "removed":
-            raise IdentifierError(
-                "participant", f"scheme {icd} ({known.name}) was removed; {known.hint}", value
-            )
+            raise IdentifierError("participant", f"scheme {icd} ({known.name}) was removed; {known.hint}", value)
         problem = check_local_id(icd, local, strict)
         if problem:
             raise IdentifierError("participant", f"{icd} ({known.name if known else icd}) {problem}", value)
@@ -152,14 +148,10 @@ class DocumentTypeId:
         if not value or len(value) > 500 or not _INVARIANT.match(value):
             raise IdentifierError("document type", "1-500 printable characters without whitespace", value)
         if "##" not in value or "::" not in value.split("##", 1)[1]:
-            raise IdentifierError(
-                "document type", "expected <namespace>::<root>##<customization>::<version>", value
-            )
+            raise IdentifierError("document type", "expected <namespace>::<root>##<customization>::<version>", value)
         if "*" in value:
             if scheme != "peppol-doctype-wildcard" or not registration:
-                raise IdentifierError(
-                    "document type", "'*' only appears in wildcard SMP registrations", value
-                )
+                raise IdentifierError("document type", "'*' only appears in wildcard SMP registrations", value)
             customization = value.split("##", 1)[1].rsplit("::", 1)[0]
             if value.count("*") > 1 or not customization.endswith("*") or customization.endswith("@*"):
                 raise IdentifierError("document type", "'*' must end the customization id", value)

@@ -71,9 +71,7 @@ def _q(ns: str, local: str) -> str:
     return f"{{{ns}}}{local}"
 
 
-_PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, collect_ids=False
-)
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, collect_ids=False)
 
 
 def parse_xml(data: bytes) -> etree._Element:
@@ -139,9 +137,7 @@ def _identifier(parent: etree._Element, tag: str, scheme: str, value: str) -> No
     el.text = value
 
 
-def build_service_group(
-    participant: ParticipantId, document_types: Sequence[DocumentTypeId], base_url: str
-) -> bytes:
+def build_service_group(participant: ParticipantId, document_types: Sequence[DocumentTypeId], base_url: str) -> bytes:
     """The (unsigned) ServiceGroup listing one reference per document type."""
     root = etree.Element(_q(SMP, "ServiceGroup"), nsmap={"smp": SMP, "ids": IDS})
     _identifier(root, "ParticipantIdentifier", participant.scheme, participant.value)
@@ -161,9 +157,7 @@ def _der_b64(cert: x509.Certificate) -> str:
     return base64.b64encode(cert.public_bytes(Encoding.DER)).decode()
 
 
-def build_signed_service_metadata(
-    metadata: ServiceMetadata, key: rsa.RSAPrivateKey, cert: x509.Certificate
-) -> bytes:
+def build_signed_service_metadata(metadata: ServiceMetadata, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> bytes:
     """SignedServiceMetadata for ``metadata``, signed enveloped with ``key``."""
     root = etree.Element(_q(SMP, "SignedServiceMetadata"), nsmap={"smp": SMP, "ids": IDS, "wsa": WSA})
     info = etree.SubElement(etree.SubElement(root, _q(SMP, "ServiceMetadata")), _q(SMP, "ServiceInformation"))
@@ -191,9 +185,7 @@ def build_signed_service_metadata(
     return sign_document(root, key, cert)
 
 
-def build_signed_redirect(
-    href: str, certificate_uid: str, key: rsa.RSAPrivateKey, cert: x509.Certificate
-) -> bytes:
+def build_signed_redirect(href: str, certificate_uid: str, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> bytes:
     """A SignedServiceMetadata that sends the client to another SMP."""
     root = etree.Element(_q(SMP, "SignedServiceMetadata"), nsmap={"smp": SMP, "ids": IDS})
     redirect = etree.SubElement(etree.SubElement(root, _q(SMP, "ServiceMetadata")), _q(SMP, "Redirect"))
@@ -286,9 +278,7 @@ def _check_shape(root: etree._Element) -> etree._Element:
     return signature
 
 
-def check_smp_certificate(
-    cert: x509.Certificate, trusted_cas: Sequence[x509.Certificate], at: datetime
-) -> None:
+def check_smp_certificate(cert: x509.Certificate, trusted_cas: Sequence[x509.Certificate], at: datetime) -> None:
     """Issued directly by one of ``trusted_cas`` (the SMP CA), both valid at ``at``."""
     for ca in trusted_cas:
         if ca.subject != cert.issuer:

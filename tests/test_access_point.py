@@ -71,9 +71,7 @@ async def test_every_example_document_is_delivered(network: Network, example: st
     derived = derive_submission((EXAMPLES / example).read_bytes())
     sender_is_norway = derived.sender == smp.ParticipantId.parse(NORWAY)
     origin, target, company = (
-        (network.a, network.b, network.finland)
-        if sender_is_norway
-        else (network.b, network.a, network.norway)
+        (network.a, network.b, network.finland) if sender_is_norway else (network.b, network.a, network.norway)
     )
     job = await submit_document(origin.pool, derived, retry_window=60)
     assert await wait_for_state(origin.pool, job, {"delivered", "failed"}) == "delivered"
@@ -121,9 +119,7 @@ async def test_invoice_reaches_the_receivers_mailbox(network: Network) -> None:
 async def test_received_document_emits_an_event_in_the_same_transaction(network: Network) -> None:
     job = await send(network.a, "credit-note.xml")
     await wait_for_state(network.a.pool, job, {"delivered"})
-    kinds = await network.b.pool.fetch(
-        "SELECT kind, payload FROM events WHERE company_id = $1", network.finland
-    )
+    kinds = await network.b.pool.fetch("SELECT kind, payload FROM events WHERE company_id = $1", network.finland)
     assert [k["kind"] for k in kinds] == ["document.received"]
 
 
@@ -171,9 +167,7 @@ async def _post(url: str, message: as4.BuiltMessage) -> as4.Receipt:
         return await as4.send_message(session, url, message)
 
 
-async def test_duplicate_message_gets_the_same_receipt_and_is_stored_once(
-    network: Network, dev_pki: DevPki
-) -> None:
+async def test_duplicate_message_gets_the_same_receipt_and_is_stored_once(network: Network, dev_pki: DevPki) -> None:
     message = _message_to_b(dev_pki)
     first = await _post(network.b.as4_url, message)
     second = await _post(network.b.as4_url, message)

@@ -26,15 +26,9 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
 @needs_peppol_py
-async def test_peppol_py_delivers_into_a_mailbox(
-    pg_dsn: str, template_db: str, dev_pki: DevPki, knot: KnotDns
-) -> None:
-    async with in_process_gateway(
-        dev_pki, "ap2", await new_database(pg_dsn, template_db), knot, workers=False
-    ) as b:
-        finland = await register_company(
-            b, "Suomen Osto Oy", "FI", "0216:003720774740", "INVOICE_AND_CREDIT_NOTE"
-        )
+async def test_peppol_py_delivers_into_a_mailbox(pg_dsn: str, template_db: str, dev_pki: DevPki, knot: KnotDns) -> None:
+    async with in_process_gateway(dev_pki, "ap2", await new_database(pg_dsn, template_db), knot, workers=False) as b:
+        finland = await register_company(b, "Suomen Osto Oy", "FI", "0216:003720774740", "INVOICE_AND_CREDIT_NOTE")
         d = dev_pki.directory
         proc = await asyncio.create_subprocess_exec(
             str(PEPPOL_PY_PYTHON), "-I", str(PEPPOL_PY_SCRIPT), "--url", b.as4_url,

@@ -31,9 +31,7 @@ async def test_two_processes_share_one_queue_without_sending_anything_twice(
     pg_dsn: str, template_db: str, dev_pki: DevPki, knot: KnotDns
 ) -> None:
     db_a = await new_database(pg_dsn, template_db)
-    async with in_process_gateway(
-        dev_pki, "ap2", await new_database(pg_dsn, template_db), knot, workers=False
-    ) as b:
+    async with in_process_gateway(dev_pki, "ap2", await new_database(pg_dsn, template_db), knot, workers=False) as b:
         finland = await register_company(b, "Suomen Osto Oy", "FI", FINLAND, "INVOICE_AND_CREDIT_NOTE")
         pool = await asyncpg.create_pool(db_a, min_size=1, max_size=4)
         assert pool is not None
@@ -41,9 +39,7 @@ async def test_two_processes_share_one_queue_without_sending_anything_twice(
             derived = derive_submission((EXAMPLES / "invoice.xml").read_bytes())
             jobs = [await submit_document(pool, derived, retry_window=60) for _ in range(30)]
             processes = [
-                GatewayProcess(
-                    gateway_env(dev_pki, "ap1", db_a, free_port(), knot, PEPPOL_WORKERS_OUTBOUND="3")
-                )
+                GatewayProcess(gateway_env(dev_pki, "ap1", db_a, free_port(), knot, PEPPOL_WORKERS_OUTBOUND="3"))
                 for _ in range(2)
             ]
             try:
@@ -103,9 +99,7 @@ async def test_receiver_killed_before_commit_loses_nothing_and_stores_once(
             async with in_process_gateway(dev_pki, "ap1", await new_database(pg_dsn, template_db), knot) as a:
                 tx = lock.transaction()
                 await tx.start()
-                await lock.execute(
-                    "LOCK TABLE inbound_messages IN EXCLUSIVE MODE"
-                )  # reads pass, inserts wait
+                await lock.execute("LOCK TABLE inbound_messages IN EXCLUSIVE MODE")  # reads pass, inserts wait
                 job = await submit_document(
                     a.pool, derive_submission((EXAMPLES / "invoice.xml").read_bytes()), retry_window=60,
                     endpoint_url=f"http://127.0.0.1:{port}/as4", endpoint_cert=dev_pki.access_points["ap2"].cert,

@@ -13,9 +13,7 @@ from tests.as4_support import sbd
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True, check=False
-    )
+    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True, check=False)
 
 
 def _files(pki: DevPki, stem: str) -> list[str]:
@@ -57,9 +55,7 @@ def test_built_message_inspects_clean_with_the_receivers_key(dev_pki: DevPki, tm
     assert receipt.ref_to_message_id == report["header"]["message_id"]
 
 
-def test_inspect_without_a_key_checks_everything_but_the_encrypted_part(
-    dev_pki: DevPki, tmp_path: Path
-) -> None:
+def test_inspect_without_a_key_checks_everything_but_the_encrypted_part(dev_pki: DevPki, tmp_path: Path) -> None:
     result = cli("as4", "inspect", str(_build(dev_pki, tmp_path)))
     assert result.returncode == 0
     report = json.loads(result.stdout)

@@ -158,9 +158,7 @@ def test_altered_header_fails_the_digest(valid: as4.BuiltMessage, ap2: Issued) -
 def test_altered_payload_fails_the_digest(valid: as4.BuiltMessage, ap2: Issued) -> None:
     """The attacker knows the content key (a compromised receiver) and re-encrypts other bytes."""
     root, _ = split(valid)
-    wrapped = base64.b64decode(
-        root.findtext(".//xenc:EncryptedKey/xenc:CipherData/xenc:CipherValue", namespaces=NS)
-    )
+    wrapped = base64.b64decode(root.findtext(".//xenc:EncryptedKey/xenc:CipherData/xenc:CipherValue", namespaces=NS))
     key = oaep_unwrap(ap2.key, wrapped)
     forged = gcm_encrypt(key, gzip.compress(sbd().replace(b"1250.00", b"9250.00")))
     with pytest.raises(as4.FailedAuthentication, match="digest does not match"):
@@ -253,9 +251,7 @@ def test_malformed_xml_is_an_invalid_header(valid: as4.BuiltMessage, ap2: Issued
 
 
 def test_soap11_envelope_is_not_recognized(valid: as4.BuiltMessage, ap2: Issued) -> None:
-    soap = (
-        b"<s:Envelope xmlns:s='http://schemas.xmlsoap.org/soap/envelope/'><s:Header/><s:Body/></s:Envelope>"
-    )
+    soap = b"<s:Envelope xmlns:s='http://schemas.xmlsoap.org/soap/envelope/'><s:Header/><s:Body/></s:Envelope>"
     with pytest.raises(as4.ValueNotRecognized, match=r"SOAP 1\.1"):
         parse(_raw_soap(valid, soap), ap2)
 
@@ -373,9 +369,7 @@ def test_unknown_compression_is_not_recognized(valid: as4.BuiltMessage, ap2: Iss
         _edit(
             valid,
             ap2,
-            lambda m: setattr(
-                m.find(".//eb:Property[@name='CompressionType']", NS), "text", "application/zstd"
-            ),
+            lambda m: setattr(m.find(".//eb:Property[@name='CompressionType']", NS), "text", "application/zstd"),
         )
 
 

@@ -62,9 +62,7 @@ def peer_message_args(pki: DevPki, sender: str, receiver: str) -> list[str]:
 
 
 @needs_peer
-def test_message_built_by_the_as4_peer_is_verified_and_decrypted_by_us(
-    dev_pki: DevPki, tmp_path: Path
-) -> None:
+def test_message_built_by_the_as4_peer_is_verified_and_decrypted_by_us(dev_pki: DevPki, tmp_path: Path) -> None:
     out = tmp_path / "peer-message"
     built = peer("build", *peer_message_args(dev_pki, "ap2", "ap1"), "--out", str(out))
     ap1 = dev_pki.access_points["ap1"]
@@ -84,8 +82,7 @@ def test_message_built_by_the_as4_peer_is_verified_and_decrypted_by_us(
         DOCTYPE,
     )
     assert (
-        document.findtext("{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}ID")
-        == "INV-2026-0042"
+        document.findtext("{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}ID") == "INV-2026-0042"
     )
 
 
@@ -118,9 +115,7 @@ def test_receipt_built_by_the_as4_peer_is_verified_by_us(dev_pki: DevPki, tmp_pa
         "--root", pem(dev_pki, "root-ca"), "--ap-ca", pem(dev_pki, "ap-ca"),
         "--body", str(tmp_path / "ours"), "--signal-out", str(tmp_path / "receipt"),
     )  # fmt: skip
-    receipt = as4.parse_signal(
-        (tmp_path / "receipt").read_bytes(), (tmp_path / "receipt.content-type").read_text()
-    )
+    receipt = as4.parse_signal((tmp_path / "receipt").read_bytes(), (tmp_path / "receipt.content-type").read_text())
     as4.verify_receipt(receipt, message, dev_pki.access_points["ap2"].cert)
 
 
@@ -150,17 +145,13 @@ async def our_receiver(dev_pki: DevPki) -> AsyncIterator[tuple[str, list[as4.Rec
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()
         try:
-            msg = as4.parse_user_message(
-                body, request.headers["Content-Type"], our_key=ap1.key, our_cert=ap1.cert
-            )
+            msg = as4.parse_user_message(body, request.headers["Content-Type"], our_key=ap1.key, our_cert=ap1.cert)
             as4.check_ap_certificate(msg.signer_certificate, [dev_pki.ap_ca.cert])
         except as4.As4Error as exc:
             signal = as4.build_error_signal([exc], None, key=ap1.key, cert=ap1.cert)
             return web.Response(body=signal, content_type="application/soap+xml")
         got.append(msg)
-        return web.Response(
-            body=as4.build_receipt(msg, ap1.key, ap1.cert), content_type="application/soap+xml"
-        )
+        return web.Response(body=as4.build_receipt(msg, ap1.key, ap1.cert), content_type="application/soap+xml")
 
     app = web.Application()
     app.router.add_post("/as4", handle)

@@ -48,9 +48,7 @@ def test_user_message_carries_every_peppol_header_value(ap1, ap2) -> None:  # ty
     service = um.find("eb:CollaborationInfo/eb:Service", NS)
     assert (service.text, service.get("type")) == (PROCESS, "cenbii-procid-ubl")
     assert um.findtext("eb:CollaborationInfo/eb:Action", namespaces=NS).startswith("busdox-docid-qns::")
-    props = {
-        p.get("name"): (p.text, p.get("type")) for p in um.iterfind("eb:MessageProperties/eb:Property", NS)
-    }
+    props = {p.get("name"): (p.text, p.get("type")) for p in um.iterfind("eb:MessageProperties/eb:Property", NS)}
     assert props == {
         "originalSender": (SENDER, "iso6523-actorid-upis"),
         "finalRecipient": (RECEIVER, "iso6523-actorid-upis"),
@@ -148,9 +146,7 @@ def test_receipt_signed_by_someone_else_is_rejected(ap1, ap2) -> None:  # type: 
 def test_tampered_receipt_fails_its_signature(ap1, ap2) -> None:  # type: ignore[no-untyped-def]
     message = build(ap1, ap2)
     received = as4.parse_user_message(message.body, message.content_type, our_key=ap2.key, our_cert=ap2.cert)
-    raw = as4.build_receipt(received, ap2.key, ap2.cert).replace(
-        message.header.message_id.encode(), b"someone-else@x"
-    )
+    raw = as4.build_receipt(received, ap2.key, ap2.cert).replace(message.header.message_id.encode(), b"someone-else@x")
     with pytest.raises(as4.InvalidReceipt, match="signature"):
         as4.parse_signal(raw, as4.SOAP_CONTENT_TYPE)
 
@@ -201,9 +197,7 @@ async def receiver(ap1, ap2) -> AsyncIterator[tuple[str, list[as4.ReceivedMessag
         except as4.As4Error as exc:
             return web.Response(body=as4.build_error_signal([exc], None), content_type="application/soap+xml")
         got.append(msg)
-        return web.Response(
-            body=as4.build_receipt(msg, ap2.key, ap2.cert), content_type="application/soap+xml"
-        )
+        return web.Response(body=as4.build_receipt(msg, ap2.key, ap2.cert), content_type="application/soap+xml")
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/as4", handle)

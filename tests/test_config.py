@@ -88,8 +88,7 @@ def test_cli_reports_bad_configuration_in_one_line_without_traceback() -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "peppol-gateway: configuration error: PEPPOL_HTTP_PORT: "
-        "expected an integer from 0 to 65535, got 99999"
+        "peppol-gateway: configuration error: PEPPOL_HTTP_PORT: expected an integer from 0 to 65535, got 99999"
     ]
 
 

@@ -66,9 +66,7 @@ def test_server_of_a_killed_owner_is_stopped_by_the_watchdog(tmp_path: Path) -> 
         "s = EmbeddedPostgres(__import__('pathlib').Path(sys.argv[1]), durable=False)\n"
         "s.start(); print(s.data, flush=True); time.sleep(120)\n"
     )
-    owner = subprocess.Popen(
-        [sys.executable, "-c", script, str(tmp_path / "db")], stdout=subprocess.PIPE, text=True
-    )
+    owner = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "db")], stdout=subprocess.PIPE, text=True)
     assert owner.stdout is not None
     data = Path(owner.stdout.readline().strip())
     pid = int((data / "postmaster.pid").read_text().splitlines()[0])

@@ -59,9 +59,7 @@ def _trust(dev_pki: DevPki) -> list[str]:
 
 
 async def test_lookup_prints_the_endpoint_and_every_check(knot, dev_pki, published) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = await cli(
-        published.value, "--sml", SML_ZONE, "--dns", knot.address, *_trust(dev_pki), "--json"
-    )
+    code, out, err = await cli(published.value, "--sml", SML_ZONE, "--dns", knot.address, *_trust(dev_pki), "--json")
     assert code == 0, err
     report = json.loads(out)
     assert report["endpoint"]["url"] == "https://ap.example/as4"

@@ -73,9 +73,7 @@ def test_sandbox_delivers_an_invoice_between_its_two_access_points(tmp_path: Pat
     cluster = EmbeddedPostgres(tmp_path / ".data").base  # relocated when postgres cannot enter tmp
     try:
         deadline = time.monotonic() + 10
-        while (
-            _processes_under(str(tmp_path)) or _processes_under(str(cluster))
-        ) and time.monotonic() < deadline:
+        while (_processes_under(str(tmp_path)) or _processes_under(str(cluster))) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _processes_under(str(tmp_path)) == []
         assert _processes_under(str(cluster)) == []

@@ -86,14 +86,10 @@ def test_serve_with_database_url_answers_ping_and_exits_on_sigterm(db_dsn: str, 
             proc.kill()
 
 
-def test_serve_with_embedded_database_leaves_no_process_after_group_sigterm(
-    tmp_path: Path, dev_pki: DevPki
-) -> None:
+def test_serve_with_embedded_database_leaves_no_process_after_group_sigterm(tmp_path: Path, dev_pki: DevPki) -> None:
     port = _free_port()
     data_dir = tmp_path / "state"
-    proc = _serve(
-        {"PEPPOL_DATABASE_DATA_DIR": str(data_dir), "PEPPOL_HTTP_PORT": str(port), **_identity(dev_pki)}
-    )
+    proc = _serve({"PEPPOL_DATABASE_DATA_DIR": str(data_dir), "PEPPOL_HTTP_PORT": str(port), **_identity(dev_pki)})
     try:
         assert _wait_for_ping(port) == 200
         os.killpg(proc.pid, signal.SIGTERM)

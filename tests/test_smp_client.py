@@ -97,9 +97,7 @@ async def publish(
     *docs,
     **kw,
 ) -> None:  # type: ignore[no-untyped-def]
-    source.services[participant] = {
-        d.document_type: metadata(pki, participant, d, **kw) for d in (docs or (INVOICE,))
-    }
+    source.services[participant] = {d.document_type: metadata(pki, participant, d, **kw) for d in (docs or (INVOICE,))}
     await LocalSml(SML_ZONE, knot.address, smp_url, key_name=knot.key_name, key_secret=knot.secret).register(
         participant
     )
@@ -152,9 +150,7 @@ async def test_unsupported_document_type_is_reported(knot, dev_pki, smp_server) 
 async def test_participant_in_sml_but_not_in_smp_is_unknown(knot, dev_pki, smp_server) -> None:  # type: ignore[no-untyped-def]
     url, _ = smp_server
     participant = ParticipantId.parse("0106:87654321")
-    await LocalSml(SML_ZONE, knot.address, url, key_name=knot.key_name, key_secret=knot.secret).register(
-        participant
-    )
+    await LocalSml(SML_ZONE, knot.address, url, key_name=knot.key_name, key_secret=knot.secret).register(participant)
     c = client(knot, dev_pki)
     try:
         with pytest.raises(ParticipantUnknown):
@@ -237,9 +233,7 @@ async def test_redirect_is_followed_once_to_the_announced_smp(knot, dev_pki, smp
         INVOICE.document_type: metadata(dev_pki, participant, url="https://moved.example/as4")
     }
     href = f"{target_url}/{participant.url_segment}/services/{INVOICE.document_type.url_segment}"
-    redirect = build_signed_redirect(
-        href, dev_pki.smp.cert.subject.rfc4514_string(), dev_pki.smp.key, dev_pki.smp.cert
-    )
+    redirect = build_signed_redirect(href, dev_pki.smp.cert.subject.rfc4514_string(), dev_pki.smp.key, dev_pki.smp.cert)
 
     async def old_smp(request: web.Request) -> web.Response:
         return web.Response(body=redirect, content_type="text/xml")
@@ -268,9 +262,7 @@ async def test_concurrent_lookups_share_one_dns_query_and_one_fetch(knot, dev_pk
     await publish(knot, url, source, dev_pki, participant)
     c = client(knot, dev_pki)
     try:
-        routes = await asyncio.gather(
-            *(c.find_endpoint(participant, INVOICE.document_type) for _ in range(500))
-        )
+        routes = await asyncio.gather(*(c.find_endpoint(participant, INVOICE.document_type) for _ in range(500)))
         assert len({r.endpoint.url for r in routes}) == 1
         assert c.sml.queries == 1 and c.fetches == 1
         await c.find_endpoint(participant, INVOICE.document_type)

@@ -20,9 +20,7 @@ INVOICE = (
 
 
 def test_participant_parses_with_and_without_scheme() -> None:
-    assert ParticipantId.parse("iso6523-actorid-upis::0192:991825827") == ParticipantId.parse(
-        "0192:991825827"
-    )
+    assert ParticipantId.parse("iso6523-actorid-upis::0192:991825827") == ParticipantId.parse("0192:991825827")
     assert str(ParticipantId.parse("0192:991825827")) == "iso6523-actorid-upis::0192:991825827"
 
 
@@ -157,10 +155,7 @@ def test_identifier_values_up_to_130_characters_are_accepted() -> None:
 )
 def test_sml_dns_name_matches_the_published_vectors(value: str, label: str) -> None:
     participant = ParticipantId(value)  # 0088:123abc is not a valid GLN; the hash does not care
-    assert (
-        dns_name(participant, "production")
-        == f"{label}.iso6523-actorid-upis.participant.sml.prod.tech.peppol.org"
-    )
+    assert dns_name(participant, "production") == f"{label}.iso6523-actorid-upis.participant.sml.prod.tech.peppol.org"
 
 
 def test_test_zone_and_legacy_zones_resolve_by_name() -> None:

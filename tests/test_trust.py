@@ -75,9 +75,7 @@ async def authority(dev_pki: DevPki) -> AsyncIterator[Authority]:
             return web.Response(status=503)
         req = ocsp.load_der_ocsp_request(await request.read())
         now = dt.datetime.now(dt.UTC)
-        status = (
-            ocsp.OCSPCertStatus.REVOKED if req.serial_number in auth.revoked else ocsp.OCSPCertStatus.GOOD
-        )
+        status = ocsp.OCSPCertStatus.REVOKED if req.serial_number in auth.revoked else ocsp.OCSPCertStatus.GOOD
         # The responder answers for the certificate in the request; it knows its own leaves.
         leaf = auth.leaves[req.serial_number]  # type: ignore[attr-defined]
         response = (
@@ -187,9 +185,7 @@ async def test_crl_signed_by_another_ca_is_ignored(authority: Authority, dev_pki
         await trust.close()
 
 
-async def test_expired_and_foreign_certificates_fail_before_revocation(
-    authority: Authority, dev_pki: DevPki
-) -> None:
+async def test_expired_and_foreign_certificates_fail_before_revocation(authority: Authority, dev_pki: DevPki) -> None:
     past = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
     expired = issue(
         name("POP000108", "Old AP", "NO"),
