@@ -159,6 +159,12 @@ async def verify_company(request: web.Request) -> web.Response:
             company_id,
             json.dumps({"company_id": str(company_id)}),
         )
+    pending = await _pool(request).fetch(
+        "SELECT * FROM company_profiles WHERE company_id = $1 AND status = 'pending'", company_id
+    )
+    for participant_key in {(p["scheme"], p["value"]) for p in pending}:
+        rows = [p for p in pending if (p["scheme"], p["value"]) == participant_key]
+        await _publish(request, company_id, smp.ParticipantId.of(*participant_key), rows)
     return ok(_company_json(row))
 
 
@@ -377,6 +383,16 @@ async def register_profiles(request: web.Request) -> web.Response:
                 raise ApiError(409, "conflict", f"profile {profile} {version} is already registered") from None
             await _profile_event(conn, principal.company_id, row)
             rows.append(row)
+    if not company["verified"]:
+        return ok([_profile_json(r) for r in rows], status=201)  # published when verified
+    updated = await _publish(request, principal.company_id, participant, rows)
+    return ok([_profile_json(r) for r in updated], status=201)
+
+
+async def _publish(
+    request: web.Request, company_id: uuid.UUID, participant: smp.ParticipantId, rows: list[Any]
+) -> list[Any]:
+    """Register the participant in the SML and mark its pending profiles active (or failed)."""
     runtime = request.app[RUNTIME]
     status, reason = "active", None
     if runtime.registrar is not None:
@@ -384,18 +400,18 @@ async def register_profiles(request: web.Request) -> web.Response:
             await runtime.registrar.register(participant)
         except smp.DiscoveryError as exc:
             status, reason = "failed", str(exc)
-    async with pool.acquire() as conn, conn.transaction():
-        updated = []
+    updated = []
+    async with _pool(request).acquire() as conn, conn.transaction():
         for row in rows:
             new = await conn.fetchrow(
                 "UPDATE company_profiles SET status = $2, status_reason = $3, updated_at = now() "
                 "WHERE id = $1 RETURNING *",
                 row["id"], status, reason,
             )  # fmt: skip
-            await _profile_event(conn, principal.company_id, new)
+            await _profile_event(conn, company_id, new)
             updated.append(new)
-    log.info("profiles_registered", company=str(principal.company_id), participant=str(participant), status=status)
-    return ok([_profile_json(r) for r in updated], status=201)
+    log.info("profiles_published", company=str(company_id), participant=str(participant), status=status)
+    return updated
 
 
 async def list_profiles(request: web.Request) -> web.Response:

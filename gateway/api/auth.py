@@ -197,17 +197,18 @@ async def authenticate(pool: asyncpg.Pool, authorization: str | None) -> Princip
 
 
 PUBLIC_PATHS = frozenset({"/v1/ping", "/v1/openapi.json"})
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def auth_middleware(pool_of: Any) -> Any:
-    """Authenticate every ``/v1`` request but the public ones; ``request["principal"]`` then
+    """Authenticate every ``/v1`` request but the public ones; ``request[PRINCIPAL]`` then
     holds the caller."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         routed = getattr(request.match_info, "http_exception", None) is None
         if routed and request.path.startswith("/v1/") and request.path not in PUBLIC_PATHS:
-            request["principal"] = await authenticate(pool_of(request), request.headers.get("Authorization"))
+            request[PRINCIPAL] = await authenticate(pool_of(request), request.headers.get("Authorization"))
         return await handler(request)  # type: ignore[no-any-return]
 
     return middleware
@@ -215,7 +216,7 @@ def auth_middleware(pool_of: Any) -> Any:
 
 def require(request: web.Request, *scopes: str) -> Principal:
     """The caller, who must hold every scope in ``scopes``."""
-    principal: Principal | None = request.get("principal")
+    principal = request.get(PRINCIPAL)
     if principal is None:
         raise ApiError(401, "authentication_required", "send Authorization: Bearer <token>")
     missing = [s for s in scopes if s not in principal.scopes]
