@@ -13,6 +13,7 @@ from gateway.api.auth import auth_middleware
 from gateway.api.documents import add_document_routes
 from gateway.api.envelope import ok
 from gateway.api.middleware import request_context
+from gateway.api.notifications import add_notification_routes
 from gateway.config import Settings
 from gateway.inbound import InboundEndpoint
 from gateway.runtime import Runtime
@@ -63,6 +64,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
         app[RUNTIME] = runtime
         add_account_routes(app)
         add_document_routes(app)
+        add_notification_routes(app)
         inbound = InboundEndpoint(
             pool,
             runtime.identity,

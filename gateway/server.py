@@ -16,6 +16,7 @@ from gateway.database import create_pool, database_url
 from gateway.outbound import OutboundWorker
 from gateway.runtime import build_runtime
 from gateway.version import __version__
+from gateway.webhooks import WebhookWorker
 
 __all__ = ["serve"]
 
@@ -33,6 +34,7 @@ async def serve(settings: Settings) -> None:
         pool = await create_pool(settings, dsn)
         runtime = None
         workers: asyncio.Task[None] | None = None
+        webhook_task: asyncio.Task[None] | None = None
         try:
             runtime = build_runtime(settings, pool)
             app = create_app(settings, pool, runtime)
@@ -53,6 +55,9 @@ async def serve(settings: Settings) -> None:
                     poll_interval=settings.poll_interval,
                 )
                 workers = asyncio.create_task(worker.run(stop, settings.outbound_workers))
+            if settings.webhook_workers > 0:
+                hooks = WebhookWorker(pool, poll_interval=settings.poll_interval)
+                webhook_task = asyncio.create_task(hooks.run(stop))
             log.info(
                 "gateway_started",
                 version=__version__,
@@ -63,12 +68,14 @@ async def serve(settings: Settings) -> None:
             await stop.wait()
             log.info("gateway_stopping")
             await runner.cleanup()
-            if workers is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(workers, settings.shutdown_timeout)
+            for task in (workers, webhook_task):
+                if task is not None:
+                    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                        await asyncio.wait_for(task, settings.shutdown_timeout)
         finally:
-            if workers is not None and not workers.done():
-                workers.cancel()
+            for task in (workers, webhook_task):
+                if task is not None and not task.done():
+                    task.cancel()
             if runtime is not None:
                 await runtime.close()
             await pool.close()
