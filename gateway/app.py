@@ -14,6 +14,7 @@ from gateway.api.documents import add_document_routes
 from gateway.api.envelope import ok
 from gateway.api.middleware import request_context
 from gateway.api.notifications import add_notification_routes
+from gateway.api.ratelimit import RateLimiter
 from gateway.config import Settings
 from gateway.inbound import InboundEndpoint
 from gateway.runtime import Runtime
@@ -54,7 +55,11 @@ async def ping(request: web.Request) -> web.Response:
 def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None = None) -> web.Application:
     """The HTTP application; with a runtime it also serves AS4 (``/as4``) and the SMP (``/smp``)."""
     app = web.Application(
-        middlewares=[request_context, auth_middleware(lambda request: request.app[POOL])],
+        middlewares=[
+            request_context,
+            auth_middleware(lambda request: request.app[POOL]),
+            RateLimiter(settings.rate_limit, 60.0).middleware(),
+        ],
         client_max_size=settings.max_message_bytes,
     )
     app[SETTINGS] = settings

@@ -303,3 +303,50 @@ async def test_authorisation_matrix(world: World) -> None:
             if status != expected[name]:
                 failures.append(f"{name} {method} {path}: {status}, expected {expected[name]}")
     assert failures == []
+
+
+async def test_rate_limit_per_key_answers_429_with_retry_after(
+    pg_dsn: str, template_db: str, dev_pki: DevPki, knot: KnotDns
+) -> None:
+    async with (
+        in_process_gateway(
+            dev_pki, "ap1", await new_database(pg_dsn, template_db), knot, workers=False, PEPPOL_HTTP_RATE_LIMIT="3"
+        ) as gw,
+        aiohttp.ClientSession() as session,
+    ):
+        operator_id, key = await create_operator(gw.pool, "Busy operator")
+        operator = await token(session, gw.url, str(operator_id), key)
+        statuses = []
+        for _ in range(4):
+            async with session.get(
+                gw.url + "/v1/companies", headers={"Authorization": f"Bearer {operator.token}"}
+            ) as r:
+                statuses.append(r.status)
+                headers = r.headers
+                body = await r.json()
+        assert statuses == [200, 200, 200, 429]
+        assert body["error"]["code"] == "rate_limit_exceeded"
+        assert (
+            int(headers["Retry-After"]) >= 1
+            and headers["X-RateLimit-Limit"] == "3"
+            and headers["X-RateLimit-Remaining"] == "0"
+        )
+
+
+async def test_usage_counts_this_months_documents(world: World) -> None:
+    operator = await token(world.session, world.a.url, str(world.operator_id), world.operator_key)
+    company_id, key = await new_company(world)
+    await operator.call("POST", f"/v1/companies/{company_id}/verify")
+    company = await token(world.session, world.a.url, company_id, key)
+    await company.call("POST", "/v1/company/profiles", json={"profiles": ["ORDER"]})
+    await company.call(
+        "POST",
+        "/v1/documents",
+        data=(EXAMPLES / "invoice.xml").read_bytes(),
+        headers={"Content-Type": "application/xml"},
+    )
+    status, body = await company.call("GET", "/v1/usage")
+    assert status == 200
+    assert body["data"]["companies"][0]["sent"] == 1 and body["data"]["companies"][0]["received"] == 0
+    status, body = await operator.call("GET", "/v1/usage")
+    assert [c["company_id"] for c in body["data"]["companies"]] == [company_id]

@@ -378,7 +378,44 @@ async def list_documents(request: web.Request) -> web.Response:
     return ok({"items": items, "next_cursor": next_cursor})
 
 
+async def usage(request: web.Request) -> web.Response:
+    """Documents sent and received in the current calendar month (UTC), per company."""
+    principal = require(request)
+    now = datetime.now(UTC)
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if principal.kind == "company":
+        companies = [principal.company_id]
+    else:
+        companies = [
+            r["id"]
+            for r in await _pool(request).fetch(
+                "SELECT id FROM companies WHERE operator_id = $1", principal.operator_id
+            )
+        ]
+    rows = await _pool(request).fetch(
+        """SELECT c.id, c.name,
+                  (SELECT count(*) FROM outbound_messages o WHERE o.company_id = c.id AND o.created_at >= $2) AS sent,
+                  (SELECT count(*) FROM outbound_messages o WHERE o.company_id = c.id AND o.created_at >= $2
+                       AND o.state = 'delivered') AS delivered,
+                  (SELECT count(*) FROM mailbox_entries e WHERE e.company_id = c.id AND e.created_at >= $2) AS received
+           FROM companies c WHERE c.id = ANY($1::uuid[]) ORDER BY c.name""",
+        companies,
+        start,
+    )
+    return ok(
+        {
+            "period": {"start": start.isoformat(), "end": now.isoformat()},
+            "companies": [
+                {"company_id": str(r["id"]), "name": r["name"], "sent": r["sent"], "delivered": r["delivered"],
+                 "received": r["received"]}
+                for r in rows
+            ],
+        }
+    )  # fmt: skip
+
+
 def add_document_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/usage", usage)
     for base in ("/v1/documents", "/v1/invoices"):
         app.router.add_post(base, send_document)
         app.router.add_get(base, list_documents)

@@ -38,6 +38,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             response = await handler(request)
         except ApiError as exc:
             response = error_response(exc)
+            response.headers.update(getattr(exc, "headers", {}))
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
