@@ -14,6 +14,7 @@ from gateway.api.documents import add_document_routes
 from gateway.api.envelope import ok
 from gateway.api.middleware import request_context
 from gateway.api.notifications import add_notification_routes
+from gateway.api.openapi import serve_openapi
 from gateway.api.ratelimit import RateLimiter
 from gateway.config import Settings
 from gateway.inbound import InboundEndpoint
@@ -65,6 +66,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
     app[SETTINGS] = settings
     app[POOL] = pool
     app.router.add_get("/v1/ping", ping)
+    app.router.add_get("/v1/openapi.json", serve_openapi)
     if runtime is not None:
         app[RUNTIME] = runtime
         add_account_routes(app)

@@ -67,8 +67,11 @@ def _uuid(value: str, what: str) -> uuid.UUID:
 
 async def token(request: web.Request) -> web.Response:
     """OAuth2 client credentials (RFC 6749 §4.4); errors in the RFC's shape."""
-    form = await request.post()
     try:
+        try:
+            form = await request.post()
+        except (ValueError, AssertionError, UnicodeDecodeError):
+            raise OAuthError("invalid_request", "send a form-encoded body") from None
         if form.get("grant_type") != "client_credentials":
             raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
         client_id, secret = str(form.get("client_id") or ""), str(form.get("client_secret") or "")
@@ -223,7 +226,7 @@ async def create_key(request: web.Request) -> web.Response:
     body = await _json(request) if request.can_read_body else {}
     allowed = set(principal.scopes)
     scopes = body.get("scopes") or sorted(allowed)
-    if not isinstance(scopes, list) or not set(scopes) <= allowed:
+    if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes) or not set(scopes) <= allowed:
         raise ApiError(400, "validation_error", "scopes must be a subset of your own", {"field": "scopes"})
     key_id, secret = await create_api_key(
         _pool(request),
@@ -253,6 +256,8 @@ async def update_key(request: web.Request) -> web.Response:
     row = await _own_key(request, principal)
     body = await _json(request)
     label = body.get("label", row["label"])
+    if not isinstance(label, str):
+        raise ApiError(400, "validation_error", "label is a string", {"field": "label"})
     expires = _parse_time(body["expires_at"], "expires_at") if "expires_at" in body else row["expires_at"]
     updated = await _pool(request).fetchrow(
         "UPDATE api_keys SET label = $2, expires_at = $3 WHERE id = $1 RETURNING *", row["id"], label, expires

@@ -54,13 +54,16 @@ async def _upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
     fields: dict[str, str] = {}
     limit = request.app[RUNTIME].settings.max_payload_bytes
     if request.content_type.startswith("multipart/"):
-        reader = await request.multipart()
         document = None
-        async for part in reader:
-            if part.name == "file":  # type: ignore[union-attr]
-                document = bytes(await part.read(decode=True))  # type: ignore[union-attr]
-            elif part.name:  # type: ignore[union-attr]
-                fields[part.name] = (await part.text()).strip()  # type: ignore[union-attr]
+        try:
+            reader = await request.multipart()
+            async for part in reader:
+                if part.name == "file":  # type: ignore[union-attr]
+                    document = bytes(await part.read(decode=True))  # type: ignore[union-attr]
+                elif part.name:  # type: ignore[union-attr]
+                    fields[part.name] = (await part.text()).strip()  # type: ignore[union-attr]
+        except (ValueError, AssertionError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "validation_error", f"malformed multipart body: {exc}") from None
         if document is None:
             raise ApiError(400, "validation_error", "upload the document in a field named file", {"field": "file"})
     else:

@@ -1,0 +1,462 @@
+"""The OpenAPI 3.1 description of the REST API, served at ``GET /v1/openapi.json``.
+
+Written next to the handlers and checked against them: a test compares its paths with the
+routes the app registers, and schemathesis exercises the live app with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.version import __version__
+
+__all__ = ["openapi_document", "serve_openapi"]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _ok(schema: dict[str, Any], status: str = "200", description: str = "OK") -> dict[str, Any]:
+    return {
+        status: {
+            "description": description,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["success", "data", "meta"],
+                        "properties": {"success": {"const": True}, "data": schema, "meta": _ref("Meta")},
+                    }
+                }
+            },
+        },
+        "4XX": {"description": "Error", "content": {"application/json": {"schema": _ref("Error")}}},
+    }
+
+
+def _op(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    body: dict[str, Any] | None = None,
+    params: list[Any] | None = None,
+    public: bool = False,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": responses}
+    if body is not None:
+        op["requestBody"] = body
+    if params:
+        op["parameters"] = params
+    if public:
+        op["security"] = []
+    return op
+
+
+def _json_body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+_STAMP = {"type": ["string", "null"], "format": "date-time"}
+_XML = {"description": "XML", "content": {"application/xml": {"schema": {"type": "string"}}}}
+_ERROR_ONLY = {"4XX": {"description": "Error", "content": {"application/json": {"schema": _ref("Error")}}}}
+
+
+def openapi_document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {
+        "Meta": {
+            "type": "object",
+            "properties": {"timestamp": {"type": "string"}, "request_id": {"type": ["string", "null"]}},
+        },
+        "Error": {
+            "type": "object",
+            "required": ["success", "error", "meta"],
+            "properties": {
+                "success": {"const": False},
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {
+                            "type": "string",
+                            "examples": [
+                                "authentication_required",
+                                "invalid_token",
+                                "insufficient_scope",
+                                "not_found",
+                                "validation_error",
+                                "conflict",
+                                "payload_too_large",
+                                "rate_limit_exceeded",
+                                "company_not_verified",
+                                "internal_error",
+                            ],
+                        },
+                        "message": {"type": "string"},
+                        "details": {},
+                    },
+                },
+                "meta": _ref("Meta"),
+            },
+        },
+        "Company": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "name": {"type": "string"},
+                "country": {"type": "string"},
+                "business_id": {"type": "string"},
+                "verified": {"type": "boolean"},
+                "created_at": {"type": "string"},
+                "api_key": {"type": "string", "description": "only when created; shown once"},
+            },
+        },
+        "ApiKey": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "label": {"type": "string"},
+                "prefix": {"type": "string"},
+                "scopes": {"type": "array", "items": {"type": "string"}},
+                "created_at": _STAMP,
+                "expires_at": _STAMP,
+                "revoked_at": _STAMP,
+                "last_used_at": _STAMP,
+                "last_used_ip": {"type": ["string", "null"]},
+                "status": {"enum": ["active", "expiring_soon", "expired", "revoked"]},
+                "api_key": {"type": "string", "description": "only when created or rotated; shown once"},
+            },
+        },
+        "Profile": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "network": {"type": "string"},
+                "profile": {"type": "string"},
+                "profile_version": {"type": "string"},
+                "participant_id": {"type": "string"},
+                "status": {"enum": ["pending", "active", "removed", "failed"]},
+                "status_reason": {"type": ["string", "null"]},
+                "created_at": {"type": "string"},
+                "updated_at": {"type": "string"},
+            },
+        },
+        "Document": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "description": "s<n> for sent, r<n> for received documents"},
+                "direction": {"enum": ["SENT", "RECEIVED"]},
+                "status": {"enum": ["queued", "sending", "delivered", "failed", "received"]},
+                "sender": {"type": "string"},
+                "receiver": {"type": "string"},
+                "document_type": {"type": "string"},
+                "process": {"type": "string"},
+                "as4_message_id": {"type": "string"},
+            },
+        },
+        "Webhook": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "destination_type": {"enum": ["WEBHOOK", "VENDOR_WEBHOOK"]},
+                "destination": {"type": "string"},
+                "events": {"type": "array", "items": {"type": "string"}},
+                "secret": {"type": "string", "description": "only when created or rotated"},
+            },
+        },
+        "Delivery": {"type": "object", "properties": {"id": {"type": "integer"}, "status": {"type": "string"}}},
+    }
+    doc_id = [_path_param("doc_id")]
+    document_ops = {
+        "": {
+            "post": _op(
+                "Send a document (multipart field `file`, or an XML body)",
+                _ok(_ref("Document"), "202", "Queued"),
+                body={
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "file": {"type": "string", "format": "binary"},
+                                    "receiver": {"type": "string"},
+                                    "sender": {"type": "string"},
+                                    "document_type": {"type": "string"},
+                                    "process": {"type": "string"},
+                                    "country": {"type": "string"},
+                                },
+                                "required": ["file"],
+                            }
+                        },
+                        "application/xml": {"schema": {"type": "string"}},
+                    },
+                },
+                params=[{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}],
+            ),
+            "get": _op(
+                "List documents, newest first",
+                _ok(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "items": {"type": "array", "items": _ref("Document")},
+                            "next_cursor": {"type": ["string", "null"]},
+                        },
+                    }
+                ),
+                params=[
+                    _query("direction", {"enum": ["RECEIVED", "SENT"]}),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                    _query("cursor", {"type": "string"}),
+                    _query("received_at_start", {"type": "string", "format": "date-time"}),
+                    _query("received_at_end", {"type": "string", "format": "date-time"}),
+                    _query("sender", {"type": "string"}),
+                    _query("document_type", {"type": "string"}),
+                    _query("status", {"type": "string"}),
+                    _query("acknowledged", {"enum": ["true", "false"]}),
+                    _query("fields", {"type": "string"}),
+                ],
+            ),
+        },
+        "/{doc_id}": {"get": _op("A document's status", _ok(_ref("Document")), params=doc_id)},
+        "/{doc_id}/audit": {"get": _op("Its audit trail", _ok({"type": "array"}), params=doc_id)},
+        "/{doc_id}/document": {"get": _op("The business document", {"200": _XML, **_ERROR_ONLY}, params=doc_id)},
+        "/{doc_id}/envelope": {"get": _op("The Peppol envelope", {"200": _XML, **_ERROR_ONLY}, params=doc_id)},
+        "/{doc_id}/attachments": {"get": _op("Embedded attachments", _ok({"type": "array"}), params=doc_id)},
+        "/{doc_id}/attachments/{index}": {
+            "get": _op(
+                "One attachment",
+                {
+                    "200": {"description": "the attachment", "content": {"*/*": {"schema": {"type": "string"}}}},
+                    **_ERROR_ONLY,
+                },
+                params=[*doc_id, _path_param("index")],
+            )
+        },
+        "/{doc_id}/acknowledge": {
+            "post": _op("Mark a received document fetched", _ok(_ref("Document")), params=doc_id)
+        },
+    }
+    paths: dict[str, Any] = {
+        "/v1/ping": {"get": _op("Liveness and database check", _ok({"type": "object"}), public=True)},
+        "/v1/openapi.json": {"get": _op("This document", {"200": {"description": "OpenAPI"}}, public=True)},
+        "/oauth2/token": {
+            "post": _op(
+                "OAuth2 client credentials",
+                {
+                    "200": {
+                        "description": "token",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "access_token": {"type": "string"},
+                                        "token_type": {"const": "Bearer"},
+                                        "expires_in": {"type": "integer"},
+                                        "scope": {"type": "string"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "4XX": {
+                        "description": "RFC 6749 error",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "error": {"type": "string"},
+                                        "error_description": {"type": "string"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                },
+                body={
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "grant_type": {"const": "client_credentials"},
+                                    "client_id": {"type": "string"},
+                                    "client_secret": {"type": "string"},
+                                    "scope": {"type": "string"},
+                                },
+                                "required": ["grant_type", "client_id", "client_secret"],
+                            }
+                        }
+                    },
+                },
+                public=True,
+            )
+        },
+        "/v1/companies": {
+            "post": _op(
+                "Create a company (operators)",
+                _ok(_ref("Company"), "201", "Created"),
+                body=_json_body(
+                    {
+                        "type": "object",
+                        "required": ["name", "country", "business_id"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "country": {"type": "string"},
+                            "business_id": {"type": "string"},
+                        },
+                    }
+                ),
+            ),
+            "get": _op("Companies the caller may see", _ok({"type": "array", "items": _ref("Company")})),
+        },
+        "/v1/companies/{company_id}": {
+            "get": _op("A company", _ok(_ref("Company")), params=[_path_param("company_id")])
+        },
+        "/v1/companies/{company_id}/verify": {
+            "post": _op("Verify a company (operators)", _ok(_ref("Company")), params=[_path_param("company_id")])
+        },
+        "/v1/api_keys": {
+            "get": _op("The caller's API keys", _ok({"type": "array", "items": _ref("ApiKey")})),
+            "post": _op(
+                "Create an API key",
+                _ok(_ref("ApiKey"), "201", "Created"),
+                body=_json_body(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "label": {"type": "string"},
+                            "scopes": {"type": "array", "items": {"type": "string"}},
+                            "expires_at": {"type": "string", "format": "date-time"},
+                        },
+                    },
+                    required=False,
+                ),
+            ),
+        },
+        "/v1/api_keys/{key_id}": {
+            "patch": _op(
+                "Change an API key's label or expiry",
+                _ok(_ref("ApiKey")),
+                body=_json_body(
+                    {
+                        "type": "object",
+                        "properties": {"label": {"type": "string"}, "expires_at": {"type": ["string", "null"]}},
+                    }
+                ),
+                params=[_path_param("key_id")],
+            ),
+            "delete": _op("Revoke an API key", _ok(_ref("ApiKey")), params=[_path_param("key_id")]),
+        },
+        "/v1/api_keys/{key_id}/rotate": {
+            "post": _op(
+                "Replace an API key (the old one optionally valid for a grace period)",
+                _ok(_ref("ApiKey"), "201", "Created"),
+                body=_json_body(
+                    {"type": "object", "properties": {"grace_seconds": {"type": "integer"}}}, required=False
+                ),
+                params=[_path_param("key_id")],
+            )
+        },
+        "/v1/company/profiles": {
+            "post": _op(
+                "Register the company as a Peppol receiver",
+                _ok({"type": "array", "items": _ref("Profile")}, "201", "Registered"),
+                body=_json_body(
+                    {
+                        "type": "object",
+                        "required": ["profiles"],
+                        "properties": {
+                            "network": {"const": "PEPPOL"},
+                            "profiles": {"type": "array", "items": {"type": "string"}},
+                            "profile_version": {"enum": ["PEPPOLBIS30", "EHF30"]},
+                            "participant_id": {"type": "string"},
+                        },
+                    }
+                ),
+            ),
+            "get": _op("The company's profiles", _ok({"type": "array", "items": _ref("Profile")})),
+        },
+        "/v1/company/profiles/{profile_id}": {
+            "delete": _op("Unregister a profile", _ok(_ref("Profile")), params=[_path_param("profile_id")])
+        },
+        "/v1/company/notifications": {
+            "post": _op(
+                "Register a webhook",
+                _ok(_ref("Webhook"), "201", "Registered"),
+                body=_json_body(
+                    {
+                        "type": "object",
+                        "required": ["destination"],
+                        "properties": {
+                            "destination_type": {"enum": ["WEBHOOK", "VENDOR_WEBHOOK"]},
+                            "destination": {"type": "string", "format": "uri"},
+                            "events": {"type": "array", "items": {"type": "string"}},
+                        },
+                    }
+                ),
+            ),
+            "get": _op("The caller's webhooks", _ok({"type": "array", "items": _ref("Webhook")})),
+        },
+        "/v1/company/notifications/{hook_id}": {
+            "patch": _op(
+                "Change a webhook",
+                _ok(_ref("Webhook")),
+                body=_json_body(
+                    {"type": "object", "properties": {"destination": {"type": "string"}, "events": {"type": "array"}}}
+                ),
+                params=[_path_param("hook_id")],
+            ),
+            "delete": _op("Delete a webhook", _ok({"type": "object"}), params=[_path_param("hook_id")]),
+        },
+        "/v1/company/notifications/{hook_id}/rotate_secret": {
+            "post": _op("New signing secret", _ok(_ref("Webhook")), params=[_path_param("hook_id")])
+        },
+        "/v1/webhook_deliveries": {
+            "get": _op(
+                "Recent deliveries",
+                _ok({"type": "array", "items": _ref("Delivery")}),
+                params=[_query("status", {"enum": ["pending", "delivered", "failed"]})],
+            )
+        },
+        "/v1/webhook_deliveries/{delivery_id}/retry": {
+            "post": _op("Try a delivery again", _ok(_ref("Delivery")), params=[_path_param("delivery_id")])
+        },
+        "/v1/usage": {"get": _op("Documents sent and received this month", _ok({"type": "object"}))},
+    }
+    for base in ("/v1/documents", "/v1/invoices"):
+        for suffix, ops in document_ops.items():
+            paths[base + suffix] = ops
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Peppol gateway API",
+            "version": __version__,
+            "description": "Send and receive Peppol documents; manage companies, keys, profiles and webhooks. "
+            "Every answer uses one envelope; errors carry a stable code.",
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas,
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }
+
+
+async def serve_openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
