@@ -5,6 +5,7 @@ key lifecycle, idempotency, and who may call what."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,11 +14,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 import smp
-from gateway.api.auth import create_operator
+from gateway.api.auth import create_api_key, create_operator
 from gateway.devdns import KnotDns
 from gateway.devpki import DevPki
+from gateway.webhooks import WebhookWorker, verify_signature
 from tests.gateways import InProcessGateway, in_process_gateway, new_database, register_company
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -59,6 +63,9 @@ class World:
     operator_id: uuid.UUID
     operator_key: str
     session: aiohttp.ClientSession
+    finland_caller: Caller
+    webhook_secret: str
+    webhook_calls: list[tuple[bytes, str]]
 
 
 @pytest.fixture
@@ -68,9 +75,28 @@ async def world(pg_dsn: str, template_db: str, dev_pki: DevPki, knot: KnotDns) -
         in_process_gateway(dev_pki, "ap2", await new_database(pg_dsn, template_db), knot) as b,
         aiohttp.ClientSession() as session,
     ):
-        await register_company(b, "Suomen Osto Oy", "FI", FINLAND, "INVOICE_AND_CREDIT_NOTE")
+        finland_id = await register_company(b, "Suomen Osto Oy", "FI", FINLAND, "INVOICE_AND_CREDIT_NOTE")
         operator_id, key = await create_operator(a.pool, "Operator One")
-        yield World(a, b, operator_id, key, session)
+        _, finland_key = await create_api_key(b.pool, company_id=finland_id)
+        finland = await token(session, b.url, str(finland_id), finland_key)
+        calls: list[tuple[bytes, str]] = []
+
+        async def hook(request: web.Request) -> web.Response:
+            calls.append((await request.read(), request.headers["X-Gateway-Signature"]))
+            return web.Response(status=204)
+
+        app = web.Application()
+        app.router.add_post("/erp/peppol", hook)
+        erp = TestServer(app)
+        await erp.start_server()
+        status, body = await finland.call(
+            "POST",
+            "/v1/company/notifications",
+            json={"destination": str(erp.make_url("/erp/peppol")), "events": ["document.received"]},
+        )
+        assert status == 201
+        yield World(a, b, operator_id, key, session, finland, body["data"]["secret"], calls)
+        await erp.close()
 
 
 async def new_company(
@@ -125,11 +151,16 @@ async def test_newcomer_sends_an_invoice_and_the_receiver_polls_downloads_and_ac
     status, audit = await company.call("GET", f"/v1/invoices/{doc_id}/audit")
     assert [a["state"] for a in audit["data"]] == ["queued", "sending", "delivered"]
 
-    finland_id = await world.b.pool.fetchval("SELECT company_id FROM participants WHERE value = $1", FINLAND)
-    from gateway.api.auth import create_api_key
-
-    _, finland_key = await create_api_key(world.b.pool, company_id=finland_id)
-    receiver = await token(world.session, world.b.url, str(finland_id), finland_key)
+    receiver = world.finland_caller
+    hooks = WebhookWorker(world.b.pool)
+    await hooks.fan_out()
+    await hooks.deliver_due()
+    await hooks._session.close()  # type: ignore[union-attr]
+    received_events = [json.loads(body) for body, _ in world.webhook_calls]
+    event = next(e for e in received_events if e["type"] == "document.received")
+    body, signature = next((b, sig) for b, sig in world.webhook_calls if json.loads(b)["id"] == event["id"])
+    assert verify_signature(world.webhook_secret, body, signature)
+    assert event["data"]["sender"] == "iso6523-actorid-upis::0192:991825827"
     status, listing = await receiver.call("GET", "/v1/invoices?direction=RECEIVED&acknowledged=false")
     assert status == 200 and len(listing["data"]["items"]) == 1
     received = listing["data"]["items"][0]
