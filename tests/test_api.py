@@ -5,6 +5,7 @@ key lifecycle, idempotency, and who may call what."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -135,10 +136,20 @@ async def test_newcomer_sends_an_invoice_and_the_receiver_polls_downloads_and_ac
     )
     assert route.endpoint.url == world.a.as4_url
 
-    form = aiohttp.FormData()
-    form.add_field(
-        "file", (EXAMPLES / "invoice.xml").read_bytes(), filename="invoice.xml", content_type="application/xml"
+    pdf = b"%PDF-1.4 a small invoice image\n"
+    embedded = (
+        b"<cac:AdditionalDocumentReference><cbc:ID>att-1</cbc:ID><cac:Attachment>"
+        b'<cbc:EmbeddedDocumentBinaryObject mimeCode="application/pdf" filename="NS-2026-1001.pdf">'
+        + base64.b64encode(pdf)
+        + b"</cbc:EmbeddedDocumentBinaryObject></cac:Attachment></cac:AdditionalDocumentReference>"
     )
+    invoice = (
+        (EXAMPLES / "invoice.xml")
+        .read_bytes()
+        .replace(b"<cac:AccountingSupplierParty>", embedded + b"<cac:AccountingSupplierParty>", 1)
+    )
+    form = aiohttp.FormData()
+    form.add_field("file", invoice, filename="invoice.xml", content_type="application/xml")
     status, body = await company.call("POST", "/v1/invoices", data=form)
     assert status == 202, body
     doc_id = body["data"]["id"]
@@ -174,6 +185,12 @@ async def test_newcomer_sends_an_invoice_and_the_receiver_polls_downloads_and_ac
     )
     status, envelope = await receiver.call("GET", f"/v1/invoices/{received['id']}/envelope")
     assert b"StandardBusinessDocumentHeader" in envelope
+    status, attachments = await receiver.call("GET", f"/v1/invoices/{received['id']}/attachments")
+    assert attachments["data"] == [
+        {"index": 0, "filename": "NS-2026-1001.pdf", "mime_code": "application/pdf", "size": len(pdf)}
+    ]
+    status, attachment = await receiver.call("GET", f"/v1/invoices/{received['id']}/attachments/0")
+    assert (status, attachment) == (200, pdf)
     status, acked = await receiver.call("POST", f"/v1/invoices/{received['id']}/acknowledge")
     assert status == 200 and acked["data"]["acknowledged_at"]
     status, listing = await receiver.call("GET", "/v1/invoices?direction=RECEIVED&acknowledged=false")
