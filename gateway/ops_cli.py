@@ -10,8 +10,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 import smp
 from gateway import store
 from gateway.api.auth import create_api_key, create_operator
@@ -121,7 +119,7 @@ async def _send(args: argparse.Namespace, settings: Settings, document: bytes) -
                 retry_max=settings.retry_max,
             )
             try:
-                await _deliver_now(pool, worker, job_id)
+                await worker.deliver_now(job_id)
             finally:
                 await runtime.close()
             status = await store.outbound_status(pool, job_id)
@@ -142,20 +140,6 @@ async def _send(args: argparse.Namespace, settings: Settings, document: bytes) -
     }
     code = {"delivered": 0, "failed": 1}.get(status.state, 3)
     return code, report
-
-
-async def _deliver_now(pool: asyncpg.Pool, worker: OutboundWorker, job_id: int) -> None:
-    """Deliver this job in this process, unless a running gateway's worker already took it."""
-    import aiohttp
-
-    job = await store.claim_outbound(pool, job_id=job_id)
-    if job is None:
-        return
-    worker._session = aiohttp.ClientSession()
-    try:
-        await worker.deliver(job)
-    finally:
-        await worker._session.close()
 
 
 async def _operator_add(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:

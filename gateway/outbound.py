@@ -338,6 +338,22 @@ class OutboundWorker:
                 if not work_task.done():
                     work_task.cancel()
 
+    async def deliver_now(self, job_id: int) -> bool:
+        """Deliver one given job in this process (False if a worker elsewhere already took it)."""
+        job = await store.claim_outbound(self.pool, job_id=job_id)
+        if job is None:
+            return False
+        own = self._session is None
+        if own:
+            self._session = aiohttp.ClientSession()
+        try:
+            await self.deliver(job)
+        finally:
+            if own and self._session is not None:
+                await self._session.close()
+                self._session = None
+        return True
+
     async def run_once(self) -> bool:
         """Claim and deliver one job; False when there was nothing to do."""
         job = await store.claim_outbound(self.pool)
