@@ -53,6 +53,31 @@ def _replace(settings: Settings, **changes: object) -> Settings:
     return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
 
+def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from gateway.validation import validate_document
+
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"peppol-gateway: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    result = validate_document(data)
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        print(f"{'valid' if result.valid else 'INVALID'}: {result.document or args.file}")
+        print(f"  layers run: {', '.join(result.layers_run)}")
+        for layer, reason in result.layers_skipped.items():
+            print(f"  not run: {layer} ({reason})")
+        for finding in result.findings:
+            print(f"  [{finding.flag}] {finding.layer} {finding.rule_id}: {finding.text}")
+    if any(f.layer == "xml" for f in result.findings):
+        return 2
+    return 0 if result.valid else 1
+
+
 def _cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.sandbox import run_sandbox
 
@@ -144,6 +169,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     add_lookup_command(sub)
     commands["lookup"] = lookup_command
     add_ops_commands(sub, commands)
+
+    p = sub.add_parser(
+        "validate",
+        help="validate a document (UBL schema, EN 16931, Peppol BIS rules)",
+        description="Validate a UBL document or a Peppol SBD. Exit 0 valid, 1 invalid (the failed "
+        "rules are listed), 2 unreadable input.",
+    )
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    commands["validate"] = _cmd_validate
 
     p = sub.add_parser(
         "sandbox",

@@ -71,6 +71,9 @@ class Settings:
     retry_max: float = 900.0
     retry_window: float = 86400.0
     poll_interval: float = 1.0
+    # [validation]
+    validate_on_submit: bool = True
+    validation_processes: int = 2
     # [limits]
     max_message_bytes: int = 110 * 1024 * 1024
     max_payload_bytes: int = 200 * 1024 * 1024
@@ -153,6 +156,17 @@ def _as_hostport(raw: Any) -> str:
     return value
 
 
+def _as_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
 def _as_tsig_key(raw: Any) -> str:
     value = _as_str(raw)
     name, sep, secret = value.partition(":")
@@ -191,6 +205,8 @@ _FIELDS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("retry_max", "workers", "retry_max", _as_float(0.01, 86400)),
     ("retry_window", "workers", "retry_window", _as_float(0, 30 * 86400)),
     ("poll_interval", "workers", "poll_interval", _as_float(0.01, 60)),
+    ("validate_on_submit", "validation", "on_submit", _as_bool),
+    ("validation_processes", "validation", "processes", _as_int(1, 64)),
     ("max_message_bytes", "limits", "max_message_bytes", _as_int(1024, 2**34)),
     ("max_payload_bytes", "limits", "max_payload_bytes", _as_int(1024, 2**34)),
 )

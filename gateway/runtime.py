@@ -10,6 +10,7 @@ import smp
 from gateway.config import ConfigError, Settings
 from gateway.identity import ApIdentity, load_identity, load_trust
 from gateway.trust import CertificateTrust
+from gateway.validation import Validator
 
 __all__ = ["Runtime", "build_runtime"]
 
@@ -24,6 +25,7 @@ class Runtime:
     discovery: smp.SmpClient
     registrar: smp.LocalSml | None
     public_url: str
+    validator: Validator | None = None
 
     @property
     def as4_url(self) -> str:
@@ -36,6 +38,8 @@ class Runtime:
     async def close(self) -> None:
         await self.discovery.close()
         await self.trust.close()
+        if self.validator is not None:
+            self.validator.close()
 
 
 def build_runtime(settings: Settings, pool: asyncpg.Pool, port: int | None = None) -> Runtime:
@@ -60,4 +64,5 @@ def build_runtime(settings: Settings, pool: asyncpg.Pool, port: int | None = Non
             key_name=name,
             key_secret=secret,
         )
-    return Runtime(settings, pool, identity, smp_identity, trust, discovery, registrar, public_url)
+    validator = Validator(settings.validation_processes) if settings.validate_on_submit else None
+    return Runtime(settings, pool, identity, smp_identity, trust, discovery, registrar, public_url, validator)

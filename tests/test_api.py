@@ -398,3 +398,26 @@ async def test_usage_counts_this_months_documents(world: World) -> None:
     assert body["data"]["companies"][0]["sent"] == 1 and body["data"]["companies"][0]["received"] == 0
     status, body = await operator.call("GET", "/v1/usage")
     assert [c["company_id"] for c in body["data"]["companies"]] == [company_id]
+
+
+async def test_invalid_invoice_is_refused_at_submission_with_its_rules(world: World) -> None:
+    operator = await token(world.session, world.a.url, str(world.operator_id), world.operator_key)
+    company_id, key = await new_company(world)
+    await operator.call("POST", f"/v1/companies/{company_id}/verify")
+    company = await token(world.session, world.a.url, company_id, key)
+    await company.call("POST", "/v1/company/profiles", json={"profiles": ["ORDER"]})
+    bad = (
+        (EXAMPLES / "invoice.xml")
+        .read_bytes()
+        .replace(b'<cbc:PayableAmount currencyID="EUR">480.00', b'<cbc:PayableAmount currencyID="EUR">9.00')
+    )
+    status, body = await company.call("POST", "/v1/invoices", data=bad, headers={"Content-Type": "application/xml"})
+    assert (status, body["error"]["code"]) == (400, "validation_error")
+    assert "BR-CO-16" in body["error"]["message"]
+    assert any(e["rule_id"] == "BR-CO-16" for e in body["error"]["details"]["validation"]["errors"])
+    status, body = await company.call("POST", "/v1/validate", data=bad, headers={"Content-Type": "application/xml"})
+    assert status == 200 and body["data"]["valid"] is False
+    count = await world.a.pool.fetchval(
+        "SELECT count(*) FROM outbound_messages WHERE company_id = $1", uuid.UUID(company_id)
+    )
+    assert count == 0

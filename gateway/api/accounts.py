@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 import smp
 from gateway import store
@@ -70,7 +71,7 @@ async def token(request: web.Request) -> web.Response:
     try:
         try:
             form = await request.post()
-        except (ValueError, AssertionError, UnicodeDecodeError):
+        except (ValueError, AssertionError, HttpProcessingError):
             raise OAuthError("invalid_request", "send a form-encoded body") from None
         if form.get("grant_type") != "client_credentials":
             raise OAuthError("unsupported_grant_type", "only client_credentials is supported")

