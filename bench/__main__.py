@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import api_bench, as4_bench, e2e_bench, smp_bench
+from bench import api_bench, as4_bench, e2e_bench, smp_bench, validation_bench
 from gateway.logging import configure_logging
 
 
@@ -14,6 +14,7 @@ def main() -> int:
     smp_bench.main()
     e2e_bench.main()
     api_bench.main()
+    validation_bench.main()
     return 0
 
 
