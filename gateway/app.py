@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 import structlog
@@ -18,6 +19,8 @@ from gateway.api.openapi import serve_openapi
 from gateway.api.ratelimit import RateLimiter
 from gateway.config import Settings
 from gateway.inbound import InboundEndpoint
+from gateway.metrics import METRICS, Metrics, certificate_gauge, database_gauges
+from gateway.migrate import load_migrations
 from gateway.runtime import Runtime
 from gateway.smp_source import DatabaseSmpSource
 from gateway.version import __version__
@@ -53,6 +56,42 @@ async def ping(request: web.Request) -> web.Response:
     return ok(data, status=200 if database else 503)
 
 
+async def ready(request: web.Request) -> web.Response:
+    """Ready for traffic: the database answers and its schema is the one this code expects."""
+    pool = request.app[POOL]
+    expected = max(m.version for m in load_migrations())
+    try:
+        async with asyncio.timeout(_DB_CHECK_TIMEOUT):
+            current = await pool.fetchval("SELECT max(version) FROM schema_migrations")
+    except Exception as exc:  # any failure of the probe means "not ready"
+        log.warning("readiness_check_failed", error=type(exc).__name__)
+        current = None
+    is_ready = current == expected
+    data = {"status": "ready" if is_ready else "not_ready", "schema": current, "expected_schema": expected}
+    return ok(data, status=200 if is_ready else 503)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus text format."""
+    gauges: dict[str, Any] = {}
+    try:
+        gauges.update(await database_gauges(request.app[POOL]))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        pass
+    runtime = request.app.get(RUNTIME)
+    if runtime is not None:
+        gauges.update(certificate_gauge({"ap": runtime.identity.cert, "smp": runtime.smp_identity.cert}))
+        gauges["peppol_smp_lookups"] = (
+            "SMP client lookups by source",
+            [
+                ({"source": "cache"}, float(runtime.discovery.cache_hits)),
+                ({"source": "smp"}, float(runtime.discovery.fetches)),
+            ],
+        )
+    body = request.app[METRICS].render(gauges)
+    return web.Response(text=body, content_type="text/plain", charset="utf-8", headers={"X-Content-Format": "0.0.4"})
+
+
 def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None = None) -> web.Application:
     """The HTTP application; with a runtime it also serves AS4 (``/as4``) and the SMP (``/smp``)."""
     app = web.Application(
@@ -65,7 +104,10 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
     )
     app[SETTINGS] = settings
     app[POOL] = pool
+    app[METRICS] = Metrics()
     app.router.add_get("/v1/ping", ping)
+    app.router.add_get("/v1/ready", ready)
+    app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/v1/openapi.json", serve_openapi)
     if runtime is not None:
         app[RUNTIME] = runtime
@@ -78,6 +120,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
             runtime.trust,
             max_message_bytes=settings.max_message_bytes,
             max_payload_bytes=settings.max_payload_bytes,
+            metrics=app[METRICS],
         )
         app.router.add_post("/as4", inbound.handle)
         source = DatabaseSmpSource(pool, runtime.as4_url, runtime.identity.cert, "mailto:ops@localhost")

@@ -17,6 +17,7 @@ from aiohttp import web
 import as4
 from gateway import store
 from gateway.identity import ApIdentity
+from gateway.metrics import Metrics
 from gateway.sbdh import Envelope, SbdhError, read_sbd
 from gateway.trust import CertificateTrust
 
@@ -55,7 +56,9 @@ class InboundEndpoint:
         *,
         max_message_bytes: int,
         max_payload_bytes: int,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.pool = pool
         self.identity = identity
         self.trust = trust
@@ -65,6 +68,8 @@ class InboundEndpoint:
     def _error(self, error: as4.As4Error, ref: str | None, status: int = 200) -> web.Response:
         body = as4.build_error_signal([error], ref, key=self.identity.key, cert=self.identity.cert)
         log.info("as4_refused", code=error.code, reason=error.reason, ref_to_message_id=ref)
+        if self.metrics is not None:
+            self.metrics.inc("peppol_as4_received_total", "Inbound AS4 messages by outcome", outcome=error.code)
         return web.Response(status=status, body=body, content_type=SOAP_TYPE, charset="utf-8")
 
     async def _read_body(self, request: web.Request) -> bytes | None:
@@ -148,6 +153,11 @@ class InboundEndpoint:
             company_id=company,
         )
         stored, answer = await store.store_inbound(self.pool, record, received.payload or b"", body, receipt)
+        if self.metrics is not None:
+            self.metrics.inc(
+                "peppol_as4_received_total", "Inbound AS4 messages by outcome",
+                outcome="stored" if stored else "duplicate", document_type=envelope.action.rsplit("##", 1)[0],
+            )  # fmt: skip
         log.info(
             "as4_received" if stored else "as4_duplicate",
             message_id=header.message_id,

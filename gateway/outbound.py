@@ -28,6 +28,7 @@ import as4
 import smp
 from gateway import store
 from gateway.identity import ApIdentity
+from gateway.metrics import Metrics
 from gateway.sbdh import SbdhError, build_sbd, read_sbd
 from gateway.trust import CertificateTrust
 
@@ -269,7 +270,9 @@ class OutboundWorker:
         retry_max: float = 900.0,
         poll_interval: float = 1.0,
         send_timeout: float = 60.0,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.pool = pool
         self.identity = identity
         self.trust = trust
@@ -439,6 +442,7 @@ class OutboundWorker:
                 endpoint_url=endpoint_url, receiver_ap=receiver_ap,
             )  # fmt: skip
             log.info("outbound_failed", job=job.id, code=exc.code, reason=exc.reason)
+            self._count("failed", exc.code)
             return
         except Transient as exc:
             await self._retry_or_give_up(job, exc, endpoint_url, receiver_ap)
@@ -452,6 +456,13 @@ class OutboundWorker:
             endpoint_url=endpoint_url, receiver_ap=receiver_ap,
         )  # fmt: skip
         log.info("outbound_delivered", job=job.id, receiver=job.receiver, attempts=job.attempts)
+        self._count("delivered", "ok")
+
+    def _count(self, outcome: str, code: str) -> None:
+        if self.metrics is not None:
+            self.metrics.inc(
+                "peppol_outbound_attempts_total", "Outbound delivery attempts by outcome", outcome=outcome, code=code
+            )
 
     async def _retry_or_give_up(
         self,
@@ -469,6 +480,7 @@ class OutboundWorker:
                 endpoint_url=endpoint_url, receiver_ap=receiver_ap,
             )  # fmt: skip
             log.info("outbound_gave_up", job=job.id, attempts=job.attempts, reason=exc.reason)
+            self._count("failed", exc.code)
             return
         await store.mark_outbound(
             self.pool, job.id, "retrying", f"{exc.reason}; next attempt in {delay:.1f}s",
@@ -476,3 +488,4 @@ class OutboundWorker:
             endpoint_url=endpoint_url, receiver_ap=receiver_ap,
         )  # fmt: skip
         log.info("outbound_retry", job=job.id, attempt=job.attempts, delay=delay, reason=exc.reason)
+        self._count("retrying", exc.code)

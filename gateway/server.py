@@ -13,6 +13,7 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.database import create_pool, database_url
+from gateway.metrics import METRICS
 from gateway.outbound import OutboundWorker
 from gateway.runtime import build_runtime
 from gateway.version import __version__
@@ -53,6 +54,7 @@ async def serve(settings: Settings) -> None:
                     retry_initial=settings.retry_initial,
                     retry_max=settings.retry_max,
                     poll_interval=settings.poll_interval,
+                    metrics=app[METRICS],
                 )
                 workers = asyncio.create_task(worker.run(stop, settings.outbound_workers))
             if settings.webhook_workers > 0:

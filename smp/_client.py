@@ -127,6 +127,7 @@ class SmpClient:
         self._cache: OrderedDict[tuple[str, ...], tuple[float, Route | DiscoveryError]] = OrderedDict()
         self._inflight: dict[tuple[str, ...], asyncio.Future[Route]] = {}
         self.fetches = 0  # SMP HTTP requests sent (for tests and metrics)
+        self.cache_hits = 0  # answers served from the cache
 
     async def close(self) -> None:
         if self._own_session and self._session is not None:
@@ -152,6 +153,7 @@ class SmpClient:
         if cached is not None:
             expires, value = cached
             if now < expires:
+                self.cache_hits += 1
                 self._cache.move_to_end(key)
                 if isinstance(value, DiscoveryError):
                     raise value

@@ -196,7 +196,7 @@ async def authenticate(pool: asyncpg.Pool, authorization: str | None) -> Princip
     )
 
 
-PUBLIC_PATHS = frozenset({"/v1/ping", "/v1/openapi.json"})
+PUBLIC_PATHS = frozenset({"/v1/ping", "/v1/ready", "/v1/openapi.json"})
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.api.envelope import ApiError, error_response
+from gateway.metrics import METRICS
 from gateway.requestid import new_request_id, request_id_var
 
 __all__ = ["request_context"]
@@ -48,6 +49,15 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             log.exception("request_failed", method=request.method, path=request.path)
             response = error_response(ApiError(500, "internal_error", "internal server error"))
         response.headers["X-Request-Id"] = request_id
+        elapsed = time.perf_counter() - started
+        metrics = request.app.get(METRICS)
+        if metrics is not None:
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else "unmatched"
+            metrics.observe(
+                "peppol_http_request_seconds", "HTTP request latency by route", elapsed,
+                route=route, method=request.method, status=f"{response.status // 100}xx",
+            )  # fmt: skip
         log.info(
             "request",
             method=request.method,

@@ -249,8 +249,33 @@ def openapi_document() -> dict[str, Any]:
         },
     }
     paths: dict[str, Any] = {
-        "/v1/ping": {"get": _op("Liveness and database check", _ok({"type": "object"}), public=True)},
+        "/v1/ping": {
+            "get": _op(
+                "Liveness and database check",
+                {
+                    **_ok({"type": "object"}),
+                    "503": {
+                        "description": "Database unavailable",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                },
+                public=True,
+            )
+        },
         "/v1/openapi.json": {"get": _op("This document", {"200": {"description": "OpenAPI"}}, public=True)},
+        "/v1/ready": {
+            "get": _op(
+                "Readiness: database reachable and schema current",
+                {
+                    **_ok({"type": "object"}),
+                    "503": {
+                        "description": "Not ready",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                },
+                public=True,
+            )
+        },
         "/oauth2/token": {
             "post": _op(
                 "OAuth2 client credentials",
