@@ -250,3 +250,40 @@ async def test_our_smp_publishes_the_receiving_company(network: Network) -> None
 
 
 _ = asyncio
+
+
+async def test_oversized_message_is_refused_with_413_and_an_ebms_error(
+    pg_dsn: str, template_db: str, dev_pki: DevPki, knot: KnotDns
+) -> None:
+    async with in_process_gateway(
+        dev_pki,
+        "ap2",
+        await new_database(pg_dsn, template_db),
+        knot,
+        workers=False,
+        PEPPOL_LIMITS_MAX_MESSAGE_BYTES="4096",
+    ) as b:
+        message = _message_to_b(dev_pki)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(b.as4_url, data=message.body, headers={"Content-Type": message.content_type}) as r,
+        ):
+            status, answer = r.status, await r.read()
+        assert status == 413
+        with pytest.raises(as4.EbmsErrorReceived) as info:
+            as4.parse_signal(answer, as4.SOAP_CONTENT_TYPE)
+        assert "larger than 4096 bytes" in info.value.errors[0].description
+
+
+async def test_garbage_on_the_as4_endpoint_gets_an_ebms_error_not_a_crash(network: Network) -> None:
+    async with aiohttp.ClientSession() as session:
+        for body, content_type in (
+            (b"\x00\xff" * 50, "multipart/related; boundary=x"),
+            (b"<a", "application/soap+xml"),
+            (b"", ""),
+        ):
+            async with session.post(network.b.as4_url, data=body, headers={"Content-Type": content_type}) as r:
+                answer = await r.read()
+                assert r.status == 200
+            with pytest.raises(as4.EbmsErrorReceived):
+                as4.parse_signal(answer, as4.SOAP_CONTENT_TYPE)
