@@ -71,6 +71,7 @@ class Settings:
     retry_max: float = 900.0
     retry_window: float = 86400.0
     poll_interval: float = 1.0
+    lease_seconds: float = 300.0
     # [validation]
     validate_on_submit: bool = True
     validation_processes: int = 2
@@ -205,6 +206,7 @@ _FIELDS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("retry_max", "workers", "retry_max", _as_float(0.01, 86400)),
     ("retry_window", "workers", "retry_window", _as_float(0, 30 * 86400)),
     ("poll_interval", "workers", "poll_interval", _as_float(0.01, 60)),
+    ("lease_seconds", "workers", "lease_seconds", _as_float(1, 86400)),
     ("validate_on_submit", "validation", "on_submit", _as_bool),
     ("validation_processes", "validation", "processes", _as_int(1, 64)),
     ("max_message_bytes", "limits", "max_message_bytes", _as_int(1024, 2**34)),

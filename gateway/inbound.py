@@ -102,6 +102,18 @@ class InboundEndpoint:
         except as4.As4Error as exc:
             return self._error(exc, header.message_id)
 
+    def _duplicate_receipt(self, received: as4.ReceivedMessage, first: bytes) -> bytes:
+        """The same message again gets the first receipt. A resend by the sender (same MessageId,
+        rebuilt, so its header digests differ) gets a receipt for what it sent this time, so it
+        can verify it; nothing is stored either way."""
+        try:
+            earlier = as4.parse_signal(first, SOAP_TYPE).digests
+        except as4.As4Error:
+            earlier = {}
+        if earlier == {r.uri: r.digest for r in received.references}:
+            return first
+        return as4.build_receipt(received, self.identity.key, self.identity.cert)
+
     def _parse(self, body: bytes, content_type: str) -> as4.ReceivedMessage:
         return as4.parse_user_message(
             body,
@@ -119,7 +131,9 @@ class InboundEndpoint:
         duplicate = await store.find_inbound_receipt(self.pool, header.message_id, header.from_party)
         if duplicate is not None:
             log.info("as4_duplicate", message_id=header.message_id, sending_ap=header.from_party)
-            return web.Response(body=duplicate, content_type=SOAP_TYPE, charset="utf-8")
+            return web.Response(
+                body=self._duplicate_receipt(received, duplicate), content_type=SOAP_TYPE, charset="utf-8"
+            )
         try:
             envelope, _ = read_sbd(received.payload or b"")
         except SbdhError as exc:

@@ -271,7 +271,9 @@ class OutboundWorker:
         poll_interval: float = 1.0,
         send_timeout: float = 60.0,
         metrics: Metrics | None = None,
+        lease_seconds: float = 300.0,
     ) -> None:
+        self.lease_seconds = lease_seconds
         self.metrics = metrics
         self.pool = pool
         self.identity = identity
@@ -359,7 +361,7 @@ class OutboundWorker:
 
     async def run_once(self) -> bool:
         """Claim and deliver one job; False when there was nothing to do."""
-        job = await store.claim_outbound(self.pool)
+        job = await store.claim_outbound(self.pool, self.lease_seconds)
         if job is None:
             return False
         await self.deliver(job)

@@ -55,6 +55,7 @@ async def serve(settings: Settings) -> None:
                     retry_max=settings.retry_max,
                     poll_interval=settings.poll_interval,
                     metrics=app[METRICS],
+                    lease_seconds=settings.lease_seconds,
                 )
                 workers = asyncio.create_task(worker.run(stop, settings.outbound_workers))
             if settings.webhook_workers > 0:

@@ -96,11 +96,11 @@ class CertificateTrust:
                 raise RevocationUnknown(
                     f"revocation status of {cert.subject.rfc4514_string()!r} unknown: {status.source}"
                 )
-            log.warning(
-                "revocation_unknown_accepted",
-                subject=cert.subject.rfc4514_string(),
-                why=status.source,
-            )
+            if status.source.startswith("no OCSP responder named; no CRL"):
+                # nothing to ask (a development certificate): say so quietly
+                log.info("revocation_not_checkable", subject=cert.subject.rfc4514_string())
+            else:
+                log.warning("revocation_unknown_accepted", subject=cert.subject.rfc4514_string(), why=status.source)
 
     async def _revocation(self, cert: x509.Certificate, issuer: x509.Certificate) -> _Status:
         key = (issuer.fingerprint(hashes.SHA256()), cert.serial_number)

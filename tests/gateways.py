@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 from aiohttp.test_utils import TestServer
@@ -143,14 +144,18 @@ class GatewayProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> None:
+        import tempfile
+
+        # stderr goes to a file: a pipe nobody reads would block a chatty gateway
+        self.log = tempfile.NamedTemporaryFile(prefix="gateway-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "serve"],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            env=self.env, stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"gateway exited: {self.proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                raise AssertionError(f"gateway exited: {Path(self.log.name).read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/v1/ping", timeout=1) as r:
                     if r.status == 200:
@@ -171,6 +176,9 @@ class GatewayProcess:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if getattr(self, "log", None) is not None:
+            self.log.close()
+            Path(self.log.name).unlink(missing_ok=True)
 
 
 async def register_company(

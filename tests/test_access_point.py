@@ -287,3 +287,27 @@ async def test_garbage_on_the_as4_endpoint_gets_an_ebms_error_not_a_crash(networ
                 assert r.status == 200
             with pytest.raises(as4.EbmsErrorReceived):
                 as4.parse_signal(answer, as4.SOAP_CONTENT_TYPE)
+
+
+async def test_a_rebuilt_resend_gets_a_receipt_it_can_verify_and_is_stored_once(
+    network: Network, dev_pki: DevPki
+) -> None:
+    """A sender that crashed after sending rebuilds the message with the same MessageId: new ids
+    and timestamp, so new header digests. It must still get a verifiable receipt."""
+    from dataclasses import replace
+
+    first = _message_to_b(dev_pki)
+    await _post(network.b.as4_url, first)
+    ap1 = dev_pki.access_points["ap1"]
+    sbd = build_sbd(
+        (EXAMPLES / "invoice.xml").read_bytes(), sender=NORWAY, receiver=FINLAND,
+        document_type=DOCTYPE, process=PROCESS, country_c1="NO",
+    )  # fmt: skip
+    again = as4.build_user_message(
+        replace(first.header, timestamp=first.header.timestamp), sbd, signing_key=ap1.key, signing_cert=ap1.cert,
+        receiver_cert=dev_pki.access_points["ap2"].cert,
+    )  # fmt: skip
+    assert again.digests != first.digests
+    receipt = await _post(network.b.as4_url, again)  # send_message verifies it against `again`
+    assert receipt.ref_to_message_id == first.header.message_id
+    assert len(await mailbox(network.b, network.finland)) == 1
