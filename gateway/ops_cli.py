@@ -17,12 +17,10 @@ from gateway.config import Settings
 from gateway.database import create_pool, database_url
 from gateway.identity import load_cert
 from gateway.outbound import OutboundWorker, SubmissionError, derive_submission, submit_document
+from gateway.participants import default_participant
 from gateway.runtime import build_runtime
 
 __all__ = ["add_ops_commands"]
-
-# Country -> default participant identifier scheme for a company's business id.
-DEFAULT_ICD = {"NO": "0192", "SE": "0007", "FI": "0216", "DK": "0184", "NL": "0106", "BE": "0208"}
 
 
 class OpsError(Exception):
@@ -32,16 +30,8 @@ class OpsError(Exception):
 def company_participant(country: str, business_id: str, given: str | None) -> smp.ParticipantId:
     """The participant id: as given, or the country's default scheme with the business id."""
     try:
-        if given:
-            return smp.ParticipantId.parse(given)
-        icd = DEFAULT_ICD.get(country.upper())
-        if icd is None:
-            raise OpsError(f"no default identifier scheme for country {country}; give --participant")
-        local = business_id
-        if icd == "0216" and not business_id.startswith("0037"):
-            local = "0037" + business_id.replace("-", "")  # Finnish OVT from the business id
-        return smp.ParticipantId.parse(f"{icd}:{local}")
-    except smp.IdentifierError as exc:
+        return smp.ParticipantId.parse(given) if given else default_participant(country, business_id)
+    except (smp.IdentifierError, LookupError) as exc:
         raise OpsError(str(exc)) from None
 
 

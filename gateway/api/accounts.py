@@ -24,13 +24,12 @@ from gateway.api.auth import (
     require_company_access,
 )
 from gateway.api.envelope import ApiError, ok
+from gateway.participants import default_participant
 from gateway.runtime import Runtime
 
 __all__ = ["add_account_routes"]
 
 log = structlog.get_logger("gateway.api")
-
-DEFAULT_ICD = {"NO": "0192", "SE": "0007", "FI": "0216", "DK": "0184", "NL": "0106", "BE": "0208"}
 
 RUNTIME = web.AppKey("runtime", Runtime)
 
@@ -356,16 +355,9 @@ async def register_profiles(request: web.Request) -> web.Response:
         if body.get("participant_id"):
             participant = smp.ParticipantId.parse(str(body["participant_id"]))
         else:
-            icd = DEFAULT_ICD.get(company["country"])
-            if icd is None:
-                raise ApiError(
-                    400, "validation_error", f"give participant_id for country {company['country']}",
-                    {"field": "participant_id"},
-                )  # fmt: skip
-            local = company["business_id"]
-            if icd == "0216" and not local.startswith("0037"):
-                local = "0037" + local.replace("-", "")
-            participant = smp.ParticipantId.parse(f"{icd}:{local}")
+            participant = default_participant(company["country"], company["business_id"])
+    except LookupError as exc:
+        raise ApiError(400, "validation_error", str(exc), {"field": "participant_id"}) from None
     except smp.IdentifierError as exc:
         raise ApiError(400, "validation_error", str(exc), {"field": "participant_id"}) from None
     owner = await pool.fetchval(
