@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import as4
+from gateway import identity
+from gateway.config import ConfigError
 from gateway.sbdh import SbdhError, read_sbd
 
 __all__ = ["add_as4_commands"]
@@ -32,19 +33,16 @@ class KeyFileError(Exception):
 
 def load_key(path: Path) -> rsa.RSAPrivateKey:
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise KeyFileError(f"cannot read private key {path}: {exc}") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise KeyFileError(f"{path} does not hold an RSA private key")
-    return key
+        return identity.load_key(path, str(path))
+    except ConfigError as exc:
+        raise KeyFileError(exc.problem) from None
 
 
 def load_cert(path: Path) -> x509.Certificate:
     try:
-        return x509.load_pem_x509_certificate(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise KeyFileError(f"cannot read certificate {path}: {exc}") from None
+        return identity.load_cert(path, str(path))
+    except ConfigError as exc:
+        raise KeyFileError(exc.problem) from None
 
 
 def _header_json(header: as4.UserMessageHeader | None) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
+import as4
 from as4._xml import parse_xml
 
 __all__ = ["SBDH_NS", "Envelope", "SbdhError", "build_sbd", "read_sbd"]
@@ -126,10 +127,8 @@ def read_sbd(data: bytes) -> tuple[Envelope, etree._Element]:
     """Parse an SBD, check the envelope rules, and return it with the business document root."""
     try:
         root = parse_xml(data, "business message", large=True)
-    except ValueError as exc:
-        raise SbdhError("invalid-sbd-xml", str(exc)) from None
-    except Exception as exc:  # as4 errors for hostile XML
-        raise SbdhError("invalid-sbd-xml", str(exc)) from None
+    except as4.As4Error as exc:  # not well-formed, or a DTD / entity
+        raise SbdhError("invalid-sbd-xml", exc.reason) from None
     if root.tag != _n("StandardBusinessDocument"):
         raise SbdhError("missing-sbdh", "the root element is not StandardBusinessDocument")
     header = root.find(_n("StandardBusinessDocumentHeader"))
