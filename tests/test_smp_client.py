@@ -98,6 +98,10 @@ async def publish(
     **kw,
 ) -> None:  # type: ignore[no-untyped-def]
     source.services[participant] = {d.document_type: metadata(pki, participant, d, **kw) for d in (docs or (INVOICE,))}
+    await register_at(knot, smp_url, participant)
+
+
+async def register_at(knot: KnotDns, smp_url: str, participant: ParticipantId) -> None:
     await LocalSml(SML_ZONE, knot.address, smp_url, key_name=knot.key_name, key_secret=knot.secret).register(
         participant
     )
@@ -150,7 +154,7 @@ async def test_unsupported_document_type_is_reported(knot, dev_pki, smp_server) 
 async def test_participant_in_sml_but_not_in_smp_is_unknown(knot, dev_pki, smp_server) -> None:  # type: ignore[no-untyped-def]
     url, _ = smp_server
     participant = ParticipantId.parse("0106:87654321")
-    await LocalSml(SML_ZONE, knot.address, url, key_name=knot.key_name, key_secret=knot.secret).register(participant)
+    await register_at(knot, url, participant)
     c = client(knot, dev_pki)
     try:
         with pytest.raises(ParticipantUnknown):
@@ -210,13 +214,7 @@ async def test_tampered_smp_answer_fails_its_signature(knot, dev_pki) -> None:  
         return web.Response(body=forged, content_type="text/xml")
 
     server = await _serve(handler)
-    await LocalSml(
-        SML_ZONE,
-        knot.address,
-        str(server.make_url("")),
-        key_name=knot.key_name,
-        key_secret=knot.secret,
-    ).register(participant)
+    await register_at(knot, str(server.make_url("")), participant)
     c = client(knot, dev_pki)
     try:
         with pytest.raises(SignatureInvalid):
@@ -239,13 +237,7 @@ async def test_redirect_is_followed_once_to_the_announced_smp(knot, dev_pki, smp
         return web.Response(body=redirect, content_type="text/xml")
 
     server = await _serve(old_smp)
-    await LocalSml(
-        SML_ZONE,
-        knot.address,
-        str(server.make_url("")),
-        key_name=knot.key_name,
-        key_secret=knot.secret,
-    ).register(participant)
+    await register_at(knot, str(server.make_url("")), participant)
     c = client(knot, dev_pki)
     try:
         route = await c.find_endpoint(participant, INVOICE.document_type)
