@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -92,6 +93,37 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="text/plain", charset="utf-8", headers={"X-Content-Format": "0.0.4"})
 
 
+async def _network_duties(app: web.Application) -> AsyncIterator[None]:
+    """Start-up: register this access point's SPID; then, while the app runs, the inbound
+    processor (validation, MLS, linking answers) and the monthly reporting schedule."""
+    from gateway.processing import InboundProcessor, ensure_provider
+    from gateway.reporting import ReportService
+
+    runtime = app[RUNTIME]
+    settings = app[SETTINGS]
+    runtime.provider = await ensure_provider(runtime.pool, runtime.identity, runtime.registrar)
+    runtime.reports = ReportService(
+        runtime.pool, runtime.provider, receiver=settings.reporting_receiver, retry_window=settings.retry_window,
+        send=settings.reporting_send, check_interval=settings.reporting_check_interval,
+    )  # fmt: skip
+    processor = InboundProcessor(
+        runtime.pool, runtime.provider, runtime.validate, retry_window=settings.retry_window,
+        poll_interval=settings.poll_interval, lease_seconds=settings.lease_seconds,
+    )  # fmt: skip
+    runtime.processor = processor
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(processor.run(stop)) for _ in range(settings.inbound_workers)]
+    if settings.reporting_schedule:
+        tasks.append(asyncio.create_task(runtime.reports.run(stop)))
+    yield
+    stop.set()
+    for task in tasks:
+        try:
+            await asyncio.wait_for(task, settings.shutdown_timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+
+
 def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None = None) -> web.Application:
     """The HTTP application; with a runtime it also serves AS4 (``/as4``) and the SMP (``/smp``)."""
     app = web.Application(
@@ -121,8 +153,10 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
             max_message_bytes=settings.max_message_bytes,
             max_payload_bytes=settings.max_payload_bytes,
             metrics=app[METRICS],
+            on_pending=lambda: runtime.processor.wake() if runtime.processor is not None else None,
         )
         app.router.add_post("/as4", inbound.handle)
+        app.cleanup_ctx.append(_network_duties)
         source = DatabaseSmpSource(pool, runtime.as4_url, runtime.identity.cert, "mailto:ops@localhost")
         smp_app = smp_application(source, runtime.smp_identity.key, runtime.smp_identity.cert, runtime.smp_url)
         mount_smp(app, "/smp", smp_app)

@@ -75,6 +75,13 @@ class Settings:
     # [validation]
     validate_on_submit: bool = True
     validation_processes: int = 2
+    # [workers] the inbound processor (validation, MLS, linking responses) after the receipt
+    inbound_workers: int = 1
+    # [reporting]
+    reporting_schedule: bool = True
+    reporting_send: bool = True
+    reporting_receiver: str = "9925:be0848934496"
+    reporting_check_interval: float = 3600.0
     # [limits]
     max_message_bytes: int = 110 * 1024 * 1024
     max_payload_bytes: int = 200 * 1024 * 1024
@@ -207,6 +214,11 @@ _FIELDS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("retry_window", "workers", "retry_window", _as_float(0, 30 * 86400)),
     ("poll_interval", "workers", "poll_interval", _as_float(0.01, 60)),
     ("lease_seconds", "workers", "lease_seconds", _as_float(1, 86400)),
+    ("inbound_workers", "workers", "inbound", _as_int(0, 256)),
+    ("reporting_schedule", "reporting", "schedule", _as_bool),
+    ("reporting_send", "reporting", "send", _as_bool),
+    ("reporting_receiver", "reporting", "receiver", _as_str),
+    ("reporting_check_interval", "reporting", "check_interval", _as_float(1, 86400)),
     ("validate_on_submit", "validation", "on_submit", _as_bool),
     ("validation_processes", "validation", "processes", _as_int(1, 64)),
     ("max_message_bytes", "limits", "max_message_bytes", _as_int(1024, 2**34)),

@@ -9,6 +9,7 @@ refusal is an ebMS Error signal, signed with our key.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import asyncpg
 import structlog
@@ -18,6 +19,7 @@ import as4
 from gateway import store
 from gateway.identity import ApIdentity
 from gateway.metrics import Metrics
+from gateway.responses import read_document
 from gateway.sbdh import Envelope, SbdhError, read_sbd
 from gateway.trust import CertificateTrust
 
@@ -57,7 +59,9 @@ class InboundEndpoint:
         max_message_bytes: int,
         max_payload_bytes: int,
         metrics: Metrics | None = None,
+        on_pending: Callable[[], None] | None = None,
     ) -> None:
+        self.on_pending = on_pending
         self.metrics = metrics
         self.pool = pool
         self.identity = identity
@@ -135,7 +139,7 @@ class InboundEndpoint:
                 body=self._duplicate_receipt(received, duplicate), content_type=SOAP_TYPE, charset="utf-8"
             )
         try:
-            envelope, _ = read_sbd(received.payload or b"")
+            envelope, business = read_sbd(received.payload or b"", require_country=False)
         except SbdhError as exc:
             raise as4.OtherError(f"the payload is not a valid Peppol envelope: {exc}") from None
         check_envelope(header, envelope)
@@ -152,6 +156,12 @@ class InboundEndpoint:
                 f"{header.final_recipient} does not receive {envelope.action} in {envelope.process} here"
             )
         receipt = as4.build_receipt(received, self.identity.key, self.identity.cert)
+        read = read_document(business)
+        # What happens after the receipt, in the inbound processor: validation by the company's
+        # policy, a Message Level Status when one is due (never for an MLS or MLR), linking an
+        # answer to what it answers. Nothing to do keeps the fast path.
+        validate = company.inbound_validation != "off" and read.kind in ("business", "response")
+        always_mls = envelope.mls_type == "ALWAYS_SEND" and read.kind not in ("mls", "mlr")
         record = store.InboundRecord(
             as4_message_id=header.message_id,
             sending_ap=header.from_party,
@@ -164,9 +174,18 @@ class InboundEndpoint:
             country_c1=envelope.country_c1,
             instance_identifier=envelope.instance_identifier,
             sent_at=header.timestamp,
-            company_id=company,
+            company_id=company.id,
+            company_country=company.country,
+            document_id=read.document_id,
+            kind=read.kind,
+            pending=validate and company.inbound_validation == "reject",
+            processing=validate or always_mls or read.kind in ("response", "mls", "mlr"),
+            mls_to=envelope.mls_to,
+            mls_type=envelope.mls_type,
         )
         stored, answer = await store.store_inbound(self.pool, record, received.payload or b"", body, receipt)
+        if stored and record.processing and self.on_pending is not None:
+            self.on_pending()
         if self.metrics is not None:
             self.metrics.inc(
                 "peppol_as4_received_total", "Inbound AS4 messages by outcome",

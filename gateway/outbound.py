@@ -72,6 +72,16 @@ class Derived:
     process: smp.ProcessId
     country_c1: str
     instance_identifier: str
+    document_id: str = ""
+    kind: str = "business"
+
+
+def _read_kind(doc: etree._Element) -> tuple[str, str]:
+    """(document id, kind) of a business document, for linking answers and for reporting."""
+    from gateway.responses import read_document
+
+    read = read_document(doc)
+    return read.document_id, read.kind
 
 
 def _party(doc: etree._Element, role: str) -> etree._Element | None:
@@ -130,7 +140,9 @@ def derive_submission(
             root.tag
             == "{http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader}StandardBusinessDocument"
         ):
-            envelope, _ = read_sbd(document)
+            envelope, business = read_sbd(document)
+            assert envelope.country_c1 is not None  # required when reading for sending
+            document_id, kind = _read_kind(business)
             return Derived(
                 sbd=document,
                 sender=smp.ParticipantId.parse(envelope.sender),
@@ -139,6 +151,8 @@ def derive_submission(
                 process=smp.ProcessId.of(envelope.process_scheme, envelope.process),
                 country_c1=envelope.country_c1,
                 instance_identifier=envelope.instance_identifier,
+                document_id=document_id,
+                kind=kind,
             )
     except SbdhError as exc:
         raise SubmissionError("document", f"invalid Peppol envelope: {exc}") from None
@@ -186,7 +200,8 @@ def derive_submission(
         country_c1=country_c1,
         instance_identifier=instance,
     )
-    return Derived(sbd, sender_id, receiver_id, doc_id, process_id, country_c1, instance)
+    document_id, kind = _read_kind(root)
+    return Derived(sbd, sender_id, receiver_id, doc_id, process_id, country_c1, instance, document_id, kind)
 
 
 async def submit_document(
@@ -197,8 +212,12 @@ async def submit_document(
     company_id: uuid.UUID | None = None,
     endpoint_url: str | None = None,
     endpoint_cert: x509.Certificate | None = None,
+    answers_inbound_id: int | None = None,
+    validation: str | None = None,
+    conn: asyncpg.Connection | None = None,
 ) -> int:
-    """Queue a derived document for delivery; returns the job id."""
+    """Queue a derived document for delivery; returns the job id. With ``conn`` the job joins
+    the caller's transaction (and the caller wakes the workers after its commit)."""
     submission = store.OutboundSubmission(
         sender=str(derived.sender),
         receiver=str(derived.receiver),
@@ -213,9 +232,13 @@ async def submit_document(
         company_id=company_id,
         endpoint_url=endpoint_url,
         endpoint_cert=endpoint_cert.public_bytes(Encoding.DER) if endpoint_cert else None,
+        document_id=derived.document_id or None,
+        kind=derived.kind,
+        answers_inbound_id=answers_inbound_id,
+        validation=validation,
     )
-    job_id = await store.submit_outbound(pool, submission)
-    await pool.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+    job_id = await store.submit_outbound(conn if conn is not None else pool, submission)
+    await (conn if conn is not None else pool).execute(f"NOTIFY {NOTIFY_CHANNEL}")
     return job_id
 
 
@@ -428,6 +451,7 @@ class OutboundWorker:
                     await store.mark_outbound(
                         self.pool, job.id, "delivered", "the receiver reports a duplicate: delivered earlier",
                         endpoint_url=endpoint_url, receiver_ap=receiver_ap, sent_message=bytes(message.body),
+                        exchanged_at=header.timestamp,
                     )  # fmt: skip
                     return
                 failures = [e for e in exc.errors if e.severity.lower() == "failure"]
@@ -455,7 +479,7 @@ class OutboundWorker:
         await store.mark_outbound(
             self.pool, job.id, "delivered", f"receipt {receipt.message_id} verified",
             receipt=receipt.raw, sent_message=bytes(message.body),
-            endpoint_url=endpoint_url, receiver_ap=receiver_ap,
+            endpoint_url=endpoint_url, receiver_ap=receiver_ap, exchanged_at=header.timestamp,
         )  # fmt: skip
         log.info("outbound_delivered", job=job.id, receiver=job.receiver, attempts=job.attempts)
         self._count("delivered", "ok")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -10,7 +12,11 @@ import smp
 from gateway.config import ConfigError, Settings
 from gateway.identity import ApIdentity, load_identity, load_trust
 from gateway.trust import CertificateTrust
-from gateway.validation import Validator
+from gateway.validation import ValidationResult, Validator, validate_document
+
+if TYPE_CHECKING:
+    from gateway.processing import InboundProcessor, Provider
+    from gateway.reporting import ReportService
 
 __all__ = ["Runtime", "build_runtime"]
 
@@ -26,6 +32,15 @@ class Runtime:
     registrar: smp.LocalSml | None
     public_url: str
     validator: Validator | None = None
+    provider: Provider | None = None  # set at start-up, once the SPID is registered
+    reports: ReportService | None = None
+    processor: InboundProcessor | None = None
+
+    async def validate(self, data: bytes) -> ValidationResult:
+        """Validate in the process pool (or, without one, in a thread)."""
+        if self.validator is not None:
+            return await self.validator.validate(data)
+        return await asyncio.to_thread(validate_document, data)
 
     @property
     def as4_url(self) -> str:

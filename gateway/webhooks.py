@@ -81,9 +81,10 @@ class WebhookWorker:
                        INSERT INTO webhook_deliveries (webhook_id, event_id, next_attempt_at, give_up_at, created_at)
                        SELECT w.id, e.id, $3, $4, $3
                        FROM events e
-                       JOIN companies c ON c.id = e.company_id
+                       LEFT JOIN companies c ON c.id = e.company_id
                        JOIN webhooks w
-                         ON (w.company_id = c.id OR (w.operator_id IS NOT NULL AND w.operator_id = c.operator_id))
+                         ON (w.company_id = c.id OR (w.operator_id IS NOT NULL AND w.operator_id = c.operator_id)
+                             OR (e.company_id IS NULL AND w.operator_id IS NOT NULL))
                        WHERE e.id > $1 AND e.id <= $2 AND (w.events IS NULL OR e.kind = ANY (w.events))
                        ON CONFLICT (webhook_id, event_id) DO NOTHING
                        RETURNING 1)

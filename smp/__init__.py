@@ -17,7 +17,10 @@ Nothing here imports the gateway or the AS4 layer.
 
 from smp._catalog import (
     DOCUMENT_TYPES,
+    EUSR,
+    MLS,
     PROFILES,
+    TSR,
     DocumentType,
     find_document_type,
     profile_services,
@@ -77,11 +80,14 @@ from smp._sml import (
 __all__ = [
     "AS4_TRANSPORT",
     "DOCUMENT_TYPES",
+    "EUSR",
     "ICD_SCHEMES",
+    "MLS",
     "PARTICIPANT_SCHEME",
     "PROCESS_SCHEME",
     "PROFILES",
     "SML_ZONES",
+    "TSR",
     "DiscoveryError",
     "DnsFailure",
     "DocumentType",

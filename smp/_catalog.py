@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from smp._identifiers import DocumentTypeId, ProcessId
 
-__all__ = ["DOCUMENT_TYPES", "PROFILES", "DocumentType", "find_document_type", "profile_services"]
+__all__ = ["DOCUMENT_TYPES", "EUSR", "MLS", "PROFILES", "TSR", "DocumentType", "find_document_type", "profile_services"]
 
 _UBL = "urn:oasis:names:specification:ubl:schema:xsd:"
 _BILLING = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
@@ -98,6 +98,31 @@ DOCUMENT_TYPES: tuple[DocumentType, ...] = (
     ),
 )  # fmt: skip
 
+# Peppol network documents: the Message Level Status between service providers, and the two
+# monthly reports to OpenPeppol (their roots are not UBL).
+MLS = DocumentType(
+    "PEPPOL_MLS",
+    DocumentTypeId(f"{_UBL}ApplicationResponse-2::ApplicationResponse##urn:peppol:edec:mls:1.0::2.1"),
+    (ProcessId("urn:peppol:edec:mls"),),
+)
+TSR = DocumentType(
+    "PEPPOL_TSR",
+    DocumentTypeId(
+        "urn:fdc:peppol:transaction-statistics-report:1.0::TransactionStatisticsReport"
+        "##urn:fdc:peppol.eu:edec:trns:transaction-statistics-reporting:1.0::1.0"
+    ),
+    (ProcessId("urn:fdc:peppol.eu:edec:bis:reporting:1.0"),),
+)
+EUSR = DocumentType(
+    "PEPPOL_EUSR",
+    DocumentTypeId(
+        "urn:fdc:peppol:end-user-statistics-report:1.1::EndUserStatisticsReport"
+        "##urn:fdc:peppol.eu:edec:trns:end-user-statistics-report:1.1::1.1"
+    ),
+    (ProcessId("urn:fdc:peppol.eu:edec:bis:reporting:1.0"),),
+)
+DOCUMENT_TYPES += (MLS, TSR, EUSR)
+
 _BY_NAME = {d.name: d for d in DOCUMENT_TYPES}
 
 # Receiving profiles: (profile, version) -> document type names.
@@ -116,6 +141,10 @@ PROFILES: dict[tuple[str, str], tuple[str, ...]] = {
     ("DESPATCH_ADVICE", "EHF30"): ("EHF3_DESPATCH_ADVICE",),
     ("INVOICE_RESPONSE", "PEPPOLBIS30"): ("BIS3_INVOICE_RESPONSE",),
     ("MESSAGE_LEVEL_RESPONSE", "PEPPOLBIS30"): ("BIS3_MLR",),
+    # what a service provider's SPID (0242) receives, and what OpenPeppol's reporting
+    # participant receives
+    ("MESSAGE_LEVEL_STATUS", "PEPPOLBIS30"): ("PEPPOL_MLS",),
+    ("PEPPOL_REPORTING", "PEPPOLBIS30"): ("PEPPOL_TSR", "PEPPOL_EUSR"),
 }
 
 

@@ -59,6 +59,7 @@ def gateway_env(pki: DevPki, stem: str, dsn: str, port: int, knot: KnotDns, **ex
         "PEPPOL_WORKERS_RETRY_WINDOW": "60",
         "PEPPOL_WORKERS_POLL_INTERVAL": "0.1",
         "PEPPOL_LOG_LEVEL": "warning",
+        "PEPPOL_REPORTING_SCHEDULE": "false",
     }
     env.update(extra)
     return env
