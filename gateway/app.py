@@ -17,7 +17,9 @@ from gateway.api.envelope import ok
 from gateway.api.middleware import request_context
 from gateway.api.notifications import add_notification_routes
 from gateway.api.openapi import serve_openapi
+from gateway.api.operator import add_operator_routes
 from gateway.api.ratelimit import RateLimiter
+from gateway.api.responses import add_response_routes
 from gateway.config import Settings
 from gateway.inbound import InboundEndpoint
 from gateway.metrics import METRICS, Metrics, certificate_gauge, database_gauges
@@ -146,6 +148,8 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
         add_account_routes(app)
         add_document_routes(app)
         add_notification_routes(app)
+        add_response_routes(app)
+        add_operator_routes(app)
         inbound = InboundEndpoint(
             pool,
             runtime.identity,

@@ -22,6 +22,7 @@ from gateway.logging import configure_logging
 from gateway.lookup_cli import add_lookup_command, lookup_command
 from gateway.migrate import MigrationError, apply_migrations
 from gateway.ops_cli import add_ops_commands
+from gateway.report_cli import add_report_command
 from gateway.version import __version__
 
 __all__ = ["main"]
@@ -169,6 +170,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     add_lookup_command(sub)
     commands["lookup"] = lookup_command
     add_ops_commands(sub, commands)
+    add_report_command(sub, commands)
 
     p = sub.add_parser(
         "validate",

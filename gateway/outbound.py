@@ -124,6 +124,7 @@ def derive_submission(
     document_type: str | None = None,
     process: str | None = None,
     country_c1: str | None = None,
+    mls_type: str | None = None,
 ) -> Derived:
     """Wrap a bare UBL document in a Peppol envelope (or take a ready SBD as it is), deriving
     what is not given: participants from the parties' EndpointIDs, the document type from the
@@ -175,6 +176,8 @@ def derive_submission(
             raise SubmissionError("document_type", "not given and the document has no CustomizationID")
         version = (root.findtext(f"{{{_CBC}}}UBLVersionID") or "2.1").strip()
         document_type = f"{namespace}::{local}##{customization}::{version}"
+    if mls_type not in (None, "FAILURE_ONLY", "ALWAYS_SEND"):
+        raise SubmissionError("mls_type", "MLS type is FAILURE_ONLY or ALWAYS_SEND")
     process = process or (root.findtext(f"{{{_CBC}}}ProfileID") or "").strip() or None
     if not process:
         raise SubmissionError("process", "not given and the document has no ProfileID")
@@ -199,6 +202,7 @@ def derive_submission(
         process_scheme=process_id.scheme,
         country_c1=country_c1,
         instance_identifier=instance,
+        mls_type=mls_type,
     )
     document_id, kind = _read_kind(root)
     return Derived(sbd, sender_id, receiver_id, doc_id, process_id, country_c1, instance, document_id, kind)

@@ -82,6 +82,13 @@ def _issues(result: ValidationResult) -> list[Issue]:
     return issues[:MAX_MLS_ISSUES]
 
 
+def _mls_reason(mls: etree._Element) -> str:
+    """The MLS description followed by its issues (each names the broken rule)."""
+    texts = [mls.findtext("{*}DocumentResponse/{*}Response/{*}Description") or ""]
+    texts += [d.text or "" for d in mls.iterfind("{*}DocumentResponse/{*}LineResponse/{*}Response/{*}Description")]
+    return "; ".join(" ".join(t.split()) for t in texts if t.strip())[:4000]
+
+
 class InboundProcessor:
     """Works through received messages that have something left to do."""
 
@@ -175,14 +182,9 @@ class InboundProcessor:
         async with self.pool.acquire() as conn, conn.transaction():
             answers = None
             if message.kind == "mls" and read.answers and read.code:
-                reason = "; ".join(read.reasons) if read.code == "RE" else ""
-                description = " ".join(
-                    (business.findtext(".//{*}DocumentResponse/{*}Response/{*}Description") or "").split()
-                )
                 answers = await store.link_mls(
-                    conn, read.answers[0], message.sending_ap[-6:], read.code,
-                    description or reason, message.id,
-                )  # fmt: skip
+                    conn, read.answers[0], message.sending_ap[-6:], read.code, _mls_reason(business), message.id
+                )
             elif message.kind in ("response", "mlr") and read.answers and read.code:
                 answers = await store.link_response(
                     conn, message.company_id, message.sender, read.answers, read.code, message.id
@@ -205,12 +207,14 @@ class InboundProcessor:
             log.warning("mls_no_receiver", message=message.id, sending_ap=message.sending_ap)
             return
         issues = _issues(result) if result is not None and code == "RE" else []
+        if code == "RE" and not issues:
+            issues = [Issue("NA", "FD", "the document could not be delivered to the receiver")]
         document = build_mls(
             sender_spid=self.provider.spid,
             receiver_spid=target,
             referenced_instance=message.instance_identifier,
             code=code,
-            description="the document breaks the rules listed" if code == "RE" else None,
+            description=f"rejected by the receiving access point: {len(issues)} rule(s) broken" if issues else None,
             issues=issues,
         )
         try:

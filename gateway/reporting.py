@@ -139,7 +139,16 @@ class ReportService:
         done: list[str] = []
         for kind in KINDS:
             row = await store.report_row(self.pool, kind, start)
-            if row is not None and row["outbound_id"] is not None:
+            if row is not None and row["outbound_state"] == "failed":
+                # Delivery gave up (OpenPeppol's AP unreachable for the whole retry window):
+                # tell the operators, and send it again on this check.
+                log.error("report_delivery_failed", kind=kind, month=month, reason=row["last_error"])
+                await store.add_operator_event(
+                    self.pool, "report.failed",
+                    json.dumps({"kind": kind, "month": month, "reason": row["last_error"] or "delivery failed"}),
+                )  # fmt: skip
+                await store.release_failed_report(self.pool, row["id"])
+            elif row is not None and row["outbound_id"] is not None:
                 continue
             report = await self.build(kind, month)
             if not report.result.valid:

@@ -71,8 +71,12 @@ COMPANIES = (
     ),
     DemoCompany(
         "Suomen Osto Oy", "FI", "0216:003720774740", "AP-B",
-        ("INVOICE_AND_CREDIT_NOTE", "ORDER", "ORDER_RESPONSE", "DESPATCH_ADVICE", "CATALOGUE"),
+        ("INVOICE_AND_CREDIT_NOTE", "ORDER", "ORDER_RESPONSE", "DESPATCH_ADVICE", "CATALOGUE",
+         "INVOICE_RESPONSE", "MESSAGE_LEVEL_RESPONSE"),
     ),
+    # Stands in for OpenPeppol's reporting participant, so the monthly TSR and EUSR of both
+    # access points travel the whole path locally.
+    DemoCompany("OpenPeppol reporting (stand-in)", "BE", "9925:be0848934496", "AP-B", ("PEPPOL_REPORTING",)),
 )  # fmt: skip
 
 
@@ -211,6 +215,9 @@ def run_sandbox(root: Path, data_dir: Path) -> int:
         ports = {ap.name: _port(ap.preferred_port) for ap in ACCESS_POINTS}
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         smp_urls = {name: f"{url}/smp" for name, url in urls.items()}
+        # Companies and SML entries first: the gateways act on them as soon as they start
+        # (the monthly reports go to the reporting stand-in).
+        companies, operators = asyncio.run(_seed(admin_dsn, knot, smp_urls))
         access_points: list[dict[str, Any]] = []
         for ap in ACCESS_POINTS:
             config = sandbox_dir / f"{ap.name.lower()}.toml"
@@ -262,7 +269,6 @@ def run_sandbox(root: Path, data_dir: Path) -> int:
             )
         for ap, proc in zip(ACCESS_POINTS, processes, strict=True):
             _wait_ready(urls[ap.name], proc)
-        companies, operators = asyncio.run(_seed(admin_dsn, knot, smp_urls))
         facts = {
             "access_points": access_points,
             "companies": companies,

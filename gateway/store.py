@@ -677,7 +677,19 @@ async def save_report(
 
 
 async def report_row(pool: asyncpg.Pool, kind: str, start: Any) -> Any:
-    return await pool.fetchrow("SELECT * FROM reports WHERE kind = $1 AND period_start = $2", kind, start)
+    """A month's report with the state of its delivery (NULL before it is sent)."""
+    return await pool.fetchrow(
+        """SELECT r.*, o.state AS outbound_state, o.last_error FROM reports r
+           LEFT JOIN outbound_messages o ON o.id = r.outbound_id
+           WHERE r.kind = $1 AND r.period_start = $2""",
+        kind,
+        start,
+    )
+
+
+async def release_failed_report(pool: asyncpg.Pool, report_id: int) -> None:
+    """Forget a delivery that failed, so the report is built and sent again."""
+    await pool.execute("UPDATE reports SET outbound_id = NULL, updated_at = now() WHERE id = $1", report_id)
 
 
 async def set_report_sent(pool: asyncpg.Pool, report_id: int, outbound_id: int) -> None:

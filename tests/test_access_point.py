@@ -230,8 +230,8 @@ async def test_delivery_is_retried_until_the_receiver_comes_back(
 
 
 async def test_a_refusal_by_the_receiver_is_permanent(network: Network, dev_pki: DevPki) -> None:
-    """The Finnish company does not receive invoice responses: AP-B answers NOT_SERVICED, no retry."""
-    derived = derive_submission((EXAMPLES / "invoice-response.xml").read_bytes(), sender=NORWAY, receiver=FINLAND)
+    """The Finnish company does not receive catalogue responses: AP-B answers NOT_SERVICED, no retry."""
+    derived = derive_submission((EXAMPLES / "catalogue-response.xml").read_bytes(), sender=NORWAY, receiver=FINLAND)
     job = await submit_document(
         network.a.pool, derived, retry_window=60,
         endpoint_url=network.b.as4_url, endpoint_cert=dev_pki.access_points["ap2"].cert,

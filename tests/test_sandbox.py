@@ -9,7 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -27,6 +30,20 @@ def _processes_under(folder: str) -> list[str]:
         if folder in cmdline and "State:\tZ" not in status:
             found.append(cmdline)
     return found
+
+
+def _api(
+    base: str, path: str, *, token: str = "", body: bytes | None = None, form: dict[str, str] | None = None
+) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if form is not None:
+        body = urllib.parse.urlencode(form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    elif body is not None:
+        headers["Content-Type"] = "application/xml"
+    request = urllib.request.Request(base + path, data=body, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
 
 
 def test_sandbox_delivers_an_invoice_between_its_two_access_points(tmp_path: Path) -> None:
@@ -52,6 +69,7 @@ def test_sandbox_delivers_an_invoice_between_its_two_access_points(tmp_path: Pat
         assert {c["participant_id"] for c in facts["companies"]} == {
             "iso6523-actorid-upis::0192:991825827",
             "iso6523-actorid-upis::0216:003720774740",
+            "iso6523-actorid-upis::9925:be0848934496",  # the reporting stand-in
         }
         cli = [sys.executable, "-m", "gateway.cli"]
         sent = subprocess.run(
@@ -65,6 +83,29 @@ def test_sandbox_delivers_an_invoice_between_its_two_access_points(tmp_path: Pat
             cwd=tmp_path, env={**env, "PYTHONPATH": str(Path.cwd())},
         )  # fmt: skip
         assert "Suomen Osto Oy" in box.stdout and "from 0192:991825827 via POP000001" in box.stdout
+        # Over the REST API, asking for a Message Level Status: AP-B sends one back to AP-A's
+        # SPID, and the sent document shows it.
+        norway = next(c for c in facts["companies"] if c["participant_id"].endswith("0192:991825827"))
+        token = _api(a["api_url"], "/oauth2/token", form={
+            "grant_type": "client_credentials", "client_id": norway["company_id"], "client_secret": norway["api_key"],
+        })["access_token"]  # fmt: skip
+        sent = _api(
+            a["api_url"], "/v1/documents?mls_type=ALWAYS_SEND", token=token,
+            body=(EXAMPLES / "invoice.xml").read_bytes(),
+        )["data"]  # fmt: skip
+        deadline = time.monotonic() + 60
+        while (doc := _api(a["api_url"], f"/v1/documents/{sent['id']}", token=token)["data"])["status"] != "accepted":
+            assert time.monotonic() < deadline, doc
+            time.sleep(0.2)
+        assert doc["mls"]["code"] == "AB"
+        # The monthly report travels the whole path too: to the reporting stand-in on AP-B.
+        report = subprocess.run(
+            [*cli, "--config", a["config"], "report", "tsr", "--send", "--month", time.strftime("%Y-%m", time.gmtime())],
+            capture_output=True, text=True,
+            check=False, cwd=tmp_path, env={**env, "PYTHONPATH": str(Path.cwd())},
+        )  # fmt: skip
+        assert report.returncode == 0, report.stdout + report.stderr
+        assert json.loads(report.stdout)["state"] == "delivered"
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=60)

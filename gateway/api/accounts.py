@@ -99,8 +99,39 @@ def _company_json(row: Any) -> dict[str, Any]:
         "country": row["country"],
         "business_id": row["business_id"],
         "verified": row["verified"],
+        "outbound_validation": row["outbound_validation"],
+        "inbound_validation": row["inbound_validation"],
         "created_at": row["created_at"].isoformat(),
     }
+
+
+_POLICIES = {"outbound_validation": ("reject", "warn"), "inbound_validation": ("off", "reject", "warn")}
+
+
+async def update_company(request: web.Request) -> web.Response:
+    """Change a company's validation policies (the operator, or the company itself)."""
+    principal = require(request)
+    company_id = _uuid(request.match_info["company_id"], "company")
+    await require_company_access(_pool(request), principal, company_id)
+    body = await _json(request)
+    unknown = sorted(set(body) - set(_POLICIES))
+    if unknown:
+        raise ApiError(400, "validation_error", f"{unknown[0]} cannot be changed here", {"field": unknown[0]})
+    for name, value in body.items():
+        if value not in _POLICIES[name]:
+            choices = ", ".join(_POLICIES[name])
+            raise ApiError(400, "validation_error", f"{name} is one of {choices}", {"field": name})
+    row = await _pool(request).fetchrow(
+        """UPDATE companies SET outbound_validation = coalesce($2, outbound_validation),
+                                inbound_validation = coalesce($3, inbound_validation)
+           WHERE id = $1 RETURNING *""",
+        company_id,
+        body.get("outbound_validation"),
+        body.get("inbound_validation"),
+    )
+    if row is None:
+        raise ApiError(404, "not_found", "no such company")
+    return ok(_company_json(row))
 
 
 async def create_company(request: web.Request) -> web.Response:
@@ -470,6 +501,7 @@ def add_account_routes(app: web.Application) -> None:
     app.router.add_get("/v1/companies", list_companies)
     app.router.add_get("/v1/companies/{company_id}", get_company)
     app.router.add_post("/v1/companies/{company_id}/verify", verify_company)
+    app.router.add_patch("/v1/companies/{company_id}", update_company)
     app.router.add_get("/v1/api_keys", list_keys)
     app.router.add_post("/v1/api_keys", create_key)
     app.router.add_patch("/v1/api_keys/{key_id}", update_key)

@@ -100,6 +100,7 @@ async def send_document(request: web.Request) -> web.Response:
             document_type=fields.get("document_type"),
             process=fields.get("process"),
             country_c1=fields.get("country"),
+            mls_type=fields.get("mls_type"),
         )
     except SubmissionError as exc:
         raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
@@ -108,12 +109,18 @@ async def send_document(request: web.Request) -> web.Response:
     ):
         raise ApiError(400, "validation_error", "only invoices and credit notes here; use /v1/documents")
     validator = request.app[RUNTIME].validator
+    recorded: str | None = None
     if validator is not None:
         result = await validator.validate(derived.sbd)
-        if not result.valid:
+        policy = await pool.fetchval("SELECT outbound_validation FROM companies WHERE id = $1", company_id)
+        if not result.valid and policy != "warn":
             errors = result.as_json()["errors"]
             rules = ", ".join(e["rule_id"] for e in errors[:10])
             raise ApiError(400, "validation_error", f"the document breaks: {rules}", {"validation": result.as_json()})
+        if result.findings:
+            report = result.as_json()
+            report["warnings"] = report["errors"] + report["warnings"]  # sent anyway: all are warnings now
+            recorded = json.dumps(report)
     owns = await pool.fetchval(
         "SELECT true FROM participants WHERE company_id = $1 AND scheme = $2 AND value = $3",
         company_id,
@@ -126,7 +133,9 @@ async def send_document(request: web.Request) -> web.Response:
             {"field": "sender"},
         )  # fmt: skip
     settings = request.app[RUNTIME].settings
-    job_id = await submit_document(pool, derived, retry_window=settings.retry_window, company_id=company_id)
+    job_id = await submit_document(
+        pool, derived, retry_window=settings.retry_window, company_id=company_id, validation=recorded
+    )
     data = await _sent(pool, company_id, job_id)
     body = {"success": True, "data": data, "meta": {"timestamp": datetime.now(UTC).isoformat()}}
     if key:
@@ -148,7 +157,7 @@ async def send_document(request: web.Request) -> web.Response:
 
 
 async def _sent(pool: asyncpg.Pool, company_id: uuid.UUID, job_id: int) -> dict[str, Any]:
-    row = await pool.fetchrow("SELECT * FROM outbound_messages WHERE id = $1 AND company_id = $2", job_id, company_id)
+    row = await pool.fetchrow(_SENT_SELECT + " WHERE o.id = $1 AND o.company_id = $2", job_id, company_id)
     if row is None:
         raise ApiError(404, "not_found", "no such document")
     return _sent_json(row)
@@ -158,11 +167,36 @@ def _stamp(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+_SENT_SELECT = """
+    SELECT o.*, (SELECT e.id FROM mailbox_entries e
+                 WHERE e.message_id = o.response_inbound_id AND e.company_id = o.company_id) AS response_entry_id,
+                (SELECT e.id FROM mailbox_entries e
+                 WHERE e.message_id = o.answers_inbound_id AND e.company_id = o.company_id) AS answers_entry_id
+    FROM outbound_messages o"""
+
+
+def _sent_status(row: Any) -> str:
+    """queued/sending/failed while in transport; delivered with the receipt; accepted or rejected
+    once the receiving access point's Message Level Status says so."""
+    if row["state"] == "delivered" and row["mls_code"] is not None:
+        return "rejected" if row["mls_code"] == "RE" else "accepted"
+    return {"sending": "sending", "queued": "queued", "retrying": "sending"}.get(row["state"], row["state"])
+
+
 def _sent_json(row: Any) -> dict[str, Any]:
     return {
         "id": f"s{row['id']}",
         "direction": "SENT",
-        "status": {"sending": "sending", "queued": "queued", "retrying": "sending"}.get(row["state"], row["state"]),
+        "status": _sent_status(row),
+        "kind": row["kind"],
+        "mls": {"code": row["mls_code"], "reason": row["mls_reason"], "at": _stamp(row["mls_at"])}
+        if row["mls_code"]
+        else None,
+        "response": {"code": row["response_code"], "document": f"r{row['response_entry_id']}"}
+        if row["response_code"]
+        else None,
+        "answers": f"r{row['answers_entry_id']}" if row["answers_entry_id"] else None,
+        "warnings": (json.loads(row["validation"]) or {}).get("warnings") if row["validation"] else None,
         "sender": row["sender"],
         "receiver": row["receiver"],
         "document_type": row["document_type"],
@@ -177,10 +211,20 @@ def _sent_json(row: Any) -> dict[str, Any]:
 
 
 def _received_json(row: Any) -> dict[str, Any]:
+    validation = json.loads(row["validation"]) if row["validation"] else None
     return {
         "id": f"r{row['entry_id']}",
         "direction": "RECEIVED",
-        "status": "received",
+        "status": "answered" if row["response_code"] else "received",
+        "kind": row["kind"],
+        "answers": f"s{row['answers_outbound_id']}" if row["answers_outbound_id"] else None,
+        "response": {"code": row["response_code"], "document": f"s{row['response_outbound_id']}"}
+        if row["response_code"]
+        else None,
+        "mls_sent": row["mls_code"],
+        "validation": {"valid": validation["valid"], "errors": validation["errors"], "warnings": validation["warnings"]}
+        if validation
+        else None,
         "sender": f"{row['sender_scheme']}::{row['sender_value']}",
         "receiver": f"{row['receiver_scheme']}::{row['receiver_value']}",
         "document_type": row["document_type"],
@@ -373,12 +417,12 @@ async def list_documents(request: web.Request) -> web.Response:
         after = _split_id(cursor)[1] if cursor else None
         status = request.query.get("status")
         rows = await pool.fetch(
-            """SELECT * FROM outbound_messages
-               WHERE company_id = $1 AND ($2::bigint IS NULL OR id < $2)
-                 AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)
-                 AND document_type LIKE ANY($5::text[]) AND ($6::text IS NULL OR document_type = $6)
-                 AND ($7::text IS NULL OR state = $7)
-               ORDER BY id DESC LIMIT $8""",
+            _SENT_SELECT
+            + """ WHERE o.company_id = $1 AND ($2::bigint IS NULL OR o.id < $2)
+                 AND ($3::timestamptz IS NULL OR o.created_at >= $3) AND ($4::timestamptz IS NULL OR o.created_at < $4)
+                 AND o.document_type LIKE ANY($5::text[]) AND ($6::text IS NULL OR o.document_type = $6)
+                 AND ($7::text IS NULL OR o.state = $7)
+               ORDER BY o.id DESC LIMIT $8""",
             company_id, after, start, end, kinds, document_type, status, limit,
         )  # fmt: skip
         items = [_sent_json(r) for r in rows]

@@ -117,6 +117,8 @@ def openapi_document() -> dict[str, Any]:
                 "country": {"type": "string"},
                 "business_id": {"type": "string"},
                 "verified": {"type": "boolean"},
+                "outbound_validation": {"enum": ["reject", "warn"]},
+                "inbound_validation": {"enum": ["off", "reject", "warn"]},
                 "created_at": {"type": "string"},
                 "api_key": {"type": "string", "description": "only when created; shown once"},
             },
@@ -156,7 +158,13 @@ def openapi_document() -> dict[str, Any]:
             "properties": {
                 "id": {"type": "string", "description": "s<n> for sent, r<n> for received documents"},
                 "direction": {"enum": ["SENT", "RECEIVED"]},
-                "status": {"enum": ["queued", "sending", "delivered", "failed", "received"]},
+                "status": {
+                    "enum": ["queued", "sending", "delivered", "accepted", "rejected", "failed", "received", "answered"]
+                },
+                "kind": {"enum": ["business", "response", "mls", "mlr", "report"]},
+                "mls": {"type": ["object", "null"], "description": "the receiving access point's Message Level Status"},
+                "response": {"type": ["object", "null"], "description": "the business response, and where it is"},
+                "answers": {"type": ["string", "null"], "description": "the document this one answers"},
                 "sender": {"type": "string"},
                 "receiver": {"type": "string"},
                 "document_type": {"type": "string"},
@@ -172,6 +180,21 @@ def openapi_document() -> dict[str, Any]:
                 "destination": {"type": "string"},
                 "events": {"type": "array", "items": {"type": "string"}},
                 "secret": {"type": "string", "description": "only when created or rotated"},
+            },
+        },
+        "Report": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "kind": {"enum": ["TSR", "EUSR"]},
+                "month": {"type": "string"},
+                "status": {"enum": ["built", "invalid", "queued", "sent", "failed"]},
+                "valid": {"type": "boolean"},
+                "errors": {"type": "array"},
+                "document": {"type": ["string", "null"]},
+                "receipt": {"type": "boolean"},
+                "due": {"type": "string", "format": "date"},
+                "overdue": {"type": "boolean"},
             },
         },
         "Delivery": {"type": "object", "properties": {"id": {"type": "integer"}, "status": {"type": "string"}}},
@@ -195,6 +218,7 @@ def openapi_document() -> dict[str, Any]:
                                     "document_type": {"type": "string"},
                                     "process": {"type": "string"},
                                     "country": {"type": "string"},
+                                    "mls_type": {"enum": ["FAILURE_ONLY", "ALWAYS_SEND"]},
                                 },
                                 "required": ["file"],
                             }
@@ -350,7 +374,63 @@ def openapi_document() -> dict[str, Any]:
             "get": _op("Companies the caller may see", _ok({"type": "array", "items": _ref("Company")})),
         },
         "/v1/companies/{company_id}": {
-            "get": _op("A company", _ok(_ref("Company")), params=[_path_param("company_id")])
+            "get": _op("A company", _ok(_ref("Company")), params=[_path_param("company_id")]),
+            "patch": _op(
+                "Change a company's validation policies",
+                _ok(_ref("Company")),
+                body=_json_body(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "outbound_validation": {"enum": ["reject", "warn"]},
+                            "inbound_validation": {"enum": ["off", "reject", "warn"]},
+                        },
+                    }
+                ),
+                params=[_path_param("company_id")],
+            ),
+        },
+        "/v1/operator/reports": {
+            "get": _op(
+                "Peppol Reporting: this access point's TSR and EUSR", _ok({"type": "array", "items": _ref("Report")})
+            ),
+            "post": _op(
+                "Build a month's report now (and send it)",
+                _ok(_ref("Report"), "201", "Built"),
+                body=_json_body(
+                    {
+                        "type": "object",
+                        "required": ["kind", "month"],
+                        "properties": {
+                            "kind": {"enum": ["TSR", "EUSR"]},
+                            "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                            "send": {"type": "boolean"},
+                        },
+                    }
+                ),
+            ),
+        },
+        "/v1/documents/{doc_id}/response": {
+            "post": _op(
+                "Answer a received document: invoice response, order response or message level response",
+                _ok({"type": "object"}, "202", "Queued"),
+                body=_json_body(
+                    {
+                        "type": "object",
+                        "required": ["type", "code"],
+                        "properties": {
+                            "type": {"enum": ["invoice_response", "order_response", "mlr"]},
+                            "code": {"type": "string"},
+                            "note": {"type": "string"},
+                            "reasons": {"type": "array", "items": {"type": "object"}},
+                            "actions": {"type": "array", "items": {"type": "object"}},
+                            "lines": {"type": "array", "items": {"type": "object"}},
+                            "issues": {"type": "array", "items": {"type": "object"}},
+                        },
+                    }
+                ),
+                params=[_path_param("doc_id")],
+            )
         },
         "/v1/companies/{company_id}/verify": {
             "post": _op("Verify a company (operators)", _ok(_ref("Company")), params=[_path_param("company_id")])

@@ -1,0 +1,91 @@
+"""``peppol-gateway report tsr|eusr --month YYYY-MM [--out FILE] [--send]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.config import Settings
+from gateway.database import create_pool, database_url
+from gateway.outbound import OutboundWorker
+from gateway.processing import ensure_provider
+from gateway.reporting import ReportError, ReportService, previous_month
+from gateway.runtime import build_runtime
+
+__all__ = ["add_report_command"]
+
+
+async def _report(args: argparse.Namespace, settings: Settings) -> tuple[int, dict[str, Any], bytes]:
+    async with database_url(settings) as dsn:
+        pool = await create_pool(settings, dsn)
+        try:
+            runtime = build_runtime(settings, pool)
+            try:
+                provider = await ensure_provider(pool, runtime.identity, runtime.registrar)
+                service = ReportService(
+                    pool, provider, receiver=settings.reporting_receiver, retry_window=settings.retry_window
+                )
+                report = await service.build(args.kind.upper(), args.month, store_it=args.send)
+                summary: dict[str, Any] = {
+                    "kind": report.kind,
+                    "month": args.month,
+                    "valid": report.result.valid,
+                    "errors": report.result.as_json()["errors"],
+                    "rules": report.result.artefacts,
+                }
+                code = 0 if report.result.valid else 1
+                if args.send and report.result.valid:
+                    job = await service.send(report)
+                    worker = OutboundWorker(pool, runtime.identity, runtime.trust, runtime.discovery)
+                    await worker.deliver_now(job)  # False when a running gateway took it first
+                    for _ in range(300):
+                        row = await pool.fetchrow("SELECT state, last_error FROM outbound_messages WHERE id = $1", job)
+                        if row["state"] not in ("queued", "sending"):
+                            break
+                        await asyncio.sleep(0.1)
+                    state = row["state"]
+                    summary.update(job_id=job, state=state, error=row["last_error"])
+                    code = {"delivered": 0, "failed": 1}.get(state, 3)
+            finally:
+                await runtime.close()
+        finally:
+            await pool.close()
+    return code, summary, report.content
+
+
+def _command(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        code, summary, content = asyncio.run(_report(args, settings))
+    except ReportError as exc:
+        print(f"peppol-gateway: {exc.message}", file=sys.stderr)
+        return 2
+    if args.out:
+        Path(args.out).write_bytes(content)
+    elif not args.send:
+        sys.stdout.write(content.decode("utf-8") + "\n")
+    json.dump(summary, sys.stderr if not (args.out or args.send) else sys.stdout, indent=2)
+    (sys.stderr if not (args.out or args.send) else sys.stdout).write("\n")
+    return code
+
+
+def add_report_command(sub: Any, commands: dict[str, Any]) -> None:
+    from datetime import UTC, datetime
+
+    p = sub.add_parser(
+        "report",
+        help="build (and send) a Peppol TSR or EUSR",
+        description="Build this access point's Transaction Statistics Report (tsr) or End User "
+        "Statistics Report (eusr) for a month from the recorded exchanges and check it against the "
+        "official reporting rules. Prints the XML (or writes --out); --send stores it and sends it "
+        "to OpenPeppol's reporting participant. Exit 0 valid (and delivered), 1 invalid or failed, "
+        "2 bad arguments, 3 queued for a retry.",
+    )
+    p.add_argument("kind", choices=("tsr", "eusr"))
+    p.add_argument("--month", default=previous_month(datetime.now(UTC).date()), help="YYYY-MM (default: last month)")
+    p.add_argument("--out", help="write the report to this file")
+    p.add_argument("--send", action="store_true", help="store it and send it now")
+    commands["report"] = _command
