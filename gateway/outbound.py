@@ -391,7 +391,13 @@ class OutboundWorker:
         job = await store.claim_outbound(self.pool, self.lease_seconds)
         if job is None:
             return False
-        await self.deliver(job)
+        try:
+            await self.deliver(job)
+        except asyncio.CancelledError:
+            # Stopping with a delivery in flight: give the job back now instead of leaving it
+            # to its lease (the receiver answers a resend of a delivered message as a duplicate).
+            await asyncio.shield(store.release_outbound(self.pool, job.id, "released: the gateway stopped"))
+            raise
         return True
 
     async def _route(self, job: store.OutboundJob) -> tuple[str, x509.Certificate]:

@@ -4,7 +4,6 @@ SIGINT, then stop cleanly (stop accepting, finish in-flight requests, stop worke
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 
 import structlog
@@ -69,12 +68,23 @@ async def serve(settings: Settings) -> None:
                 embedded_database=settings.database_url is None,
             )
             await stop.wait()
-            log.info("gateway_stopping")
-            await runner.cleanup()
-            for task in (workers, webhook_task):
-                if task is not None:
-                    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                        await asyncio.wait_for(task, settings.shutdown_timeout)
+            # Drain: stop accepting, let in-flight AS4 and API requests finish and workers end
+            # their current delivery, all within the grace period; deliveries still running
+            # then are cancelled and their jobs released to the queue.
+            log.info("gateway_stopping", grace_seconds=settings.shutdown_timeout)
+            tasks = [t for t in (workers, webhook_task) if t is not None]
+            pending: set[asyncio.Task[None]] = set()
+            if tasks:
+                _, (_, pending) = await asyncio.gather(
+                    runner.cleanup(), asyncio.wait(tasks, timeout=settings.shutdown_timeout)
+                )
+            else:
+                await runner.cleanup()
+            if pending:
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=5)
+                log.info("gateway_released_work", tasks=len(pending))
         finally:
             for task in (workers, webhook_task):
                 if task is not None and not task.done():

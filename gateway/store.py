@@ -449,6 +449,19 @@ async def mark_outbound(
     )
 
 
+async def release_outbound(pool: asyncpg.Pool, job_id: int, reason: str) -> None:
+    """Give a claimed job back to the queue at once (its worker is stopping)."""
+    await pool.execute(
+        """WITH upd AS (
+               UPDATE outbound_messages SET state = 'retrying', locked_until = NULL, next_attempt_at = now(),
+                                            updated_at = now()
+               WHERE id = $1 AND state = 'sending' RETURNING id)
+           INSERT INTO outbound_audit (outbound_id, state, reason) SELECT id, 'retrying', $2 FROM upd""",
+        job_id,
+        reason,
+    )
+
+
 @dataclass(frozen=True)
 class OutboundStatus:
     id: int

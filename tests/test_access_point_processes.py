@@ -119,3 +119,46 @@ async def test_receiver_killed_before_commit_loses_nothing_and_stores_once(
         await pool_b.close()
     finally:
         await asyncio.to_thread(receiver.stop)
+
+
+async def test_sigterm_drains_and_gives_a_delivery_still_in_flight_back_to_the_queue(
+    pg_dsn: str, template_db: str, dev_pki: DevPki, knot: KnotDns
+) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    answered = asyncio.Event()
+
+    async def slow_receiver(request: web.Request) -> web.Response:
+        await request.read()
+        answered.set()
+        await asyncio.sleep(60)  # never answers within the grace period
+        return web.Response(status=500)
+
+    app = web.Application()
+    app.router.add_post("/as4", slow_receiver)
+    receiver = TestServer(app, host="127.0.0.1")
+    await receiver.start_server()
+    db = await new_database(pg_dsn, template_db)
+    pool = await asyncpg.create_pool(db, min_size=1, max_size=2)
+    assert pool is not None
+    gateway = GatewayProcess(gateway_env(dev_pki, "ap1", db, free_port(), knot, PEPPOL_HTTP_SHUTDOWN_TIMEOUT="1"))
+    try:
+        await asyncio.to_thread(gateway.start)
+        derived = derive_submission((EXAMPLES / "invoice.xml").read_bytes())
+        job = await submit_document(
+            pool, derived, retry_window=600, endpoint_url=str(receiver.make_url("/as4")),
+            endpoint_cert=dev_pki.access_points["ap2"].cert,
+        )  # fmt: skip
+        await asyncio.wait_for(answered.wait(), 30)
+        assert gateway.proc is not None
+        gateway.proc.send_signal(15)
+        assert await asyncio.to_thread(gateway.proc.wait, 20) == 0
+        status = await store.outbound_status(pool, job)
+        assert status is not None and status.state == "retrying"
+        assert status.audit[-1][2] == "released: the gateway stopped"
+        assert await pool.fetchval("SELECT locked_until FROM outbound_messages WHERE id = $1", job) is None
+    finally:
+        await asyncio.to_thread(gateway.stop)
+        await pool.close()
+        await receiver.close()
