@@ -75,6 +75,10 @@ class Settings:
     # [validation]
     validate_on_submit: bool = True
     validation_processes: int = 2
+    # [workers] per receiving endpoint: concurrent deliveries, and the circuit breaker
+    per_endpoint: int = 8
+    circuit_threshold: int = 5
+    circuit_cooldown: float = 30.0
     # [workers] the inbound processor (validation, MLS, linking responses) after the receipt
     inbound_workers: int = 1
     # [reporting]
@@ -215,6 +219,9 @@ _FIELDS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("poll_interval", "workers", "poll_interval", _as_float(0.01, 60)),
     ("lease_seconds", "workers", "lease_seconds", _as_float(1, 86400)),
     ("inbound_workers", "workers", "inbound", _as_int(0, 256)),
+    ("per_endpoint", "workers", "per_endpoint", _as_int(1, 1024)),
+    ("circuit_threshold", "workers", "circuit_threshold", _as_int(1, 1000)),
+    ("circuit_cooldown", "workers", "circuit_cooldown", _as_float(0.1, 86400)),
     ("reporting_schedule", "reporting", "schedule", _as_bool),
     ("reporting_send", "reporting", "send", _as_bool),
     ("reporting_receiver", "reporting", "receiver", _as_str),

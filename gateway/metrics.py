@@ -70,7 +70,12 @@ async def database_gauges(pool: asyncpg.Pool) -> dict[str, tuple[str, list[tuple
     )
     backlog = await pool.fetchval("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'")
     failed_hooks = await pool.fetchval("SELECT count(*) FROM webhook_deliveries WHERE status = 'failed'")
+    circuits = await pool.fetch("SELECT url, state FROM endpoint_circuits WHERE state <> 'closed'")
     return {
+        "peppol_endpoint_circuit_open": (
+            "Receiving endpoints whose circuit is open (1) or half open (0.5)",
+            [({"endpoint": r["url"]}, 1.0 if r["state"] == "open" else 0.5) for r in circuits],
+        ),
         "peppol_outbound_queue_depth": (
             "Outbound documents waiting, by state",
             [({"state": r["state"]}, float(r["n"])) for r in queue] or [({"state": "queued"}, 0.0)],

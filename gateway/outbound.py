@@ -27,6 +27,7 @@ from lxml import etree
 import as4
 import smp
 from gateway import store
+from gateway.circuits import EndpointGuard
 from gateway.identity import ApIdentity
 from gateway.metrics import Metrics
 from gateway.sbdh import SbdhError, build_sbd, read_sbd
@@ -299,7 +300,9 @@ class OutboundWorker:
         send_timeout: float = 60.0,
         metrics: Metrics | None = None,
         lease_seconds: float = 300.0,
+        guard: EndpointGuard | None = None,
     ) -> None:
+        self.guard = guard or EndpointGuard()
         self.lease_seconds = lease_seconds
         self.metrics = metrics
         self.pool = pool
@@ -427,58 +430,45 @@ class OutboundWorker:
                 await self.trust.check(receiver_cert)
             except as4.FailedAuthentication as exc:
                 raise Permanent("receiver_certificate_untrusted", exc.reason) from None
-            envelope, _ = read_sbd(job.sbd)
-            header = as4.UserMessageHeader(
-                message_id=job.as4_message_id,
-                conversation_id=job.conversation_id,
-                timestamp=datetime.now(UTC),
-                from_party=self.identity.seat_id,
-                to_party=receiver_ap,
-                service=envelope.process,
-                service_type=envelope.process_scheme,
-                action=envelope.action,
-                original_sender=envelope.sender,
-                final_recipient=envelope.receiver,
-            )
-            message = as4.build_user_message(
-                header,
-                job.sbd,
-                signing_key=self.identity.key,
-                signing_cert=self.identity.cert,
-                receiver_cert=receiver_cert,
-            )
-            assert self._session is not None
+            wait = self.guard.wait_time(endpoint_url)
+            if wait > 0:
+                state = self.guard.circuits[endpoint_url].state
+                reason = "circuit open" if state != "closed" else "endpoint at its concurrency limit"
+                await store.defer_outbound(
+                    self.pool, job.id, datetime.now(UTC) + timedelta(seconds=wait), f"waiting: {reason}",
+                    audit=state != "closed",
+                )  # fmt: skip
+                return
+            transport_failure = False
             try:
-                receipt = await as4.send_message(
-                    self._session,
-                    endpoint_url,
-                    message,
-                    receiver_cert=receiver_cert,
-                    timeout=self.send_timeout,
-                )
-            except as4.EbmsErrorReceived as exc:
-                if any(e.code == "EBMS:4001" for e in exc.errors):
-                    await store.mark_outbound(
-                        self.pool, job.id, "delivered", "the receiver reports a duplicate: delivered earlier",
-                        endpoint_url=endpoint_url, receiver_ap=receiver_ap, sent_message=bytes(message.body),
-                        exchanged_at=header.timestamp,
-                    )  # fmt: skip
-                    return
-                failures = [e for e in exc.errors if e.severity.lower() == "failure"]
-                if failures:
-                    raise Permanent("ebms_" + failures[0].code.replace("EBMS:", ""), str(exc)) from None
-                raise Transient("ebms_warning", str(exc)) from None
+                receipt, message, header = await self._send(job, endpoint_url, receiver_cert, receiver_ap)
             except as4.SendError as exc:
-                raise Transient(type(exc).__name__, str(exc)) from None
-            except as4.As4Error as exc:  # an invalid receipt: the document may have arrived
-                raise Transient("invalid_receipt", exc.reason) from None
+                transport_failure = not isinstance(exc, as4.EbmsErrorReceived) and exc.retryable
+                raise
+            finally:
+                await self._endpoint_finished(endpoint_url, transport_failure)
+        except as4.EbmsErrorReceived as exc:
+            if any(e.code == "EBMS:4001" for e in exc.errors):
+                await store.mark_outbound(
+                    self.pool, job.id, "delivered", "the receiver reports a duplicate: delivered earlier",
+                    endpoint_url=endpoint_url, receiver_ap=receiver_ap, exchanged_at=datetime.now(UTC),
+                )  # fmt: skip
+                return
+            failures = [e for e in exc.errors if e.severity.lower() == "failure"]
+            code = "ebms_" + failures[0].code.replace("EBMS:", "") if failures else "ebms_warning"
+            if failures:
+                await self._fail(job, code, str(exc), endpoint_url, receiver_ap)
+            else:
+                await self._retry_or_give_up(job, Transient(code, str(exc)), endpoint_url, receiver_ap)
+            return
+        except as4.SendError as exc:
+            await self._retry_or_give_up(job, Transient(type(exc).__name__, str(exc)), endpoint_url, receiver_ap)
+            return
+        except as4.As4Error as exc:  # an invalid receipt: the document may have arrived
+            await self._retry_or_give_up(job, Transient("invalid_receipt", exc.reason), endpoint_url, receiver_ap)
+            return
         except Permanent as exc:
-            await store.mark_outbound(
-                self.pool, job.id, "failed", exc.reason, error_code=exc.code,
-                endpoint_url=endpoint_url, receiver_ap=receiver_ap,
-            )  # fmt: skip
-            log.info("outbound_failed", job=job.id, code=exc.code, reason=exc.reason)
-            self._count("failed", exc.code)
+            await self._fail(job, exc.code, exc.reason, endpoint_url, receiver_ap)
             return
         except Transient as exc:
             await self._retry_or_give_up(job, exc, endpoint_url, receiver_ap)
@@ -493,6 +483,56 @@ class OutboundWorker:
         )  # fmt: skip
         log.info("outbound_delivered", job=job.id, receiver=job.receiver, attempts=job.attempts)
         self._count("delivered", "ok")
+
+    async def _fail(
+        self, job: store.OutboundJob, code: str, reason: str, endpoint_url: str | None, receiver_ap: str | None
+    ) -> None:
+        await store.mark_outbound(
+            self.pool, job.id, "failed", reason, error_code=code, endpoint_url=endpoint_url, receiver_ap=receiver_ap
+        )
+        log.info("outbound_failed", job=job.id, code=code, reason=reason)
+        self._count("failed", code)
+
+    async def _endpoint_finished(self, url: str, transport_failure: bool) -> None:
+        changed = self.guard.finished(url, transport_failure=transport_failure)
+        if changed is None:
+            return
+        circuit = self.guard.circuits[url]
+        log.warning("endpoint_circuit", endpoint=url, state=changed, failures=circuit.failures)
+        try:
+            await store.record_circuit(self.pool, url, changed, circuit.failures, circuit.cooldown)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("endpoint_circuit_not_recorded", error=type(exc).__name__)
+
+    async def _send(
+        self, job: store.OutboundJob, endpoint_url: str, receiver_cert: x509.Certificate, receiver_ap: str
+    ) -> tuple[as4.Receipt, as4.BuiltMessage, as4.UserMessageHeader]:
+        """Build the AS4 message for a job and send it; the verified receipt, or SendError."""
+        envelope, _ = read_sbd(job.sbd)
+        header = as4.UserMessageHeader(
+            message_id=job.as4_message_id,
+            conversation_id=job.conversation_id,
+            timestamp=datetime.now(UTC),
+            from_party=self.identity.seat_id,
+            to_party=receiver_ap,
+            service=envelope.process,
+            service_type=envelope.process_scheme,
+            action=envelope.action,
+            original_sender=envelope.sender,
+            final_recipient=envelope.receiver,
+        )
+        message = as4.build_user_message(
+            header,
+            job.sbd,
+            signing_key=self.identity.key,
+            signing_cert=self.identity.cert,
+            receiver_cert=receiver_cert,
+        )
+        assert self._session is not None
+        receipt = await as4.send_message(
+            self._session, endpoint_url, message, receiver_cert=receiver_cert, timeout=self.send_timeout
+        )
+        return receipt, message, header
 
     def _count(self, outcome: str, code: str) -> None:
         if self.metrics is not None:

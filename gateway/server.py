@@ -10,6 +10,7 @@ import structlog
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.circuits import EndpointGuard
 from gateway.config import Settings
 from gateway.database import create_pool, database_url
 from gateway.metrics import METRICS
@@ -55,6 +56,11 @@ async def serve(settings: Settings) -> None:
                     poll_interval=settings.poll_interval,
                     metrics=app[METRICS],
                     lease_seconds=settings.lease_seconds,
+                    guard=EndpointGuard(
+                        threshold=settings.circuit_threshold,
+                        cooldown=settings.circuit_cooldown,
+                        max_concurrent=settings.per_endpoint,
+                    ),
                 )
                 workers = asyncio.create_task(worker.run(stop, settings.outbound_workers))
             if settings.webhook_workers > 0:
@@ -86,9 +92,9 @@ async def serve(settings: Settings) -> None:
                 await asyncio.wait(pending, timeout=5)
                 log.info("gateway_released_work", tasks=len(pending))
         finally:
-            for task in (workers, webhook_task):
-                if task is not None and not task.done():
-                    task.cancel()
+            for leftover in (workers, webhook_task):
+                if leftover is not None and not leftover.done():
+                    leftover.cancel()
             if runtime is not None:
                 await runtime.close()
             await pool.close()

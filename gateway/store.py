@@ -462,6 +462,41 @@ async def release_outbound(pool: asyncpg.Pool, job_id: int, reason: str) -> None
     )
 
 
+async def defer_outbound(pool: asyncpg.Pool, job_id: int, until: datetime, reason: str, *, audit: bool) -> None:
+    """Put a claimed job back without counting the attempt: its endpoint's circuit is open or
+    the endpoint is at its concurrency limit."""
+    await pool.execute(
+        """WITH upd AS (
+               UPDATE outbound_messages SET state = 'retrying', attempts = greatest(attempts - 1, 0),
+                   locked_until = NULL, next_attempt_at = $2, updated_at = now()
+               WHERE id = $1 AND state = 'sending' RETURNING id)
+           INSERT INTO outbound_audit (outbound_id, state, reason) SELECT id, 'waiting', $3 FROM upd WHERE $4""",
+        job_id,
+        until,
+        reason,
+        audit,
+    )
+
+
+async def record_circuit(pool: asyncpg.Pool, url: str, state: str, failures: int, cooldown: float) -> None:
+    await pool.execute(
+        """INSERT INTO endpoint_circuits (url, state, failures, cooldown) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (url) DO UPDATE SET state = $2, failures = $3, cooldown = $4, updated_at = now()""",
+        url,
+        state,
+        failures,
+        cooldown,
+    )
+
+
+async def list_circuits(pool: asyncpg.Pool) -> list[Any]:
+    return await pool.fetch(  # type: ignore[no-any-return]
+        """SELECT c.*, (SELECT count(*) FROM outbound_messages o
+                        WHERE o.endpoint_url = c.url AND o.state IN ('queued', 'retrying', 'sending')) AS waiting
+           FROM endpoint_circuits c ORDER BY c.url"""
+    )
+
+
 @dataclass(frozen=True)
 class OutboundStatus:
     id: int

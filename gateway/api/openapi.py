@@ -410,6 +410,12 @@ def openapi_document() -> dict[str, Any]:
                 ),
             ),
         },
+        "/v1/operator/endpoints": {
+            "get": _op(
+                "Receiving endpoints and their circuit breakers",
+                _ok({"type": "array", "items": {"type": "object"}}),
+            )
+        },
         "/v1/documents/{doc_id}/response": {
             "post": _op(
                 "Answer a received document: invoice response, order response or message level response",

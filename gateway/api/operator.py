@@ -79,6 +79,26 @@ async def build_report(request: web.Request) -> web.Response:
     return ok(_report_json(row), status=201)
 
 
+async def list_endpoints(request: web.Request) -> web.Response:
+    """Receiving endpoints with a circuit breaker history: state, failures, documents waiting."""
+    require(request, "operator")
+    rows = await store.list_circuits(request.app[RUNTIME].pool)
+    return ok(
+        [
+            {
+                "endpoint": r["url"],
+                "state": r["state"],
+                "consecutive_failures": r["failures"],
+                "cooldown_seconds": r["cooldown"],
+                "documents_waiting": r["waiting"],
+                "updated_at": r["updated_at"].isoformat(),
+            }
+            for r in rows
+        ]
+    )
+
+
 def add_operator_routes(app: web.Application) -> None:
     app.router.add_get("/v1/operator/reports", list_reports)
     app.router.add_post("/v1/operator/reports", build_report)
+    app.router.add_get("/v1/operator/endpoints", list_endpoints)
