@@ -20,6 +20,7 @@ from gateway.api.openapi import serve_openapi
 from gateway.api.operator import add_operator_routes
 from gateway.api.ratelimit import RateLimiter
 from gateway.api.responses import add_response_routes
+from gateway.certificates import CertificateWatcher, WatchedIdentity
 from gateway.config import Settings
 from gateway.inbound import InboundEndpoint
 from gateway.metrics import METRICS, Metrics, certificate_gauge, database_gauges
@@ -113,8 +114,17 @@ async def _network_duties(app: web.Application) -> AsyncIterator[None]:
         poll_interval=settings.poll_interval, lease_seconds=settings.lease_seconds,
     )  # fmt: skip
     runtime.processor = processor
+    watcher = CertificateWatcher(
+        [
+            WatchedIdentity("ap", runtime.identity, settings.ap_key, settings.ap_cert),
+            WatchedIdentity("smp", runtime.smp_identity, settings.smp_key, settings.smp_cert),
+        ],
+        runtime.pool,
+        interval=settings.reload_interval,
+    )
     stop = asyncio.Event()
     tasks = [asyncio.create_task(processor.run(stop)) for _ in range(settings.inbound_workers)]
+    tasks.append(asyncio.create_task(watcher.run(stop)))
     if settings.reporting_schedule:
         tasks.append(asyncio.create_task(runtime.reports.run(stop)))
     yield
@@ -161,7 +171,9 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
         )
         app.router.add_post("/as4", inbound.handle)
         app.cleanup_ctx.append(_network_duties)
-        source = DatabaseSmpSource(pool, runtime.as4_url, runtime.identity.cert, "mailto:ops@localhost")
-        smp_app = smp_application(source, runtime.smp_identity.key, runtime.smp_identity.cert, runtime.smp_url)
+        source = DatabaseSmpSource(pool, runtime.as4_url, runtime.identity, "mailto:ops@localhost")
+        smp_app = smp_application(
+            source, lambda: (runtime.smp_identity.key, runtime.smp_identity.cert), None, runtime.smp_url
+        )
         mount_smp(app, "/smp", smp_app)
     return app

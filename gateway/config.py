@@ -54,6 +54,7 @@ class Settings:
     ap_cert: Path = Path("certs-dev/ap1.cert.pem")
     ap_trust: tuple[Path, ...] = (Path("certs-dev/ap-ca.cert.pem"),)
     revocation: str = "soft-fail"
+    reload_interval: float = 60.0
     # [smp]
     smp_url: str | None = None
     smp_key: Path = Path("certs-dev/smp.key.pem")
@@ -203,6 +204,7 @@ _FIELDS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("ap_cert", "ap", "cert", _as_path),
     ("ap_trust", "ap", "trust", _as_paths),
     ("revocation", "ap", "revocation", _as_choice("soft-fail", "hard-fail", "off")),
+    ("reload_interval", "ap", "reload_interval", _as_float(0.1, 86400)),
     ("smp_url", "smp", "url", _as_url("http", "https")),
     ("smp_key", "smp", "key", _as_path),
     ("smp_cert", "smp", "cert", _as_path),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -15,14 +14,27 @@ from gateway.config import ConfigError, Settings
 __all__ = ["ApIdentity", "load_identity", "load_trust"]
 
 
-@dataclass(frozen=True)
 class ApIdentity:
-    key: rsa.RSAPrivateKey
-    cert: x509.Certificate
+    """A key and its certificate. Every part of the gateway holds the same object, so a renewed
+    certificate is swapped in once (:meth:`replace`) and used from the next message on."""
+
+    def __init__(self, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> None:
+        self._pair = (key, cert)
+
+    @property
+    def key(self) -> rsa.RSAPrivateKey:
+        return self._pair[0]
+
+    @property
+    def cert(self) -> x509.Certificate:
+        return self._pair[1]
 
     @property
     def seat_id(self) -> str:
         return as4.seat_id(self.cert)
+
+    def replace(self, other: ApIdentity) -> None:
+        self._pair = other._pair
 
 
 def _read(path: Path, setting: str) -> bytes:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import asyncpg
-from cryptography import x509
 
 import smp
 from gateway import store
+from gateway.identity import ApIdentity
 
 __all__ = ["DatabaseSmpSource"]
 
@@ -16,10 +16,10 @@ __all__ = ["DatabaseSmpSource"]
 class DatabaseSmpSource:
     """Publishes every verified company's participants with this access point as endpoint."""
 
-    def __init__(self, pool: asyncpg.Pool, as4_url: str, ap_cert: x509.Certificate, contact: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, as4_url: str, identity: ApIdentity, contact: str) -> None:
         self.pool = pool
         self.as4_url = as4_url
-        self.ap_cert = ap_cert
+        self.identity = identity  # read per answer: a renewed certificate is published at once
         self.contact = contact
 
     async def document_types(self, participant: smp.ParticipantId) -> Sequence[smp.DocumentTypeId] | None:
@@ -40,7 +40,7 @@ class DatabaseSmpSource:
             return None
         endpoint = smp.Endpoint(
             url=self.as4_url,
-            certificate=self.ap_cert,
+            certificate=self.identity.cert,
             description="Peppol AS4 access point",
             technical_contact=self.contact,
         )

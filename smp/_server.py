@@ -4,7 +4,7 @@ module knows nothing about databases."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 from urllib.parse import unquote
 
@@ -39,12 +39,22 @@ def _not_found(message: str) -> web.Response:
 
 def smp_application(
     source: SmpDataSource,
-    key: rsa.RSAPrivateKey,
-    cert: x509.Certificate,
+    key: rsa.RSAPrivateKey | Callable[[], tuple[rsa.RSAPrivateKey, x509.Certificate]],
+    cert: x509.Certificate | None = None,
     public_url: str | None = None,
 ) -> web.Application:
     """An aiohttp application answering ``GET /{participant}`` and
-    ``GET /{participant}/services/{document type}``; mount it where the SMP lives."""
+    ``GET /{participant}/services/{document type}``; mount it where the SMP lives. The signing
+    credentials are a key and certificate, or a function returning the current pair (so a
+    renewed SMP certificate is used without a restart)."""
+    if callable(key):
+        credentials = key
+    else:
+        assert cert is not None, "a certificate goes with the key"
+        fixed = (key, cert)
+
+        def credentials() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+            return fixed
 
     async def handle(request: web.Request) -> web.StreamResponse:
         # Raw (still percent-encoded) segments after the mount prefix, decoded one by one.
@@ -66,7 +76,7 @@ def smp_application(
                 metadata = await source.service_metadata(participant, document_type)
                 if metadata is None:
                     return _not_found(f"{participant} does not receive {document_type} here")
-                body = build_signed_service_metadata(metadata, key, cert)
+                body = build_signed_service_metadata(metadata, *credentials())
                 return web.Response(body=body, content_type=XML_TYPE, charset="utf-8")
         except IdentifierError as exc:
             return web.Response(status=400, text=f"{exc}\n", content_type="text/plain")
