@@ -6,7 +6,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench system-deps venv pki clean
+CONTAINER  ?= podman
+BASE_IMAGE ?= docker.io/library/python:3.11-slim-bookworm
+IMAGE      ?= localhost/peppol-gateway:dev
+
+.PHONY: run test lint bench system-deps venv pki image clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +31,7 @@ run: system-deps $(STAMP) pki
 
 test: system-deps $(STAMP)
 	@bash .ci/peers
+	@bash .ci/container-deps
 	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
@@ -37,6 +42,10 @@ lint: $(STAMP)
 bench: system-deps $(STAMP)
 	@bash .ci/peers
 	$(BIN)/python -m bench
+
+# The container image (deploy/Containerfile); BASE_IMAGE=<image> changes the base.
+image: $(STAMP)
+	@bash deploy/build-image.sh "$(BASE_IMAGE)" "$(IMAGE)" "$(CONTAINER)"
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
