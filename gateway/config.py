@@ -2,7 +2,8 @@
 
 Every setting has one name in the TOML file (``section.key``) and one environment variable
 (``PEPPOL_SECTION_KEY``; ``DATABASE_URL`` is also read as-is). The environment wins over the
-file. A bad value stops start-up with a :class:`ConfigError` naming the setting.
+file; ``PEPPOL_SECTION_KEY_FILE`` names a file holding the value (a mounted secret). A bad
+value stops start-up with a :class:`ConfigError` naming the setting.
 """
 
 from __future__ import annotations
@@ -269,7 +270,13 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
             raw, source = document[section][key], f"{section}.{key}"
         if env_name in env:
             raw, source = env[env_name], env_name
-        if name == "database_url" and "DATABASE_URL" in env and env_name not in env:
+        elif f"{env_name}_FILE" in env:  # a mounted secret (Kubernetes, Docker/Podman secrets)
+            source = f"{env_name}_FILE"
+            try:
+                raw = Path(env[source]).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(source, f"cannot read {env[source]}: {exc.strerror}") from None
+        if name == "database_url" and "DATABASE_URL" in env and source not in (env_name, f"{env_name}_FILE"):
             raw, source = env["DATABASE_URL"], "DATABASE_URL"
         if raw is None or (isinstance(raw, str) and raw == "" and source.isupper()):
             continue

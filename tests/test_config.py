@@ -96,3 +96,13 @@ def test_example_configuration_in_deploy_is_valid() -> None:
     example = Path(__file__).parent.parent / "deploy" / "peppol-gateway.example.toml"
     settings = load_settings(example, environ={})
     assert settings.log_format == "json"
+
+
+def test_a_setting_can_come_from_a_mounted_secret_file(tmp_path: Path) -> None:
+    secret = tmp_path / "url"
+    secret.write_text("postgresql://gw:s3cret@db:5432/peppol\n")
+    settings = load_settings(environ={"PEPPOL_DATABASE_URL_FILE": str(secret)})
+    assert settings.database_url == "postgresql://gw:s3cret@db:5432/peppol"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"PEPPOL_DATABASE_URL_FILE": str(tmp_path / "missing")})
+    assert caught.value.setting == "PEPPOL_DATABASE_URL_FILE"
