@@ -20,6 +20,7 @@ from gateway.api.openapi import serve_openapi
 from gateway.api.operator import add_operator_routes
 from gateway.api.ratelimit import RateLimiter
 from gateway.api.responses import add_response_routes
+from gateway.archive import Archiver
 from gateway.certificates import CertificateWatcher, WatchedIdentity
 from gateway.config import Settings
 from gateway.inbound import InboundEndpoint
@@ -127,6 +128,12 @@ async def _network_duties(app: web.Application) -> AsyncIterator[None]:
     tasks.append(asyncio.create_task(watcher.run(stop)))
     if settings.reporting_schedule:
         tasks.append(asyncio.create_task(runtime.reports.run(stop)))
+    if runtime.archive is not None:
+        archiver = Archiver(
+            runtime.pool, runtime.archive, after_days=settings.archive_after_days,
+            retention_days=settings.archive_retention_days,
+        )  # fmt: skip
+        tasks.append(asyncio.create_task(archiver.run(stop, settings.archive_interval)))
     yield
     stop.set()
     for task in tasks:

@@ -88,6 +88,15 @@ class Settings:
     reporting_send: bool = True
     reporting_receiver: str = "9925:be0848934496"
     reporting_check_interval: float = 3600.0
+    # [archive]
+    archive_target: str | None = None  # file:///path or s3://bucket/prefix
+    archive_s3_endpoint: str | None = None
+    archive_s3_region: str = "us-east-1"
+    archive_s3_access_key: str | None = None
+    archive_s3_secret_key: str | None = None
+    archive_after_days: float = 90.0
+    archive_retention_days: float = 3653.0
+    archive_interval: float = 3600.0
     # [limits]
     max_message_bytes: int = 110 * 1024 * 1024
     max_payload_bytes: int = 200 * 1024 * 1024
@@ -229,6 +238,14 @@ _FIELDS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("reporting_send", "reporting", "send", _as_bool),
     ("reporting_receiver", "reporting", "receiver", _as_str),
     ("reporting_check_interval", "reporting", "check_interval", _as_float(1, 86400)),
+    ("archive_target", "archive", "target", _as_str),
+    ("archive_s3_endpoint", "archive", "s3_endpoint", _as_url("http", "https")),
+    ("archive_s3_region", "archive", "s3_region", _as_str),
+    ("archive_s3_access_key", "archive", "s3_access_key", _as_str),
+    ("archive_s3_secret_key", "archive", "s3_secret_key", _as_str),
+    ("archive_after_days", "archive", "after_days", _as_float(0, 36500)),
+    ("archive_retention_days", "archive", "retention_days", _as_float(0, 36500)),
+    ("archive_interval", "archive", "interval", _as_float(0.1, 86400)),
     ("validate_on_submit", "validation", "on_submit", _as_bool),
     ("validation_processes", "validation", "processes", _as_int(1, 64)),
     ("max_message_bytes", "limits", "max_message_bytes", _as_int(1024, 2**34)),

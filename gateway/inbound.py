@@ -111,7 +111,7 @@ class InboundEndpoint:
         rebuilt, so its header digests differ) gets a receipt for what it sent this time, so it
         can verify it; nothing is stored either way."""
         try:
-            earlier = as4.parse_signal(first, SOAP_TYPE).digests
+            earlier = as4.parse_signal(first, SOAP_TYPE).digests if first else {}  # empty: archived
         except as4.As4Error:
             earlier = {}
         if earlier == {r.uri: r.digest for r in received.references}:

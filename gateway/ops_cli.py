@@ -207,6 +207,9 @@ def _mailbox_command(args: argparse.Namespace, settings: Settings) -> int:
         if not rows:
             print(f"peppol-gateway: no mailbox entry {args.show}", file=sys.stderr)
             return 1
+        if rows[0]["content"] is None:
+            print(f"peppol-gateway: entry {args.show} is archived; read it through the API", file=sys.stderr)
+            return 1
         sys.stdout.write(rows[0]["content"].decode("utf-8", "replace"))
         return 0
     if not rows:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 import smp
+from gateway.archive_store import ArchiveError, ArchiveStore, open_archive
 from gateway.config import ConfigError, Settings
 from gateway.identity import ApIdentity, load_identity, load_trust
 from gateway.trust import CertificateTrust
@@ -35,6 +36,7 @@ class Runtime:
     provider: Provider | None = None  # set at start-up, once the SPID is registered
     reports: ReportService | None = None
     processor: InboundProcessor | None = None
+    archive: ArchiveStore | None = None
 
     async def validate(self, data: bytes) -> ValidationResult:
         """Validate in the process pool (or, without one, in a thread)."""
@@ -51,6 +53,8 @@ class Runtime:
         return (self.settings.smp_url or f"{self.public_url}/smp").rstrip("/")
 
     async def close(self) -> None:
+        if self.archive is not None:
+            await self.archive.close()
         await self.discovery.close()
         await self.trust.close()
         if self.validator is not None:
@@ -80,4 +84,16 @@ def build_runtime(settings: Settings, pool: asyncpg.Pool, port: int | None = Non
             key_secret=secret,
         )
     validator = Validator(settings.validation_processes) if settings.validate_on_submit else None
-    return Runtime(settings, pool, identity, smp_identity, trust, discovery, registrar, public_url, validator)
+    archive = None
+    if settings.archive_target:
+        try:
+            archive = open_archive(
+                settings.archive_target, s3_endpoint=settings.archive_s3_endpoint,
+                access_key=settings.archive_s3_access_key, secret_key=settings.archive_s3_secret_key,
+                region=settings.archive_s3_region,
+            )  # fmt: skip
+        except ArchiveError as exc:
+            raise ConfigError("archive.target", str(exc)) from None
+    runtime = Runtime(settings, pool, identity, smp_identity, trust, discovery, registrar, public_url, validator)
+    runtime.archive = archive
+    return runtime

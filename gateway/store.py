@@ -165,8 +165,9 @@ class InboundRecord:
 async def find_inbound_receipt(
     conn: asyncpg.Connection | asyncpg.Pool, as4_message_id: str, sending_ap: str
 ) -> bytes | None:
+    """The receipt sent for a message seen before; empty when it was archived, None if unseen."""
     return await conn.fetchval(  # type: ignore[no-any-return]
-        "SELECT receipt FROM inbound_messages WHERE as4_message_id = $1 AND sending_ap = $2",
+        "SELECT coalesce(receipt, ''::bytea) FROM inbound_messages WHERE as4_message_id = $1 AND sending_ap = $2",
         as4_message_id,
         sending_ap,
     )
@@ -253,8 +254,7 @@ async def store_inbound(
         )
     except asyncpg.UniqueViolationError:
         first = await find_inbound_receipt(pool, record.as4_message_id, record.sending_ap)
-        assert first is not None
-        return False, first
+        return False, first or receipt
     return True, receipt
 
 
@@ -758,3 +758,94 @@ async def list_reports(pool: asyncpg.Pool, limit: int = 48) -> list[Any]:
 async def add_operator_event(pool: asyncpg.Pool, kind: str, payload: str) -> None:
     """An event for every operator of this gateway (it concerns no company)."""
     await pool.execute("INSERT INTO events (company_id, kind, payload) VALUES (NULL, $1, $2::jsonb)", kind, payload)
+
+
+# -- archival ---------------------------------------------------------------------------------------
+
+
+async def inbound_to_archive(pool: asyncpg.Pool, cutoff: datetime, limit: int) -> list[Any]:
+    """Received messages older than ``cutoff`` whose processing is done, with their content."""
+    return await pool.fetch(  # type: ignore[no-any-return]
+        """SELECT m.*, d.content AS document, e.content AS message
+           FROM inbound_messages m
+           JOIN documents d ON d.sha256 = m.document_sha256
+           LEFT JOIN documents e ON e.sha256 = m.message_sha256
+           WHERE m.archived_at IS NULL AND m.processing = 'done' AND m.received_at < $1
+           ORDER BY m.received_at LIMIT $2""",
+        cutoff,
+        limit,
+    )
+
+
+async def outbound_to_archive(pool: asyncpg.Pool, cutoff: datetime, limit: int) -> list[Any]:
+    """Sent documents that ended (delivered or failed) before ``cutoff``, with their content."""
+    return await pool.fetch(  # type: ignore[no-any-return]
+        """SELECT o.*, d.content AS document, s.content AS message,
+                  (SELECT coalesce(json_agg(json_build_object('at', a.at, 'state', a.state, 'reason', a.reason)
+                                            ORDER BY a.id), '[]'::json)
+                   FROM outbound_audit a WHERE a.outbound_id = o.id) AS audit
+           FROM outbound_messages o
+           JOIN documents d ON d.sha256 = o.document_sha256
+           LEFT JOIN documents s ON s.sha256 = o.sent_message_sha256
+           WHERE o.archived_at IS NULL AND o.state IN ('delivered', 'failed') AND o.updated_at < $1
+           ORDER BY o.updated_at LIMIT $2""",
+        cutoff,
+        limit,
+    )
+
+
+async def mark_archived(conn: asyncpg.Connection, direction: str, row_id: int, key: str) -> None:
+    """The message now lives in the archive: keep its metadata, drop its receipt here."""
+    table = "inbound_messages" if direction == "in" else "outbound_messages"
+    await conn.execute(
+        f"UPDATE {table} SET archived_at = now(), archive_key = $2, receipt = NULL WHERE id = $1",  # noqa: S608
+        row_id,
+        key,
+    )
+
+
+async def release_documents(conn: asyncpg.Connection, digests: list[bytes]) -> int:
+    """Empty stored documents no message outside the archive still uses."""
+    result = await conn.execute(
+        """UPDATE documents d SET content = NULL
+           WHERE d.sha256 = ANY($1::bytea[]) AND d.content IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM inbound_messages m WHERE m.archived_at IS NULL
+                             AND (m.document_sha256 = d.sha256 OR m.message_sha256 = d.sha256))
+             AND NOT EXISTS (SELECT 1 FROM outbound_messages o WHERE o.archived_at IS NULL
+                             AND (o.document_sha256 = d.sha256 OR o.sent_message_sha256 = d.sha256))""",
+        digests,
+    )
+    return int(result.split()[-1])
+
+
+async def archived_before(pool: asyncpg.Pool, cutoff: datetime, limit: int) -> list[Any]:
+    """Archived exchanges past their retention: (direction, id, key)."""
+    return await pool.fetch(  # type: ignore[no-any-return]
+        """(SELECT 'in' AS direction, id, archive_key FROM inbound_messages
+            WHERE archived_at IS NOT NULL AND received_at < $1 LIMIT $2)
+           UNION ALL
+           (SELECT 'out', id, archive_key FROM outbound_messages
+            WHERE archived_at IS NOT NULL AND created_at < $1 LIMIT $2)""",
+        cutoff,
+        limit,
+    )
+
+
+async def forget_exchange(conn: asyncpg.Connection, direction: str, row_id: int) -> None:
+    """Remove an exchange whose retention ended (its archive entry is deleted by the caller)."""
+    if direction == "in":
+        await conn.execute(
+            "UPDATE outbound_messages SET answers_inbound_id = NULL WHERE answers_inbound_id = $1", row_id
+        )
+        await conn.execute(
+            "UPDATE outbound_messages SET response_inbound_id = NULL WHERE response_inbound_id = $1", row_id
+        )
+        await conn.execute("DELETE FROM inbound_messages WHERE id = $1", row_id)
+    else:
+        for column in ("mls_outbound_id", "answers_outbound_id", "response_outbound_id"):
+            await conn.execute(
+                f"UPDATE inbound_messages SET {column} = NULL WHERE {column} = $1",  # noqa: S608
+                row_id,
+            )
+        await conn.execute("UPDATE reports SET outbound_id = NULL WHERE outbound_id = $1", row_id)
+        await conn.execute("DELETE FROM outbound_messages WHERE id = $1", row_id)

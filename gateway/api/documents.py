@@ -20,6 +20,8 @@ from gateway import store
 from gateway.api.accounts import RUNTIME, _parse_time
 from gateway.api.auth import Principal, require
 from gateway.api.envelope import ApiError, ok
+from gateway.archive import read_archived
+from gateway.archive_store import ArchiveError
 from gateway.outbound import SubmissionError, derive_submission, submit_document
 from gateway.sbdh import SbdhError, read_sbd
 from gateway.validation import Validator
@@ -289,16 +291,25 @@ async def _content(request: web.Request) -> bytes:
     kind, number = _split_id(request.match_info["doc_id"])
     pool = _pool(request)
     if kind == "s":
-        sha = await pool.fetchval(
-            "SELECT document_sha256 FROM outbound_messages WHERE id = $1 AND company_id = $2",
+        row = await pool.fetchrow(
+            "SELECT document_sha256, archive_key FROM outbound_messages WHERE id = $1 AND company_id = $2",
             number,
             principal.company_id,
         )
-        if sha is None:
+        if row is None:
             raise ApiError(404, "not_found", "no such document")
     else:
-        sha = (await _received_row(request, principal.company_id, number))["document_sha256"]
-    return bytes(await pool.fetchval("SELECT content FROM documents WHERE sha256 = $1", sha))
+        row = await _received_row(request, principal.company_id, number)
+    content = await pool.fetchval("SELECT content FROM documents WHERE sha256 = $1", row["document_sha256"])
+    if content is not None:
+        return bytes(content)
+    archive = request.app[RUNTIME].archive
+    if row["archive_key"] is None or archive is None:
+        raise ApiError(500, "internal_error", "the document was archived and the archive is not configured")
+    try:
+        return await read_archived(archive, row["archive_key"])
+    except (ArchiveError, ValueError) as exc:
+        raise ApiError(503, "archive_unavailable", f"the archive cannot be read now: {exc}") from None
 
 
 async def download_envelope(request: web.Request) -> web.Response:
