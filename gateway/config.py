@@ -88,6 +88,9 @@ class Settings:
     reporting_send: bool = True
     reporting_receiver: str = "9925:be0848934496"
     reporting_check_interval: float = 3600.0
+    # [telemetry]
+    otlp_endpoint: str | None = None  # e.g. http://otel-collector:4318/v1/traces
+    service_name: str = "peppol-gateway"
     # [archive]
     archive_target: str | None = None  # file:///path or s3://bucket/prefix
     archive_s3_endpoint: str | None = None
@@ -238,6 +241,8 @@ _FIELDS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("reporting_send", "reporting", "send", _as_bool),
     ("reporting_receiver", "reporting", "receiver", _as_str),
     ("reporting_check_interval", "reporting", "check_interval", _as_float(1, 86400)),
+    ("otlp_endpoint", "telemetry", "otlp_endpoint", _as_url("http", "https")),
+    ("service_name", "telemetry", "service_name", _as_str),
     ("archive_target", "archive", "target", _as_str),
     ("archive_s3_endpoint", "archive", "s3_endpoint", _as_url("http", "https")),
     ("archive_s3_region", "archive", "s3_region", _as_str),

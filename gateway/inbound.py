@@ -14,9 +14,10 @@ from collections.abc import Callable
 import asyncpg
 import structlog
 from aiohttp import web
+from opentelemetry import trace
 
 import as4
-from gateway import store
+from gateway import store, tracing
 from gateway.identity import ApIdentity
 from gateway.metrics import Metrics
 from gateway.responses import read_document
@@ -89,6 +90,10 @@ class InboundEndpoint:
         return b"".join(chunks)
 
     async def handle(self, request: web.Request) -> web.Response:
+        with tracing.span("as4.receive", **{"http.request.body.size": request.content_length}):
+            return await self._handle(request)
+
+    async def _handle(self, request: web.Request) -> web.Response:
         body = await self._read_body(request)
         if body is None:
             return self._error(as4.OtherError(f"message larger than {self.max_message_bytes} bytes"), None, 413)
@@ -101,6 +106,9 @@ class InboundEndpoint:
         except as4.As4Error as exc:
             return self._error(exc, None)
         header = received.header
+        current = trace.get_current_span()
+        current.set_attribute("as4.message_id", header.message_id)
+        current.set_attribute("peppol.sending_ap", header.from_party)
         try:
             return await self._accept(received, body)
         except as4.As4Error as exc:
@@ -182,8 +190,10 @@ class InboundEndpoint:
             processing=validate or always_mls or read.kind in ("response", "mls", "mlr"),
             mls_to=envelope.mls_to,
             mls_type=envelope.mls_type,
+            trace_context=tracing.traceparent(),
         )
-        stored, answer = await store.store_inbound(self.pool, record, received.payload or b"", body, receipt)
+        with tracing.span("store.inbound", **{"as4.message_id": header.message_id}):
+            stored, answer = await store.store_inbound(self.pool, record, received.payload or b"", body, receipt)
         if stored and record.processing and self.on_pending is not None:
             self.on_pending()
         if self.metrics is not None:

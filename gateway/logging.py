@@ -11,6 +11,8 @@ import sys
 
 import structlog
 
+from gateway.tracing import add_trace_ids
+
 __all__ = ["configure_logging"]
 
 
@@ -19,6 +21,7 @@ def configure_logging(fmt: str = "console", level: str = "info") -> None:
     numeric = logging.getLevelNamesMapping()[level.upper()]
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

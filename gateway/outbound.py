@@ -26,7 +26,7 @@ from lxml import etree
 
 import as4
 import smp
-from gateway import store
+from gateway import store, tracing
 from gateway.circuits import EndpointGuard
 from gateway.identity import ApIdentity
 from gateway.metrics import Metrics
@@ -241,6 +241,7 @@ async def submit_document(
         kind=derived.kind,
         answers_inbound_id=answers_inbound_id,
         validation=validation,
+        trace_context=tracing.traceparent(),
     )
     job_id = await store.submit_outbound(conn if conn is not None else pool, submission)
     await (conn if conn is not None else pool).execute(f"NOTIFY {NOTIFY_CHANNEL}")
@@ -409,11 +410,12 @@ class OutboundWorker:
         if self.discovery is None:
             raise Permanent("no_discovery", "no SML/SMP discovery configured and no fixed endpoint")
         try:
-            route = await self.discovery.find_endpoint(
-                smp.ParticipantId.parse(job.receiver),
-                smp.DocumentTypeId.parse(job.document_type),
-                smp.ProcessId.parse(job.process),
-            )
+            with tracing.span("smp.discovery", **{"peppol.receiver": job.receiver}):
+                route = await self.discovery.find_endpoint(
+                    smp.ParticipantId.parse(job.receiver),
+                    smp.DocumentTypeId.parse(job.document_type),
+                    smp.ProcessId.parse(job.process),
+                )
         except smp.DiscoveryError as exc:
             if exc.retryable:
                 raise Transient(_discovery_code(exc), str(exc)) from None
@@ -421,6 +423,17 @@ class OutboundWorker:
         return route.endpoint.url, route.endpoint.certificate
 
     async def deliver(self, job: store.OutboundJob) -> None:
+        """Deliver a claimed job, continuing the trace of its submission."""
+        with (
+            tracing.continued(job.trace_context),
+            tracing.span(
+                "outbound.deliver", **{"peppol.document_id": f"s{job.id}", "as4.message_id": job.as4_message_id,
+                                       "peppol.receiver": job.receiver, "peppol.attempt": job.attempts},
+            ),
+        ):  # fmt: skip
+            await self._deliver(job)
+
+    async def _deliver(self, job: store.OutboundJob) -> None:
         endpoint_url: str | None = job.endpoint_url
         receiver_ap: str | None = None
         try:
@@ -480,6 +493,7 @@ class OutboundWorker:
             self.pool, job.id, "delivered", f"receipt {receipt.message_id} verified",
             receipt=receipt.raw, sent_message=bytes(message.body),
             endpoint_url=endpoint_url, receiver_ap=receiver_ap, exchanged_at=header.timestamp,
+            trace_context=tracing.traceparent(),
         )  # fmt: skip
         log.info("outbound_delivered", job=job.id, receiver=job.receiver, attempts=job.attempts)
         self._count("delivered", "ok")
@@ -529,9 +543,11 @@ class OutboundWorker:
             receiver_cert=receiver_cert,
         )
         assert self._session is not None
-        receipt = await as4.send_message(
-            self._session, endpoint_url, message, receiver_cert=receiver_cert, timeout=self.send_timeout
-        )
+        with tracing.span("as4.send", **{"as4.message_id": job.as4_message_id, "url.full": endpoint_url}) as current:
+            receipt = await as4.send_message(
+                self._session, endpoint_url, message, receiver_cert=receiver_cert, timeout=self.send_timeout
+            )
+            current.set_attribute("as4.receipt_id", receipt.message_id)
         return receipt, message, header
 
     def _count(self, outcome: str, code: str) -> None:

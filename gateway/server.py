@@ -16,6 +16,7 @@ from gateway.database import create_pool, database_url
 from gateway.metrics import METRICS
 from gateway.outbound import OutboundWorker
 from gateway.runtime import build_runtime
+from gateway.tracing import configure_tracing
 from gateway.version import __version__
 from gateway.webhooks import WebhookWorker
 
@@ -31,6 +32,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    configure_tracing(settings)
     async with database_url(settings) as dsn:
         pool = await create_pool(settings, dsn)
         runtime = None

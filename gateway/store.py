@@ -160,6 +160,7 @@ class InboundRecord:
     processing: bool = False  # the inbound processor has work to do (validation, MLS, linking)
     mls_to: str | None = None
     mls_type: str | None = None
+    trace_context: str | None = None
 
 
 async def find_inbound_receipt(
@@ -217,8 +218,8 @@ async def store_inbound(
                    INSERT INTO exchanges (direction, source_id, exchanged_at, other_sp, document_type, process,
                                           country_c1, country_c4, company_id, end_user_country, counts_for_eusr)
                    SELECT 'in', id, $16, $2, $9, $10, $11, $29, $19, $29, $31 FROM msg WHERE $30)
-               INSERT INTO events (company_id, kind, payload)
-               SELECT $19, 'document.received', jsonb_set($22::jsonb, '{message_id}', to_jsonb(id))
+               INSERT INTO events (company_id, kind, payload, trace_context)
+               SELECT $19, 'document.received', jsonb_set($22::jsonb, '{message_id}', to_jsonb(id)), $32
                FROM msg WHERE NOT $25""",
             record.as4_message_id,
             record.sending_ap,
@@ -251,6 +252,7 @@ async def store_inbound(
             record.company_country,
             counts_tsr,
             counts_eusr,
+            record.trace_context,
         )
     except asyncpg.UniqueViolationError:
         first = await find_inbound_receipt(pool, record.as4_message_id, record.sending_ap)
@@ -280,6 +282,7 @@ class OutboundSubmission:
     kind: str = "business"
     answers_inbound_id: int | None = None
     validation: str | None = None  # JSON of the warnings recorded when sent anyway
+    trace_context: str | None = None  # W3C traceparent of the submitting span
 
 
 @dataclass(frozen=True)
@@ -301,6 +304,7 @@ class OutboundJob:
     fixed_endpoint: bool
     kind: str = "business"
     company_id: uuid.UUID | None = None
+    trace_context: str | None = None
 
 
 def reporting_counts(kind: str) -> tuple[bool, bool]:
@@ -320,8 +324,8 @@ async def submit_outbound(pool: asyncpg.Pool | asyncpg.Connection, submission: O
                    company_id, sender, receiver, document_type, process, country_c1,
                    instance_identifier, document_sha256, as4_message_id, conversation_id, give_up_at,
                    endpoint_url, endpoint_cert, fixed_endpoint, document_id, kind, answers_inbound_id,
-                   validation)
-               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$17,$18,$19,$20::jsonb) RETURNING id),
+                   validation, trace_context)
+               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$17,$18,$19,$20::jsonb,$21) RETURNING id),
            audit AS (
                INSERT INTO outbound_audit (outbound_id, state, reason)
                SELECT id, 'queued', 'submitted' FROM job)
@@ -346,6 +350,7 @@ async def submit_outbound(pool: asyncpg.Pool | asyncpg.Connection, submission: O
         submission.kind,
         submission.answers_inbound_id,
         submission.validation,
+        submission.trace_context,
     )
     return int(job_id)
 
@@ -374,7 +379,8 @@ async def claim_outbound(
                SELECT id, 'sending', 'attempt ' || attempts FROM claimed)
            SELECT c.id, c.sender, c.receiver, c.document_type, c.process, c.country_c1,
                   d.content AS sbd, c.as4_message_id, c.conversation_id, c.attempts, c.give_up_at,
-                  c.created_at, c.endpoint_url, c.endpoint_cert, c.fixed_endpoint, c.kind, c.company_id
+                  c.created_at, c.endpoint_url, c.endpoint_cert, c.fixed_endpoint, c.kind, c.company_id,
+                  c.trace_context
            FROM claimed c JOIN documents d ON d.sha256 = c.document_sha256""",
         lease_seconds,
         job_id,
@@ -397,6 +403,7 @@ async def mark_outbound(
     endpoint_url: str | None = None,
     receiver_ap: str | None = None,
     exchanged_at: datetime | None = None,
+    trace_context: str | None = None,
 ) -> None:
     """Record an outcome (delivered, retrying, failed), its audit line and, when final, the
     event for the company, in one statement. A delivery with ``exchanged_at`` (the AS4
@@ -431,8 +438,8 @@ async def mark_outbound(
                WHERE $2 = 'delivered' AND $13::timestamptz IS NOT NULL AND u.kind <> 'report'
                  AND u.receiver_ap IS NOT NULL
                ON CONFLICT (direction, source_id) DO NOTHING)
-        INSERT INTO events (company_id, kind, payload)
-        SELECT company_id, $10, $11::jsonb FROM upd WHERE $2 IN ('delivered', 'failed')""",
+        INSERT INTO events (company_id, kind, payload, trace_context)
+        SELECT company_id, $10, $11::jsonb, $14 FROM upd WHERE $2 IN ('delivered', 'failed')""",
         job_id,
         state,
         next_attempt_at,
@@ -446,6 +453,7 @@ async def mark_outbound(
         event,
         sent_message,
         exchanged_at,
+        trace_context,
     )
 
 

@@ -24,6 +24,8 @@ import aiohttp
 import asyncpg
 import structlog
 
+from gateway import tracing
+
 __all__ = ["WebhookWorker", "sign", "verify_signature"]
 
 log = structlog.get_logger("gateway.webhooks")
@@ -115,7 +117,7 @@ class WebhookWorker:
 
     async def _payload(self, event_id: int) -> tuple[bytes, Any]:
         row = await self.pool.fetchrow(
-            "SELECT id, company_id, kind, payload, created_at FROM events WHERE id = $1", event_id
+            "SELECT id, company_id, kind, payload, created_at, trace_context FROM events WHERE id = $1", event_id
         )
         body = {
             "id": str(row["id"]),
@@ -127,6 +129,16 @@ class WebhookWorker:
         return json.dumps(body, separators=(",", ":")).encode(), row
 
     async def _deliver(self, row: Any) -> None:
+        trace_context = await self.pool.fetchval("SELECT trace_context FROM events WHERE id = $1", row["event_id"])
+        with (
+            tracing.continued(trace_context),
+            tracing.span(
+                "webhook.deliver", **{"webhook.event_id": row["event_id"], "webhook.attempt": row["attempts"]}
+            ),
+        ):
+            await self._deliver_one(row)
+
+    async def _deliver_one(self, row: Any) -> None:
         hook = await self.pool.fetchrow("SELECT destination, secret FROM webhooks WHERE id = $1", row["webhook_id"])
         if hook is None:
             return
@@ -183,5 +195,9 @@ class WebhookWorker:
                     except TimeoutError:
                         pass
         finally:
-            if self._session is not None:
-                await self._session.close()
+            await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from opentelemetry import trace
 
 from gateway import store
 from gateway.api.accounts import RUNTIME, _parse_time
@@ -139,6 +140,7 @@ async def send_document(request: web.Request) -> web.Response:
         pool, derived, retry_window=settings.retry_window, company_id=company_id, validation=recorded
     )
     data = await _sent(pool, company_id, job_id)
+    trace.get_current_span().set_attribute("peppol.document_id", data["id"])
     body = {"success": True, "data": data, "meta": {"timestamp": datetime.now(UTC).isoformat()}}
     if key:
         try:

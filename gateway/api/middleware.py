@@ -8,6 +8,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway import tracing
 from gateway.api.envelope import ApiError, error_response
 from gateway.metrics import METRICS
 from gateway.requestid import new_request_id, request_id_var
@@ -29,43 +30,46 @@ _HTTP_CODES = {
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind a request id, log one line per request, and turn every failure into the envelope."""
+    """Bind a request id, trace and log one line per request, and turn every failure into the
+    envelope."""
     request_id = new_request_id(request.headers.get("X-Request-Id"))
     token = request_id_var.set(request_id)
     structlog.contextvars.bind_contextvars(request_id=request_id)
-    started = time.perf_counter()
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    attributes = {"http.request.method": request.method, "http.route": route, "gateway.request_id": request_id}
     try:
-        try:
-            response = await handler(request)
-        except ApiError as exc:
-            response = error_response(exc)
-            response.headers.update(getattr(exc, "headers", {}))
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            code = _HTTP_CODES.get(exc.status, "http_error")
-            response = error_response(ApiError(exc.status, code, exc.reason))
-        except Exception:
-            log.exception("request_failed", method=request.method, path=request.path)
-            response = error_response(ApiError(500, "internal_error", "internal server error"))
-        response.headers["X-Request-Id"] = request_id
-        elapsed = time.perf_counter() - started
-        metrics = request.app.get(METRICS)
-        if metrics is not None:
-            resource = request.match_info.route.resource
-            route = resource.canonical if resource is not None else "unmatched"
-            metrics.observe(
-                "peppol_http_request_seconds", "HTTP request latency by route", elapsed,
-                route=route, method=request.method, status=f"{response.status // 100}xx",
-            )  # fmt: skip
-        log.info(
-            "request",
-            method=request.method,
-            path=request.path,
-            status=response.status,
-            ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-        return response
+        with tracing.span(f"{request.method} {route}", **attributes) as current:
+            response = await _answer(request, handler, route)
+            response.headers["X-Request-Id"] = request_id
+            current.set_attribute("http.response.status_code", response.status)
+            return response
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
         request_id_var.reset(token)
+
+
+async def _answer(request: web.Request, handler: Handler, route: str) -> web.StreamResponse:
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = error_response(exc)
+        response.headers.update(getattr(exc, "headers", {}))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        response = error_response(ApiError(exc.status, code, exc.reason))
+    except Exception:
+        log.exception("request_failed", method=request.method, path=request.path)
+        response = error_response(ApiError(500, "internal_error", "internal server error"))
+    elapsed = time.perf_counter() - started
+    metrics = request.app.get(METRICS)
+    if metrics is not None:
+        metrics.observe(
+            "peppol_http_request_seconds", "HTTP request latency by route", elapsed,
+            route=route, method=request.method, status=f"{response.status // 100}xx",
+        )  # fmt: skip
+    log.info("request", method=request.method, path=request.path, status=response.status, ms=round(elapsed * 1000, 2))
+    return response
