@@ -47,6 +47,7 @@ class Settings:
     public_url: str | None = None
     shutdown_timeout: float = 10.0
     rate_limit: int = 600
+    reuse_port: bool = False  # several processes on one host share the port (SO_REUSEPORT)
     # [log]
     log_format: str = "console"
     log_level: str = "info"
@@ -211,6 +212,7 @@ _FIELDS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("public_url", "http", "public_url", _as_url("http", "https")),
     ("shutdown_timeout", "http", "shutdown_timeout", _as_float(0, 600)),
     ("rate_limit", "http", "rate_limit", _as_int(1, 10_000_000)),
+    ("reuse_port", "http", "reuse_port", _as_bool),
     ("log_format", "log", "format", _as_choice("console", "json")),
     ("log_level", "log", "level", _as_choice("debug", "info", "warning", "error")),
     ("ap_key", "ap", "key", _as_path),

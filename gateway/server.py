@@ -45,7 +45,9 @@ async def serve(settings: Settings) -> None:
                 app, shutdown_timeout=settings.shutdown_timeout, access_log=None, handle_signals=False
             )
             await runner.setup()
-            site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
+            site = web.TCPSite(
+                runner, settings.listen_host, settings.listen_port, reuse_port=settings.reuse_port or None
+            )
             await site.start()
             if settings.outbound_workers > 0:
                 worker = OutboundWorker(
