@@ -5,7 +5,8 @@ After ``threshold`` transport failures in a row an endpoint's circuit opens: not
 there for ``cooldown`` seconds (doubling while probes keep failing, up to ``max_cooldown``), then
 one probe delivery is let through; its success closes the circuit. Documents waiting for an
 open circuit are put back in the queue for when it may close, without counting an attempt. The
-limit on concurrent deliveries per endpoint keeps one slow partner from holding every worker.
+limit on concurrent deliveries per endpoint keeps one slow partner from holding every worker:
+a delivery waits briefly for a free slot, then gives its job back to the queue.
 
 The state lives in this process (the decisions need no database round trip); each change is
 also written to ``endpoint_circuits`` so operators see it through the API and metrics.
@@ -13,6 +14,7 @@ also written to ``endpoint_circuits`` so operators see it through the API and me
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -48,11 +50,12 @@ class EndpointGuard:
         self.max_concurrent = max_concurrent
         self.clock = clock
         self.circuits: dict[str, Circuit] = defaultdict(Circuit)
-        self.in_flight: dict[str, int] = defaultdict(int)
+        self.slots: dict[str, asyncio.Semaphore] = {}
 
-    def wait_time(self, url: str) -> float:
-        """0 when a delivery to ``url`` may start now (and it is then counted as started);
-        otherwise the seconds to wait before trying again."""
+    async def admit(self, url: str, wait: float = 2.0) -> float:
+        """0 when a delivery to ``url`` may start now (it then holds one of the endpoint's slots
+        until :meth:`finished`); otherwise the seconds to wait before trying again. A delivery
+        waits up to ``wait`` seconds for a free slot before giving its job back."""
         circuit = self.circuits[url]
         now = self.clock()
         if circuit.state == "open":
@@ -63,16 +66,22 @@ class EndpointGuard:
             if circuit.probing:
                 return max(1.0, circuit.cooldown / 4)
             circuit.probing = True
-        if self.in_flight[url] >= self.max_concurrent:
+        slots = self.slots.get(url)
+        if slots is None:
+            slots = self.slots[url] = asyncio.Semaphore(self.max_concurrent)
+        try:
+            await asyncio.wait_for(slots.acquire(), wait)
+        except TimeoutError:
             if circuit.state == "half_open":
                 circuit.probing = False
             return 0.5
-        self.in_flight[url] += 1
         return 0.0
 
     def finished(self, url: str, *, transport_failure: bool) -> str | None:
         """Record how a started delivery ended; returns the new state when it changed."""
-        self.in_flight[url] = max(0, self.in_flight[url] - 1)
+        slots = self.slots.get(url)
+        if slots is not None:
+            slots.release()
         circuit = self.circuits[url]
         before = circuit.state
         if not transport_failure:

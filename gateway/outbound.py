@@ -443,7 +443,7 @@ class OutboundWorker:
                 await self.trust.check(receiver_cert)
             except as4.FailedAuthentication as exc:
                 raise Permanent("receiver_certificate_untrusted", exc.reason) from None
-            wait = self.guard.wait_time(endpoint_url)
+            wait = await self.guard.admit(endpoint_url)
             if wait > 0:
                 state = self.guard.circuits[endpoint_url].state
                 reason = "circuit open" if state != "closed" else "endpoint at its concurrency limit"

@@ -29,58 +29,58 @@ class Clock:
         return self.now
 
 
-def failing(guard: EndpointGuard, times: int) -> None:
+async def failing(guard: EndpointGuard, times: int) -> None:
     for _ in range(times):
-        assert guard.wait_time(URL) == 0
+        assert await guard.admit(URL) == 0
         guard.finished(URL, transport_failure=True)
 
 
-def test_the_circuit_opens_after_the_threshold_of_failures_in_a_row() -> None:
+async def test_the_circuit_opens_after_the_threshold_of_failures_in_a_row() -> None:
     guard = EndpointGuard(threshold=3, cooldown=30, clock=Clock())
-    failing(guard, 2)
+    await failing(guard, 2)
     assert guard.circuits[URL].state == "closed"
-    assert guard.wait_time(URL) == 0
+    assert await guard.admit(URL, wait=0.01) == 0
     assert guard.finished(URL, transport_failure=True) == "open"
-    assert guard.wait_time(URL) == 30
+    assert await guard.admit(URL, wait=0.01) == 30
 
 
-def test_a_success_resets_the_count_of_failures() -> None:
+async def test_a_success_resets_the_count_of_failures() -> None:
     guard = EndpointGuard(threshold=3, clock=Clock())
-    failing(guard, 2)
-    guard.wait_time(URL)
+    await failing(guard, 2)
+    await guard.admit(URL, wait=0.01)
     guard.finished(URL, transport_failure=False)
-    failing(guard, 2)
+    await failing(guard, 2)
     assert guard.circuits[URL].state == "closed"
 
 
-def test_after_the_cooldown_one_probe_goes_through_and_its_success_closes_the_circuit() -> None:
+async def test_after_the_cooldown_one_probe_goes_through_and_its_success_closes_the_circuit() -> None:
     clock = Clock()
     guard = EndpointGuard(threshold=1, cooldown=30, clock=clock)
-    failing(guard, 1)
+    await failing(guard, 1)
     clock.now += 30
-    assert guard.wait_time(URL) == 0  # the probe
-    assert guard.wait_time(URL) > 0  # nobody else while it runs
+    assert await guard.admit(URL, wait=0.01) == 0  # the probe
+    assert await guard.admit(URL, wait=0.01) > 0  # nobody else while it runs
     assert guard.finished(URL, transport_failure=False) == "closed"
-    assert guard.wait_time(URL) == 0
+    assert await guard.admit(URL, wait=0.01) == 0
 
 
-def test_a_failed_probe_opens_the_circuit_for_twice_as_long_up_to_the_maximum() -> None:
+async def test_a_failed_probe_opens_the_circuit_for_twice_as_long_up_to_the_maximum() -> None:
     clock = Clock()
     guard = EndpointGuard(threshold=1, cooldown=30, max_cooldown=100, clock=clock)
-    failing(guard, 1)
+    await failing(guard, 1)
     for expected in (60, 100, 100):
         clock.now += guard.circuits[URL].cooldown
-        assert guard.wait_time(URL) == 0
+        assert await guard.admit(URL, wait=0.01) == 0
         assert guard.finished(URL, transport_failure=True) == "open"
         assert guard.circuits[URL].cooldown == expected
 
 
-def test_no_more_than_the_limit_of_deliveries_run_at_once_to_one_endpoint() -> None:
+async def test_no_more_than_the_limit_of_deliveries_run_at_once_to_one_endpoint() -> None:
     guard = EndpointGuard(max_concurrent=2, clock=Clock())
-    assert [guard.wait_time(URL) for _ in range(3)] == [0, 0, 0.5]
-    assert guard.wait_time("https://other.example/as4") == 0
+    assert [await guard.admit(URL, wait=0.01) for _ in range(3)] == [0, 0, 0.5]
+    assert await guard.admit("https://other.example/as4", wait=0.01) == 0
     guard.finished(URL, transport_failure=False)
-    assert guard.wait_time(URL) == 0
+    assert await guard.admit(URL, wait=0.01) == 0
 
 
 async def test_documents_for_an_unreachable_endpoint_wait_without_counting_attempts(
