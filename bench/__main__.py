@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import api_bench, as4_bench, e2e_bench, smp_bench, validation_bench
+from bench import api_bench, as4_bench, e2e_bench, scale_bench, smp_bench, validation_bench
 from gateway.logging import configure_logging
 
 
@@ -13,6 +13,7 @@ def main() -> int:
     as4_bench.main()
     smp_bench.main()
     e2e_bench.main()
+    scale_bench.main()
     api_bench.main()
     validation_bench.main()
     return 0

@@ -202,6 +202,8 @@ async def _run(tmp: Path, count: int) -> None:
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 ))  # fmt: skip
             await asyncio.sleep(1)
+        size_query = "SELECT pg_database_size(current_database())"
+        size_before = await pool_a.fetchval(size_query) + await pool_b.fetchval(size_query)
         cpu_before = _cpu_seconds(pids) + _cpu_seconds(_postgres_pids())
         pg_before = _cpu_seconds(_postgres_pids())
         gw_before = [_cpu_seconds([pid]) for pid in pids]
@@ -219,6 +221,12 @@ async def _run(tmp: Path, count: int) -> None:
         print(
             f"  CPU per document (both gateways + PostgreSQL): {cpu / count * 1000:.2f} ms "
             f"= AP-A {gw[1] / count * 1000:.2f} + AP-B {gw[0] / count * 1000:.2f} + PostgreSQL {pg / count * 1000:.2f}"
+        )
+        await pool_a.execute("CHECKPOINT")
+        size_after = await pool_a.fetchval(size_query) + await pool_b.fetchval(size_query)
+        print(
+            f"  database growth per document (sender + receiver, all evidence kept): "
+            f"{(size_after - size_before) / count / 1024:.1f} KiB"
         )
         half = max(1.0, rate / 2)
         steady = min(count, int(half * 10))
