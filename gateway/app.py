@@ -109,6 +109,7 @@ async def _network_duties(app: web.Application) -> AsyncIterator[None]:
     runtime.reports = ReportService(
         runtime.pool, runtime.provider, receiver=settings.reporting_receiver, retry_window=settings.retry_window,
         send=settings.reporting_send, check_interval=settings.reporting_check_interval,
+        validate=runtime.validate_report,
     )  # fmt: skip
     processor = InboundProcessor(
         runtime.pool, runtime.provider, runtime.validate, retry_window=settings.retry_window,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -79,7 +80,9 @@ class ReportService:
         retry_window: float,
         send: bool = True,
         check_interval: float = 3600.0,
+        validate: Callable[[bytes], Awaitable[ValidationResult]] | None = None,
     ) -> None:
+        self.validate = validate or (lambda data: asyncio.to_thread(validate_report, data))
         self.pool = pool
         self.provider = provider
         self.receiver = receiver
@@ -102,7 +105,7 @@ class ReportService:
         else:
             users = [EndUserActivity(**dict(r)) for r in await store.month_end_users(self.pool, lo, hi)]
             content = build_eusr(users, start=start, end=end, reporter=reporter)
-        result = await asyncio.to_thread(validate_report, content)
+        result = await self.validate(content)
         report_id = None
         if store_it:
             report_id = await store.save_report(

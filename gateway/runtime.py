@@ -13,7 +13,7 @@ from gateway.archive_store import ArchiveError, ArchiveStore, open_archive
 from gateway.config import ConfigError, Settings
 from gateway.identity import ApIdentity, load_identity, load_trust
 from gateway.trust import CertificateTrust
-from gateway.validation import ValidationResult, Validator, validate_document
+from gateway.validation import ValidationResult, Validator, validate_document, validate_report
 
 if TYPE_CHECKING:
     from gateway.processing import InboundProcessor, Provider
@@ -43,6 +43,12 @@ class Runtime:
         if self.validator is not None:
             return await self.validator.validate(data)
         return await asyncio.to_thread(validate_document, data)
+
+    async def validate_report(self, data: bytes) -> ValidationResult:
+        """Check a TSR/EUSR against the reporting rules, in the pool when there is one."""
+        if self.validator is not None:
+            return await self.validator.validate_report(data)
+        return await asyncio.to_thread(validate_report, data)
 
     @property
     def as4_url(self) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -167,13 +168,18 @@ def validate_document(data: bytes) -> ValidationResult:
 
 
 class Validator:
-    """Runs :func:`validate_document` in a process pool, off the event loop."""
+    """Runs :func:`validate_document` in a process pool, off the event loop. The workers are
+    spawned, not forked: a fork of a process that has already loaded SaxonC (its native runtime)
+    dies in the child."""
 
     def __init__(self, processes: int = 2) -> None:
-        self._pool = ProcessPoolExecutor(max_workers=processes)
+        self._pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
 
     async def validate(self, data: bytes) -> ValidationResult:
         return await asyncio.get_running_loop().run_in_executor(self._pool, validate_document, data)
+
+    async def validate_report(self, data: bytes) -> ValidationResult:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, validate_report, data)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

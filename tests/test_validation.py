@@ -3,9 +3,11 @@ Billing 3.0), from the library, the command line and the API."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 from gateway.validation import validate_document
@@ -80,3 +82,19 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     broken.write_bytes(b"<Invoice")
     assert _cli(str(broken)).returncode == 2
     assert _cli(str(tmp_path / "missing.xml")).returncode == 2
+
+
+async def test_validation_in_the_pool_works_after_reports_were_checked_in_this_process() -> None:
+    from gateway.reports import build_eusr, build_tsr
+    from gateway.validation import Validator, validate_report
+
+    period = {"start": date(2026, 10, 1), "end": date(2026, 10, 31), "reporter": "POP000001"}
+    # as a gateway without a pool does it: in a worker thread
+    assert (await asyncio.to_thread(validate_report, build_tsr([], **period))).valid  # type: ignore[arg-type]
+    assert (await asyncio.to_thread(validate_report, build_eusr([], **period))).valid  # type: ignore[arg-type]
+    validator = Validator(1)  # its worker must not inherit the loaded SaxonC runtime by fork
+    try:
+        result = await validator.validate((Path(__file__).parent.parent / "examples" / "invoice.xml").read_bytes())
+    finally:
+        validator.close()
+    assert result.layers_run == ["xml", "schema", "en16931", "peppol"]
