@@ -142,6 +142,8 @@ async def _network_duties(app: web.Application) -> AsyncIterator[None]:
             await asyncio.wait_for(task, settings.shutdown_timeout)
         except (TimeoutError, asyncio.CancelledError):
             task.cancel()
+        except Exception as exc:  # a background task that failed must not fail the shutdown
+            log.error("background_task_failed", error=type(exc).__name__, reason=str(exc)[:300])
 
 
 def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None = None) -> web.Application:

@@ -184,6 +184,8 @@ class ReportService:
                 log.warning("reporting_database_error", error=type(exc).__name__)
             except ReportError as exc:
                 log.error("reporting_failed", code=exc.code, reason=exc.message)
+            except Exception as exc:  # the schedule must outlive any one failure; next check retries
+                log.error("reporting_check_failed", error=type(exc).__name__, reason=str(exc)[:300])
             try:
                 await asyncio.wait_for(stop.wait(), self.check_interval)
             except TimeoutError:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import multiprocessing
+import signal
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -167,19 +169,43 @@ def validate_document(data: bytes) -> ValidationResult:
     return ValidationResult(valid, root.tag, run, skipped, findings, dict(art.versions))
 
 
+def _worker_ignores_stop_signals() -> None:
+    """A signal to the whole process group (systemd, Kubernetes, Ctrl-C) stops the gateway, which
+    then shuts its pool down; the workers must not die under requests still in flight."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class Validator:
     """Runs :func:`validate_document` in a process pool, off the event loop. The workers are
-    spawned, not forked: a fork of a process that has already loaded SaxonC (its native runtime)
-    dies in the child."""
+    spawned, not forked: a fork of a process that has already run SaxonC (its native runtime)
+    can die in the child. A pool whose worker died (killed, out of memory) is replaced once."""
 
     def __init__(self, processes: int = 2) -> None:
-        self._pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
+        self.processes = processes
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_ignores_stop_signals,
+        )
+
+    async def _run(self, function: Any, data: bytes) -> ValidationResult:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, function, data)  # type: ignore[no-any-return]
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            return await loop.run_in_executor(self._pool, function, data)  # type: ignore[no-any-return]
 
     async def validate(self, data: bytes) -> ValidationResult:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, validate_document, data)
+        return await self._run(validate_document, data)
 
     async def validate_report(self, data: bytes) -> ValidationResult:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, validate_report, data)
+        return await self._run(validate_report, data)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -98,3 +98,21 @@ async def test_validation_in_the_pool_works_after_reports_were_checked_in_this_p
     finally:
         validator.close()
     assert result.layers_run == ["xml", "schema", "en16931", "peppol"]
+
+
+async def test_a_validation_pool_whose_worker_died_is_replaced() -> None:
+    import os
+    import signal
+
+    from gateway.validation import Validator
+
+    invoice = (Path(__file__).parent.parent / "examples" / "invoice.xml").read_bytes()
+    validator = Validator(1)
+    try:
+        assert (await validator.validate(invoice)).layers_run[-1] == "peppol"
+        for pid in list(validator._pool._processes):  # the out-of-memory killer, say
+            os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        assert (await validator.validate(invoice)).layers_run[-1] == "peppol"
+    finally:
+        validator.close()
