@@ -109,10 +109,15 @@ async def _send(args: argparse.Namespace, settings: Settings, document: bytes) -
                 retry_max=settings.retry_max,
             )
             try:
-                await worker.deliver_now(job_id)
+                await worker.deliver_now(job_id)  # False when a running gateway took it first
             finally:
                 await runtime.close()
             status = await store.outbound_status(pool, job_id)
+            for _ in range(600):  # then wait for that gateway's outcome
+                if status is None or status.state not in ("queued", "sending"):
+                    break
+                await asyncio.sleep(0.1)
+                status = await store.outbound_status(pool, job_id)
         finally:
             await pool.close()
     assert status is not None
