@@ -14,6 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
+from gateway.archive_cli import add_archive_command
 from gateway.as4_cli import KeyFileError, add_as4_commands
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.database import DatabaseUnavailable, database_url
@@ -171,6 +172,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     commands["lookup"] = lookup_command
     add_ops_commands(sub, commands)
     add_report_command(sub, commands)
+    add_archive_command(sub, commands)
 
     p = sub.add_parser(
         "validate",

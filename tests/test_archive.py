@@ -299,3 +299,19 @@ async def test_exchanges_archive_to_s3_and_verify(
             assert await verify_entry(b.runtime.archive, key["archive_key"]) == []  # type: ignore[arg-type]
             document = await read_archived(b.runtime.archive, key["archive_key"])  # type: ignore[arg-type]
             assert b"NS-2026-1001" in document
+
+
+async def test_the_archive_verify_command_checks_every_entry(received: Received) -> None:
+    await _archiver(received.gw, 91).run_once()
+    env = {**os.environ, **received.gw.env}
+    command = [sys.executable, "-m", "gateway.cli", "archive", "verify"]
+    done = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ok"] == 1
+    key = await received.gw.pool.fetchval("SELECT archive_key FROM inbound_messages")
+    (received.archive_dir / key / "receipt.xml").write_bytes(b"<tampered/>")
+    done = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["problems"] == {
+        key: [f"{key}/receipt.xml: does not match its SHA-256 in the manifest"]
+    }
