@@ -13,6 +13,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -101,6 +102,28 @@ def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
     raise RuntimeError("gateway did not start")
 
 
+async def receiving_company(pool_b: asyncpg.Pool, knot: KnotDns, port_b: int) -> None:
+    """The Finnish company on AP-B, published in its SMP and in the SML."""
+    participant = smp.ParticipantId.parse(FINLAND)
+    services = [
+        (str(d.document_type), str(p)) for d in smp.profile_services("INVOICE_AND_CREDIT_NOTE") for p in d.processes
+    ]
+    async with pool_b.acquire() as c:
+        company = await store.add_company(c, "Suomen Osto Oy", "FI", participant.local_id)
+        await store.add_participant(c, company, participant.scheme, participant.value, services)
+    await smp.LocalSml(
+        ZONE, knot.address, f"http://127.0.0.1:{port_b}/smp", key_name=knot.key_name, key_secret=knot.secret
+    ).register(participant)
+
+
+def bench_document() -> Any:
+    """The example invoice with eight more lines: about 10 KB in its envelope."""
+    invoice = (ROOT / "examples" / "invoice.xml").read_bytes()
+    head, _, tail = invoice.rpartition(b"</Invoice>")
+    line = head[head.index(b"<cac:InvoiceLine>") :]
+    return derive_submission(head + line * 8 + b"</Invoice>" + tail)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -169,27 +192,10 @@ async def _run(tmp: Path, count: int) -> None:
         pool_b = await asyncpg.create_pool(dsn_b, min_size=1, max_size=4)
         pool_a = await asyncpg.create_pool(dsn_a, min_size=2, max_size=20)
         assert pool_a is not None and pool_b is not None
-        participant = smp.ParticipantId.parse(FINLAND)
-        services = [
-            (str(d.document_type), str(p)) for d in smp.profile_services("INVOICE_AND_CREDIT_NOTE") for p in d.processes
-        ]
-        async with pool_b.acquire() as c:
-            company = await store.add_company(c, "Suomen Osto Oy", "FI", participant.local_id)
-            await store.add_participant(c, company, participant.scheme, participant.value, services)
-        await smp.LocalSml(
-            ZONE,
-            knot.address,
-            f"http://127.0.0.1:{port_b}/smp",
-            key_name=knot.key_name,
-            key_secret=knot.secret,
-        ).register(participant)
+        await receiving_company(pool_b, knot, port_b)
         procs.append(_start(_env(pki.directory, "ap2", dsn_b, port_b, knot, 0)))
         procs.append(_start(_env(pki.directory, "ap1", dsn_a, port_a, knot, 16)))
-        invoice = (ROOT / "examples" / "invoice.xml").read_bytes()
-        head, _, tail = invoice.rpartition(b"</Invoice>")
-        line = head[head.index(b"<cac:InvoiceLine>") :]
-        document = head + line * 8 + b"</Invoice>" + tail  # about 10 KB with its envelope
-        derived = derive_submission(document)
+        derived = bench_document()
         print(f"  document: {len(derived.sbd)} bytes in its envelope")
         await _round(pool_a, pool_b, derived, 40, None)  # warm-up: discovery cache, connections
         pids = [p.pid for p in procs]

@@ -13,14 +13,22 @@ from pathlib import Path
 
 import asyncpg
 
-import smp
-from bench.e2e_bench import FINLAND, ROOT, ZONE, _cpu_seconds, _db, _env, _port, _postgres_pids, _round, _start
-from gateway import store
+from bench.e2e_bench import (
+    ZONE,
+    _cpu_seconds,
+    _db,
+    _env,
+    _port,
+    _postgres_pids,
+    _round,
+    _start,
+    bench_document,
+    receiving_company,
+)
 from gateway.devdb import EmbeddedPostgres
 from gateway.devdns import KnotDns
 from gateway.devpki import create_dev_pki
 from gateway.migrate import apply_migrations
-from gateway.outbound import derive_submission
 
 
 async def _measure(tmp: Path, processes: int, count: int, pki_dir: Path, admin: str, knot: KnotDns) -> None:
@@ -38,16 +46,7 @@ async def _measure(tmp: Path, processes: int, count: int, pki_dir: Path, admin: 
     pool_a = await asyncpg.create_pool(dsn_a, min_size=2, max_size=20)
     pool_b = await asyncpg.create_pool(dsn_b, min_size=1, max_size=4)
     assert pool_a is not None and pool_b is not None
-    participant = smp.ParticipantId.parse(FINLAND)
-    services = [
-        (str(d.document_type), str(p)) for d in smp.profile_services("INVOICE_AND_CREDIT_NOTE") for p in d.processes
-    ]
-    async with pool_b.acquire() as c:
-        company = await store.add_company(c, "Suomen Osto Oy", "FI", participant.local_id)
-        await store.add_participant(c, company, participant.scheme, participant.value, services)
-    await smp.LocalSml(
-        ZONE, knot.address, f"http://127.0.0.1:{port_b}/smp", key_name=knot.key_name, key_secret=knot.secret
-    ).register(participant)
+    await receiving_company(pool_b, knot, port_b)
     procs = []
     try:
         for _ in range(processes):
@@ -59,10 +58,7 @@ async def _measure(tmp: Path, processes: int, count: int, pki_dir: Path, admin: 
             env_a = _env(pki_dir, "ap1", dsn_a, _port(), knot, max(2, 16 // processes))
             env_a["PEPPOL_REPORTING_SCHEDULE"] = "false"
             procs.append(_start(env_a))
-        invoice = (ROOT / "examples" / "invoice.xml").read_bytes()
-        head, _, tail = invoice.rpartition(b"</Invoice>")
-        line = head[head.index(b"<cac:InvoiceLine>") :]
-        derived = derive_submission(head + line * 8 + b"</Invoice>" + tail)
+        derived = bench_document()
         await _round(pool_a, pool_b, derived, 40, None)  # warm-up
         pids = [p.pid for p in procs]
         before = _cpu_seconds(pids) + _cpu_seconds(_postgres_pids())

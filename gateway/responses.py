@@ -172,6 +172,34 @@ def _bytes(root: etree._Element) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
+def _message_level(
+    customization: str,
+    profile: str,
+    sender: tuple[str, str | None],
+    receiver: tuple[str, str | None],
+    referenced_instance: str,
+    code: str,
+    description: str | None,
+    issues: Sequence[Issue],
+    issued: datetime | None,
+    doc_id: str | None,
+) -> bytes:
+    """The ApplicationResponse shape MLS and MLR share: one response about one message, with
+    the issues found in it."""
+    root = _root(AR_NS, "ApplicationResponse")
+    _header(root, customization, profile, issued or datetime.now(UTC), doc_id)
+    _party(root, "SenderParty", sender[0], sender[1], wrapped=False)
+    _party(root, "ReceiverParty", receiver[0], receiver[1], wrapped=False)
+    document_response = _el(root, CAC, "DocumentResponse")
+    response = _el(document_response, CAC, "Response")
+    _el(response, CBC, "ResponseCode", code)
+    if description:
+        _el(response, CBC, "Description", description)
+    _el(_el(document_response, CAC, "DocumentReference"), CBC, "ID", referenced_instance)
+    _issues(document_response, issues)
+    return _bytes(root)
+
+
 def build_mls(
     *,
     sender_spid: str,
@@ -189,18 +217,10 @@ def build_mls(
         raise ResponseError("code", f"an MLS code is one of {', '.join(MLS_CODES)}")
     if code == "RE" and (not description or not any(i.reason in FAILURE_REASONS for i in issues)):
         raise ResponseError("issues", "a negative MLS needs a description and at least one failure")
-    root = _root(AR_NS, "ApplicationResponse")
-    _header(root, MLS_CUSTOMIZATION, MLS_PROFILE, issued or datetime.now(UTC), mls_id)
-    _party(root, "SenderParty", sender_spid, None, wrapped=False)
-    _party(root, "ReceiverParty", receiver_spid, None, wrapped=False)
-    document_response = _el(root, CAC, "DocumentResponse")
-    response = _el(document_response, CAC, "Response")
-    _el(response, CBC, "ResponseCode", code)
-    if description:
-        _el(response, CBC, "Description", description)
-    _el(_el(document_response, CAC, "DocumentReference"), CBC, "ID", referenced_instance)
-    _issues(document_response, issues)
-    return _bytes(root)
+    return _message_level(
+        MLS_CUSTOMIZATION, MLS_PROFILE, (sender_spid, None), (receiver_spid, None), referenced_instance, code,
+        description, issues, issued, mls_id,
+    )  # fmt: skip
 
 
 def build_mlr(
@@ -223,18 +243,10 @@ def build_mlr(
     for issue in issues:
         if issue.reason not in ("BV", "BW", "SV"):
             raise ResponseError("issues", f"issue code {issue.reason!r} is not BV, BW or SV")
-    root = _root(AR_NS, "ApplicationResponse")
-    _header(root, MLR_CUSTOMIZATION, MLR_PROFILE, issued or datetime.now(UTC), None)
-    _party(root, "SenderParty", sender, sender_name, wrapped=False)
-    _party(root, "ReceiverParty", receiver, receiver_name, wrapped=False)
-    document_response = _el(root, CAC, "DocumentResponse")
-    response = _el(document_response, CAC, "Response")
-    _el(response, CBC, "ResponseCode", code)
-    if description:
-        _el(response, CBC, "Description", description)
-    _el(_el(document_response, CAC, "DocumentReference"), CBC, "ID", referenced_instance)
-    _issues(document_response, issues)
-    return _bytes(root)
+    return _message_level(
+        MLR_CUSTOMIZATION, MLR_PROFILE, (sender, sender_name), (receiver, receiver_name), referenced_instance, code,
+        description, issues, issued, None,
+    )  # fmt: skip
 
 
 def build_invoice_response(

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from aiohttp.test_utils import TestServer
@@ -216,3 +217,30 @@ async def wait_for_state(pool: asyncpg.Pool, job_id: int, states: set[str], time
         await asyncio.sleep(0.05)
     status = await store.outbound_status(pool, job_id)
     raise AssertionError(f"job {job_id} stayed {status.state if status else '?'}: {status}")
+
+
+async def send_as_peer(
+    sender: InProcessGateway, receiver: InProcessGateway, derived: Any, sbd: bytes | None = None
+) -> Any:
+    """Send a derived document (or another envelope in its place) straight through the AS4 layer
+    from ``sender``'s identity to ``receiver``, as another access point would: no queue, no
+    checks of ours on the way out. Returns the built message, to send it again."""
+    from datetime import UTC, datetime
+
+    import aiohttp
+
+    import as4
+
+    header = as4.UserMessageHeader(
+        message_id=as4.new_message_id("peer"), conversation_id="c", timestamp=datetime.now(UTC),
+        from_party=sender.runtime.identity.seat_id, to_party=receiver.runtime.identity.seat_id,
+        service=derived.process.value, service_type=derived.process.scheme, action=str(derived.document_type),
+        original_sender=derived.sender.value, final_recipient=derived.receiver.value,
+    )  # fmt: skip
+    a, b = sender.runtime.identity, receiver.runtime.identity
+    message = as4.build_user_message(
+        header, sbd or derived.sbd, signing_key=a.key, signing_cert=a.cert, receiver_cert=b.cert
+    )
+    async with aiohttp.ClientSession() as session:
+        await as4.send_message(session, receiver.as4_url, message, receiver_cert=b.cert)
+    return message

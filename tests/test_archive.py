@@ -29,7 +29,7 @@ from gateway.archive_store import ArchiveError, FileArchive, S3Archive
 from gateway.devdns import KnotDns
 from gateway.devpki import DevPki
 from gateway.outbound import derive_submission
-from tests.gateways import InProcessGateway, in_process_gateway, new_database, register_company
+from tests.gateways import InProcessGateway, in_process_gateway, new_database, register_company, send_as_peer
 from tests.test_api import Caller, token
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -51,18 +51,7 @@ class Received:
 
 async def _send(sender: InProcessGateway, receiver: InProcessGateway) -> as4.BuiltMessage:
     """A message as another access point builds it, so the same bytes can be sent again."""
-    derived = derive_submission((EXAMPLES / "invoice.xml").read_bytes())
-    header = as4.UserMessageHeader(
-        message_id=as4.new_message_id("archive-test"), conversation_id="c", timestamp=datetime.now(UTC),
-        from_party="POP000001", to_party="POP000002", service=derived.process.value,
-        service_type=derived.process.scheme, action=str(derived.document_type),
-        original_sender=derived.sender.value, final_recipient=derived.receiver.value,
-    )  # fmt: skip
-    a, b = sender.runtime.identity, receiver.runtime.identity
-    message = as4.build_user_message(header, derived.sbd, signing_key=a.key, signing_cert=a.cert, receiver_cert=b.cert)
-    async with aiohttp.ClientSession() as session:
-        await as4.send_message(session, receiver.as4_url, message, receiver_cert=b.cert)
-    return message
+    return await send_as_peer(sender, receiver, derive_submission((EXAMPLES / "invoice.xml").read_bytes()))  # type: ignore[no-any-return]
 
 
 @pytest.fixture

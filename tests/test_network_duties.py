@@ -19,7 +19,6 @@ import aiohttp
 import pytest
 from lxml import etree
 
-import as4
 import smp
 from gateway.api.auth import create_api_key, create_operator
 from gateway.devdns import KnotDns
@@ -28,7 +27,14 @@ from gateway.outbound import derive_submission, submit_document
 from gateway.reports import EUSR_NS, TSR_NS
 from gateway.responses import build_mls
 from gateway.sbdh import SBDH_NS
-from tests.gateways import InProcessGateway, in_process_gateway, new_database, register_company, wait_for_state
+from tests.gateways import (
+    InProcessGateway,
+    in_process_gateway,
+    new_database,
+    register_company,
+    send_as_peer,
+    wait_for_state,
+)
 from tests.test_api import Caller, token
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -294,18 +300,7 @@ async def test_tsr_and_eusr_count_exactly_what_was_exchanged_and_pass_the_offici
     # Our own sender never builds one, so it goes out through the AS4 layer, as another
     # access point would send it.
     derived = derive_submission(invoice)
-    header = as4.UserMessageHeader(
-        message_id=as4.new_message_id("test"), conversation_id="c", timestamp=datetime.now(UTC),
-        from_party="POP000001", to_party="POP000002", service=derived.process.value,
-        service_type=derived.process.scheme, action=str(derived.document_type),
-        original_sender=derived.sender.value, final_recipient=derived.receiver.value,
-    )  # fmt: skip
-    a_id, b_id = pair.a.runtime.identity, pair.b.runtime.identity
-    message = as4.build_user_message(
-        header, _no_country(derived.sbd), signing_key=a_id.key, signing_cert=a_id.cert, receiver_cert=b_id.cert
-    )
-    async with aiohttp.ClientSession() as session:
-        await as4.send_message(session, pair.b.as4_url, message, receiver_cert=b_id.cert)
+    await send_as_peer(pair.a, pair.b, derived, _no_country(derived.sbd))
 
     async def all_in() -> bool:
         a_in = await pair.a.pool.fetchval("SELECT count(*) FROM exchanges WHERE direction = 'in'")
