@@ -97,20 +97,17 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="text/plain", charset="utf-8", headers={"X-Content-Format": "0.0.4"})
 
 
-async def _network_duties(app: web.Application) -> AsyncIterator[None]:
+async def _background_work(app: web.Application) -> AsyncIterator[None]:
     """Start-up: register this access point's SPID; then, while the app runs, the inbound
-    processor (validation, MLS, linking answers) and the monthly reporting schedule."""
+    processor (validation, MLS, linking answers), the certificate watcher, the monthly reporting
+    schedule and the archiver."""
     from gateway.processing import InboundProcessor, ensure_provider
     from gateway.reporting import ReportService
 
     runtime = app[RUNTIME]
     settings = app[SETTINGS]
     runtime.provider = await ensure_provider(runtime.pool, runtime.identity, runtime.registrar)
-    runtime.reports = ReportService(
-        runtime.pool, runtime.provider, receiver=settings.reporting_receiver, retry_window=settings.retry_window,
-        send=settings.reporting_send, check_interval=settings.reporting_check_interval,
-        validate=runtime.validate_report,
-    )  # fmt: skip
+    runtime.reports = ReportService.for_runtime(runtime, runtime.provider)
     processor = InboundProcessor(
         runtime.pool, runtime.provider, runtime.validate, retry_window=settings.retry_window,
         poll_interval=settings.poll_interval, lease_seconds=settings.lease_seconds,
@@ -180,7 +177,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
             on_pending=lambda: runtime.processor.wake() if runtime.processor is not None else None,
         )
         app.router.add_post("/as4", inbound.handle)
-        app.cleanup_ctx.append(_network_duties)
+        app.cleanup_ctx.append(_background_work)
         source = DatabaseSmpSource(pool, runtime.as4_url, runtime.identity, "mailto:ops@localhost")
         smp_app = smp_application(
             source, lambda: (runtime.smp_identity.key, runtime.smp_identity.cert), None, runtime.smp_url

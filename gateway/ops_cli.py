@@ -16,7 +16,7 @@ from gateway.api.auth import create_api_key, create_operator
 from gateway.config import Settings
 from gateway.database import create_pool, database_url
 from gateway.identity import load_cert
-from gateway.outbound import OutboundWorker, SubmissionError, derive_submission, submit_document
+from gateway.outbound import SubmissionError, derive_submission, submit_document
 from gateway.participants import default_participant
 from gateway.runtime import build_runtime
 
@@ -100,24 +100,10 @@ async def _send(args: argparse.Namespace, settings: Settings, document: bytes) -
                 endpoint_cert=endpoint_cert,
             )
             runtime = build_runtime(settings, pool)
-            worker = OutboundWorker(
-                pool,
-                runtime.identity,
-                runtime.trust,
-                runtime.discovery,
-                retry_initial=settings.retry_initial,
-                retry_max=settings.retry_max,
-            )
             try:
-                await worker.deliver_now(job_id)  # False when a running gateway took it first
+                status = await runtime.outbound_worker().deliver_and_wait(job_id)
             finally:
                 await runtime.close()
-            status = await store.outbound_status(pool, job_id)
-            for _ in range(600):  # then wait for that gateway's outcome
-                if status is None or status.state not in ("queued", "sending"):
-                    break
-                await asyncio.sleep(0.1)
-                status = await store.outbound_status(pool, job_id)
         finally:
             await pool.close()
     assert status is not None

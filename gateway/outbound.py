@@ -30,6 +30,7 @@ from gateway import store, tracing
 from gateway.circuits import EndpointGuard
 from gateway.identity import ApIdentity
 from gateway.metrics import Metrics
+from gateway.responses import read_document
 from gateway.sbdh import SbdhError, build_sbd, read_sbd
 from gateway.trust import CertificateTrust
 
@@ -79,8 +80,6 @@ class Derived:
 
 def _read_kind(doc: etree._Element) -> tuple[str, str]:
     """(document id, kind) of a business document, for linking answers and for reporting."""
-    from gateway.responses import read_document
-
     read = read_document(doc)
     return read.document_id, read.kind
 
@@ -389,6 +388,18 @@ class OutboundWorker:
                 await self._session.close()
                 self._session = None
         return True
+
+    async def deliver_and_wait(self, job_id: int, timeout: float = 60.0) -> store.OutboundStatus:
+        """Deliver a job in this process, or, when a running gateway took it first, wait up to
+        ``timeout`` seconds for that gateway's outcome (for commands that print one)."""
+        await self.deliver_now(job_id)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            status = await store.outbound_status(self.pool, job_id)
+            assert status is not None
+            if status.state not in ("queued", "sending") or asyncio.get_running_loop().time() > deadline:
+                return status
+            await asyncio.sleep(0.1)
 
     async def run_once(self) -> bool:
         """Claim and deliver one job; False when there was nothing to do."""

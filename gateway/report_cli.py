@@ -11,7 +11,6 @@ from typing import Any
 
 from gateway.config import Settings
 from gateway.database import create_pool, database_url
-from gateway.outbound import OutboundWorker
 from gateway.processing import ensure_provider
 from gateway.reporting import ReportError, ReportService, previous_month
 from gateway.runtime import build_runtime
@@ -26,9 +25,7 @@ async def _report(args: argparse.Namespace, settings: Settings) -> tuple[int, di
             runtime = build_runtime(settings, pool)
             try:
                 provider = await ensure_provider(pool, runtime.identity, runtime.registrar)
-                service = ReportService(
-                    pool, provider, receiver=settings.reporting_receiver, retry_window=settings.retry_window
-                )
+                service = ReportService.for_runtime(runtime, provider)
                 report = await service.build(args.kind.upper(), args.month, store_it=args.send)
                 summary: dict[str, Any] = {
                     "kind": report.kind,
@@ -40,16 +37,9 @@ async def _report(args: argparse.Namespace, settings: Settings) -> tuple[int, di
                 code = 0 if report.result.valid else 1
                 if args.send and report.result.valid:
                     job = await service.send(report)
-                    worker = OutboundWorker(pool, runtime.identity, runtime.trust, runtime.discovery)
-                    await worker.deliver_now(job)  # False when a running gateway took it first
-                    for _ in range(300):
-                        row = await pool.fetchrow("SELECT state, last_error FROM outbound_messages WHERE id = $1", job)
-                        if row["state"] not in ("queued", "sending"):
-                            break
-                        await asyncio.sleep(0.1)
-                    state = row["state"]
-                    summary.update(job_id=job, state=state, error=row["last_error"])
-                    code = {"delivered": 0, "failed": 1}.get(state, 3)
+                    status = await runtime.outbound_worker().deliver_and_wait(job)
+                    summary.update(job_id=job, state=status.state, error=status.last_error)
+                    code = {"delivered": 0, "failed": 1}.get(status.state, 3)
             finally:
                 await runtime.close()
         finally:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import structlog
@@ -24,6 +24,9 @@ from gateway.outbound import SubmissionError, derive_submission, submit_document
 from gateway.processing import Provider
 from gateway.reports import EndUserActivity, ExchangeCount, build_eusr, build_tsr, month_period
 from gateway.validation import ValidationResult, validate_report
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 __all__ = ["KINDS", "BuiltReport", "ReportError", "ReportService", "due_date", "previous_month"]
 
@@ -89,6 +92,16 @@ class ReportService:
         self.retry_window = retry_window
         self.send_enabled = send
         self.check_interval = check_interval
+
+    @classmethod
+    def for_runtime(cls, runtime: Runtime, provider: Provider) -> ReportService:
+        """The service as the settings describe it, checking reports in the runtime's pool."""
+        settings = runtime.settings
+        return cls(
+            runtime.pool, provider, receiver=settings.reporting_receiver, retry_window=settings.retry_window,
+            send=settings.reporting_send, check_interval=settings.reporting_check_interval,
+            validate=runtime.validate_report,
+        )  # fmt: skip
 
     async def build(self, kind: str, month: str, *, store_it: bool = True) -> BuiltReport:
         if kind not in KINDS:
@@ -157,9 +170,10 @@ class ReportService:
             if not report.result.valid:
                 rules = [f["rule_id"] for f in report.result.as_json()["errors"]][:10]
                 log.error("report_invalid", kind=kind, month=month, rules=rules)
-                await store.add_operator_event(
-                    self.pool, "report.failed", json.dumps({"kind": kind, "month": month, "rules": rules})
-                )
+                if row is None or row["valid"]:  # operators hear of it once, not at every check
+                    await store.add_operator_event(
+                        self.pool, "report.failed", json.dumps({"kind": kind, "month": month, "rules": rules})
+                    )
                 done.append(f"{kind} {month} invalid")
                 continue
             if self.send_enabled:

@@ -10,8 +10,11 @@ import asyncpg
 
 import smp
 from gateway.archive_store import ArchiveError, ArchiveStore, open_archive
+from gateway.circuits import EndpointGuard
 from gateway.config import ConfigError, Settings
 from gateway.identity import ApIdentity, load_identity, load_trust
+from gateway.metrics import Metrics
+from gateway.outbound import OutboundWorker
 from gateway.trust import CertificateTrust
 from gateway.validation import ValidationResult, Validator, validate_document, validate_report
 
@@ -57,6 +60,19 @@ class Runtime:
     @property
     def smp_url(self) -> str:
         return (self.settings.smp_url or f"{self.public_url}/smp").rstrip("/")
+
+    def outbound_worker(self, metrics: Metrics | None = None) -> OutboundWorker:
+        """The outbound worker as the settings describe it (retries, lease, per-endpoint limits)."""
+        settings = self.settings
+        return OutboundWorker(
+            self.pool, self.identity, self.trust, self.discovery,
+            retry_initial=settings.retry_initial, retry_max=settings.retry_max,
+            poll_interval=settings.poll_interval, metrics=metrics, lease_seconds=settings.lease_seconds,
+            guard=EndpointGuard(
+                threshold=settings.circuit_threshold, cooldown=settings.circuit_cooldown,
+                max_concurrent=settings.per_endpoint,
+            ),
+        )  # fmt: skip
 
     async def close(self) -> None:
         if self.archive is not None:

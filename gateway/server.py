@@ -10,11 +10,9 @@ import structlog
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.circuits import EndpointGuard
 from gateway.config import Settings
 from gateway.database import create_pool, database_url
 from gateway.metrics import METRICS
-from gateway.outbound import OutboundWorker
 from gateway.runtime import build_runtime
 from gateway.tracing import configure_tracing
 from gateway.version import __version__
@@ -50,22 +48,7 @@ async def serve(settings: Settings) -> None:
             )
             await site.start()
             if settings.outbound_workers > 0:
-                worker = OutboundWorker(
-                    pool,
-                    runtime.identity,
-                    runtime.trust,
-                    runtime.discovery,
-                    retry_initial=settings.retry_initial,
-                    retry_max=settings.retry_max,
-                    poll_interval=settings.poll_interval,
-                    metrics=app[METRICS],
-                    lease_seconds=settings.lease_seconds,
-                    guard=EndpointGuard(
-                        threshold=settings.circuit_threshold,
-                        cooldown=settings.circuit_cooldown,
-                        max_concurrent=settings.per_endpoint,
-                    ),
-                )
+                worker = runtime.outbound_worker(app[METRICS])
                 workers = asyncio.create_task(worker.run(stop, settings.outbound_workers))
             if settings.webhook_workers > 0:
                 hooks = WebhookWorker(pool, poll_interval=settings.poll_interval)

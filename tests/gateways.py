@@ -27,7 +27,6 @@ from gateway.config import Settings, load_settings
 from gateway.devdns import KnotDns
 from gateway.devpki import DevPki
 from gateway.migrate import apply_migrations
-from gateway.outbound import OutboundWorker
 from gateway.runtime import Runtime, build_runtime
 from tests.conftest import SML_ZONE, with_database
 
@@ -117,11 +116,7 @@ async def in_process_gateway(
     stop = asyncio.Event()
     task = None
     if workers:
-        worker = OutboundWorker(
-            pool, runtime.identity, runtime.trust, runtime.discovery,
-            retry_initial=settings.retry_initial, retry_max=settings.retry_max, poll_interval=settings.poll_interval,
-        )  # fmt: skip
-        task = asyncio.create_task(worker.run(stop, 2))
+        task = asyncio.create_task(runtime.outbound_worker().run(stop, 2))
     try:
         yield InProcessGateway(settings, runtime, pool, f"http://127.0.0.1:{port}", env)
     finally:
