@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from bench import api_bench, as4_bench, e2e_bench, scale_bench, smp_bench, validation_bench
-from gateway.logging import configure_logging
+from gateway.core.logs import configure_logging
 
 
 def main() -> int:

@@ -20,10 +20,10 @@ import asyncpg
 from aiohttp import web
 
 from gateway.api.auth import create_api_key, create_operator
-from gateway.devdb import EmbeddedPostgres
-from gateway.devpki import create_dev_pki
-from gateway.migrate import apply_migrations
-from gateway.webhooks import WebhookWorker
+from gateway.core.migrate import apply_migrations
+from gateway.dev.pki import create_dev_pki
+from gateway.dev.postgres import EmbeddedPostgres
+from gateway.webhooks.delivery import WebhookWorker
 
 ROOT = Path(__file__).parent.parent
 DOCUMENTS = 1_000_000

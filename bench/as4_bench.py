@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 import as4
-from gateway.devpki import DevPki, create_dev_pki
-from gateway.sbdh import build_sbd
+from gateway.dev.pki import DevPki, create_dev_pki
+from gateway.documents.envelope import build_sbd
 
 ROOT = Path(__file__).parent.parent
 INVOICE = (ROOT / "tests" / "data" / "invoice-bis3.xml").read_bytes()
@@ -170,7 +170,7 @@ def sbd_with_attachment(size: int) -> bytes:
 
 def memory_case(pki_dir: str, size: int, binary: bool = False) -> None:
     """Runs in a fresh process so that peak RSS reflects this case alone."""
-    from gateway.devpki import load_dev_pki
+    from gateway.dev.pki import load_dev_pki
 
     pki = load_dev_pki(Path(pki_dir))
     a, b = pki.access_points["ap1"], pki.access_points["ap2"]

@@ -19,13 +19,13 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 import smp
-from gateway import store
-from gateway.devdb import EmbeddedPostgres
-from gateway.devdns import KnotDns
-from gateway.devpki import create_dev_pki
-from gateway.migrate import apply_migrations
-from gateway.outbound import derive_submission, submit_document
-from gateway.validation import Validator
+from gateway.core.migrate import apply_migrations
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import create_dev_pki
+from gateway.dev.postgres import EmbeddedPostgres
+from gateway.directory import queries as directory_queries
+from gateway.duties.validation import Validator
+from gateway.outbound.delivery import derive_submission, submit_document
 
 ROOT = Path(__file__).parent.parent
 ZONE = "sml.e2e.test"
@@ -109,8 +109,8 @@ async def receiving_company(pool_b: asyncpg.Pool, knot: KnotDns, port_b: int) ->
         (str(d.document_type), str(p)) for d in smp.profile_services("INVOICE_AND_CREDIT_NOTE") for p in d.processes
     ]
     async with pool_b.acquire() as c:
-        company = await store.add_company(c, "Suomen Osto Oy", "FI", participant.local_id)
-        await store.add_participant(c, company, participant.scheme, participant.value, services)
+        company = await directory_queries.add_company(c, "Suomen Osto Oy", "FI", participant.local_id)
+        await directory_queries.add_participant(c, company, participant.scheme, participant.value, services)
     await smp.LocalSml(
         ZONE, knot.address, f"http://127.0.0.1:{port_b}/smp", key_name=knot.key_name, key_secret=knot.secret
     ).register(participant)

@@ -25,10 +25,10 @@ from bench.e2e_bench import (
     bench_document,
     receiving_company,
 )
-from gateway.devdb import EmbeddedPostgres
-from gateway.devdns import KnotDns
-from gateway.devpki import create_dev_pki
-from gateway.migrate import apply_migrations
+from gateway.core.migrate import apply_migrations
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import create_dev_pki
+from gateway.dev.postgres import EmbeddedPostgres
 
 
 async def _measure(tmp: Path, processes: int, count: int, pki_dir: Path, admin: str, knot: KnotDns) -> None:

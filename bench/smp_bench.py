@@ -12,8 +12,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.devdns import KnotDns
-from gateway.devpki import create_dev_pki
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import create_dev_pki
 from smp import (
     DocumentTypeId,
     Endpoint,

@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from bench.as4_bench import invoice_of_size
-from gateway.validation import Validator, validate_document
+from gateway.duties.validation import Validator, validate_document
 
 
 def _single(document: bytes, seconds: float) -> float:

@@ -1,5 +1,5 @@
 """The gateway service: configuration, storage, the AS4 endpoint, queues, API and CLI."""
 
-from gateway.version import __version__
+from gateway.core.version import __version__
 
 __all__ = ["__version__"]

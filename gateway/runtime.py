@@ -9,18 +9,18 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 import smp
-from gateway.archive_store import ArchiveError, ArchiveStore, open_archive
-from gateway.circuits import EndpointGuard
-from gateway.config import ConfigError, Settings
-from gateway.identity import ApIdentity, load_identity, load_trust
-from gateway.metrics import Metrics
-from gateway.outbound import OutboundWorker
-from gateway.trust import CertificateTrust
-from gateway.validation import ValidationResult, Validator, validate_document, validate_report
+from gateway.core.config import ConfigError, Settings
+from gateway.core.metrics import Metrics
+from gateway.duties.archive_store import ArchiveError, ArchiveStore, open_archive
+from gateway.duties.validation import ValidationResult, Validator, validate_document, validate_report
+from gateway.outbound.circuits import EndpointGuard
+from gateway.outbound.delivery import OutboundWorker
+from gateway.security.identity import ApIdentity, load_identity, load_trust
+from gateway.security.trust import CertificateTrust
 
 if TYPE_CHECKING:
-    from gateway.processing import InboundProcessor, Provider
-    from gateway.reporting import ReportService
+    from gateway.duties.reporting import ReportService
+    from gateway.inbound.processing import InboundProcessor, Provider
 
 __all__ = ["Runtime", "build_runtime"]
 

@@ -12,8 +12,8 @@ from lxml import etree
 
 import as4
 from as4._mime import parse_content_type, parse_multipart
-from gateway.devpki import Issued
-from gateway.sbdh import build_sbd
+from gateway.dev.pki import Issued
+from gateway.documents.envelope import build_sbd
 
 DATA = Path(__file__).parent / "data"
 INVOICE = (DATA / "invoice-bis3.xml").read_bytes()

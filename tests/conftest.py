@@ -11,11 +11,11 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from gateway.devdb import EmbeddedPostgres
-from gateway.devdns import KnotDns
-from gateway.devpki import DevPki, create_dev_pki
-from gateway.logging import configure_logging
-from gateway.migrate import apply_migrations
+from gateway.core.logs import configure_logging
+from gateway.core.migrate import apply_migrations
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import DevPki, create_dev_pki
+from gateway.dev.postgres import EmbeddedPostgres
 
 DATA = Path(__file__).parent / "data"
 

@@ -22,11 +22,11 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestServer
 
-from gateway.app import create_app
-from gateway.config import Settings, load_settings
-from gateway.devdns import KnotDns
-from gateway.devpki import DevPki
-from gateway.migrate import apply_migrations
+from gateway.api.app import create_app
+from gateway.core.config import Settings, load_settings
+from gateway.core.migrate import apply_migrations
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import DevPki
 from gateway.runtime import Runtime, build_runtime
 from tests.conftest import SML_ZONE, with_database
 
@@ -183,7 +183,7 @@ async def register_company(
 ) -> uuid.UUID:
     """A verified company receiving ``profiles``, published in the gateway's SMP and the SML."""
     import smp
-    from gateway import store
+    from gateway.directory import queries as directory_queries
 
     pid = smp.ParticipantId.parse(participant)
     services = [
@@ -193,24 +193,24 @@ async def register_company(
         for proc in doc.processes
     ]
     async with gw.pool.acquire() as conn:
-        company = await store.add_company(conn, name, country, pid.local_id)
-        await store.add_participant(conn, company, pid.scheme, pid.value, services)
+        company = await directory_queries.add_company(conn, name, country, pid.local_id)
+        await directory_queries.add_participant(conn, company, pid.scheme, pid.value, services)
     assert gw.runtime.registrar is not None
     await gw.runtime.registrar.register(pid)
     return company
 
 
 async def wait_for_state(pool: asyncpg.Pool, job_id: int, states: set[str], timeout: float = 30) -> str:
-    from gateway import store
+    from gateway.outbound import queries as outbound_queries
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = await store.outbound_status(pool, job_id)
+        status = await outbound_queries.outbound_status(pool, job_id)
         assert status is not None
         if status.state in states:
             return status.state
         await asyncio.sleep(0.05)
-    status = await store.outbound_status(pool, job_id)
+    status = await outbound_queries.outbound_status(pool, job_id)
     raise AssertionError(f"job {job_id} stayed {status.state if status else '?'}: {status}")
 
 

@@ -15,12 +15,13 @@ import pytest
 
 import as4
 import smp
-from gateway import store
-from gateway.devdns import KnotDns
-from gateway.devpki import DevPki, issue, name
-from gateway.outbound import derive_submission, submit_document
-from gateway.sandbox import COMPANIES, DemoCompany, demo_services
-from gateway.sbdh import build_sbd
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import DevPki, issue, name
+from gateway.dev.sandbox import COMPANIES, DemoCompany, demo_services
+from gateway.directory import queries as directory_queries
+from gateway.documents.envelope import build_sbd
+from gateway.outbound import queries as outbound_queries
+from gateway.outbound.delivery import derive_submission, submit_document
 from tests.as4_support import DOCTYPE, PROCESS
 from tests.gateways import (
     InProcessGateway,
@@ -59,8 +60,8 @@ async def register_demo(gw: InProcessGateway, demo: DemoCompany) -> uuid.UUID:
     """The sandbox's demo company, with the same profiles as in `make run`."""
     pid = smp.ParticipantId.parse(demo.participant)
     async with gw.pool.acquire() as conn:
-        company = await store.add_company(conn, demo.name, demo.country, pid.local_id)
-        await store.add_participant(conn, company, pid.scheme, pid.value, demo_services(demo))
+        company = await directory_queries.add_company(conn, demo.name, demo.country, pid.local_id)
+        await directory_queries.add_participant(conn, company, pid.scheme, pid.value, demo_services(demo))
     assert gw.runtime.registrar is not None
     await gw.runtime.registrar.register(pid)
     return company
@@ -105,7 +106,7 @@ async def test_invoice_reaches_the_receivers_mailbox(network: Network) -> None:
     assert entry["sending_ap"] == "POP000001" and "CN=POP000001" in str(entry["sender_cert_subject"])
     assert entry["country_c1"] == "NO"
     assert b"NS-2026-1001" in entry["content"]  # type: ignore[operator]
-    status = await store.outbound_status(network.a.pool, job)
+    status = await outbound_queries.outbound_status(network.a.pool, job)
     assert status is not None
     assert [s for _, s, _ in status.audit] == ["queued", "sending", "delivered"]
     evidence = await network.a.pool.fetchrow(
@@ -202,7 +203,7 @@ async def test_unknown_receiver_fails_at_once_with_the_reason(network: Network) 
     derived = derive_submission((EXAMPLES / "invoice.xml").read_bytes(), receiver="0192:974760673")
     job = await submit_document(network.a.pool, derived, retry_window=60)
     assert await wait_for_state(network.a.pool, job, {"delivered", "failed"}) == "failed"
-    status = await store.outbound_status(network.a.pool, job)
+    status = await outbound_queries.outbound_status(network.a.pool, job)
     assert status is not None and status.attempts == 1
     assert status.error_code == "receiver_not_registered"
 
@@ -224,7 +225,7 @@ async def test_delivery_is_retried_until_the_receiver_comes_back(
             finland = await register_company(b, "Suomen Osto Oy", "FI", FINLAND, "INVOICE_AND_CREDIT_NOTE")
             assert await wait_for_state(a.pool, job, {"delivered", "failed"}) == "delivered"
             assert len(await mailbox(b, finland)) == 1
-        status = await store.outbound_status(a.pool, job)
+        status = await outbound_queries.outbound_status(a.pool, job)
         assert status is not None and status.attempts >= 2
         assert "retrying" in [s for _, s, _ in status.audit]
 
@@ -237,7 +238,7 @@ async def test_a_refusal_by_the_receiver_is_permanent(network: Network, dev_pki:
         endpoint_url=network.b.as4_url, endpoint_cert=dev_pki.access_points["ap2"].cert,
     )  # fmt: skip
     assert await wait_for_state(network.a.pool, job, {"delivered", "failed"}) == "failed"
-    status = await store.outbound_status(network.a.pool, job)
+    status = await outbound_queries.outbound_status(network.a.pool, job)
     assert status is not None and status.error_code == "ebms_0004" and status.attempts == 1
     assert "NOT_SERVICED" in (status.last_error or "")
 

@@ -8,10 +8,10 @@ import json
 import subprocess
 from pathlib import Path
 
-from gateway import store
-from gateway.devdns import KnotDns
-from gateway.devpki import DevPki
-from gateway.outbound import derive_submission, submit_document
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import DevPki
+from gateway.outbound import queries as outbound_queries
+from gateway.outbound.delivery import derive_submission, submit_document
 from tests.gateways import free_port, in_process_gateway, new_database, register_company, wait_for_state
 from tests.test_as4_interop import (
     PEER_PYTHON,
@@ -69,7 +69,7 @@ async def test_our_worker_delivers_to_an_as4_package_receiver(
                 endpoint_url=f"http://127.0.0.1:{port}/as4", endpoint_cert=dev_pki.access_points["ap2"].cert,
             )  # fmt: skip
             state = await wait_for_state(a.pool, job, {"delivered", "failed"})
-            status = await store.outbound_status(a.pool, job)
+            status = await outbound_queries.outbound_status(a.pool, job)
             assert state == "delivered", status
         entries = [json.loads(line) for line in log.read_text().splitlines()]
         assert [e["state"] for e in entries] == ["received"]

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import asyncpg
 
-from gateway import store
-from gateway.devdns import KnotDns
-from gateway.devpki import DevPki
-from gateway.outbound import derive_submission, submit_document
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import DevPki
+from gateway.directory import queries as directory_queries
+from gateway.outbound import queries as outbound_queries
+from gateway.outbound.delivery import derive_submission, submit_document
 from tests.gateways import (
     GatewayProcess,
     free_port,
@@ -87,8 +88,8 @@ async def test_receiver_killed_before_commit_loses_nothing_and_stores_once(
         pool_b = await asyncpg.create_pool(db_b, min_size=1, max_size=2)
         assert pool_b is not None
         async with pool_b.acquire() as conn:
-            company = await store.add_company(conn, "Suomen Osto Oy", "FI", "003720774740")
-            await store.add_participant(
+            company = await directory_queries.add_company(conn, "Suomen Osto Oy", "FI", "003720774740")
+            await directory_queries.add_participant(
                 conn, company, "iso6523-actorid-upis", FINLAND,
                 [("busdox-docid-qns::" + d, "cenbii-procid-ubl::urn:fdc:peppol.eu:2017:poacc:billing:01:1.0")
                  for d in (derive_submission((EXAMPLES / "invoice.xml").read_bytes()).document_type.value,)],
@@ -154,7 +155,7 @@ async def test_sigterm_drains_and_gives_a_delivery_still_in_flight_back_to_the_q
         assert gateway.proc is not None
         gateway.proc.send_signal(15)
         assert await asyncio.to_thread(gateway.proc.wait, 20) == 0
-        status = await store.outbound_status(pool, job)
+        status = await outbound_queries.outbound_status(pool, job)
         assert status is not None and status.state == "retrying"
         assert status.audit[-1][2] == "released: the gateway stopped"
         assert await pool.fetchval("SELECT locked_until FROM outbound_messages WHERE id = $1", job) is None

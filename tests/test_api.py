@@ -20,9 +20,9 @@ from aiohttp.test_utils import TestServer
 
 import smp
 from gateway.api.auth import create_api_key, create_operator
-from gateway.devdns import KnotDns
-from gateway.devpki import DevPki
-from gateway.webhooks import WebhookWorker, verify_signature
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import DevPki
+from gateway.webhooks.delivery import WebhookWorker, verify_signature
 from tests.gateways import InProcessGateway, in_process_gateway, new_database, register_company
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

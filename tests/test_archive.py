@@ -24,11 +24,11 @@ import pytest
 
 import as4
 from gateway.api.auth import create_api_key
-from gateway.archive import Archiver, read_archived, verify_entry
-from gateway.archive_store import ArchiveError, FileArchive, S3Archive
-from gateway.devdns import KnotDns
-from gateway.devpki import DevPki
-from gateway.outbound import derive_submission
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import DevPki
+from gateway.duties.archive import Archiver, read_archived, verify_entry
+from gateway.duties.archive_store import ArchiveError, FileArchive, S3Archive
+from gateway.outbound.delivery import derive_submission
 from tests.gateways import InProcessGateway, in_process_gateway, new_database, register_company, send_as_peer
 from tests.test_api import Caller, token
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import as4
-from gateway.devpki import DevPki
+from gateway.dev.pki import DevPki
 from tests.as4_support import sbd
 
 

@@ -16,7 +16,7 @@ from lxml import etree
 
 import as4
 from as4._crypto import gcm_encrypt, oaep_unwrap
-from gateway.devpki import DevPki, Issued, issue, name
+from gateway.dev.pki import DevPki, Issued, issue, name
 from tests.as4_support import NS, build, header, sbd, split, tamper
 
 EB = NS["eb"]

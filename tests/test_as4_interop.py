@@ -20,8 +20,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 import as4
-from gateway.devpki import DevPki, Issued
-from gateway.sbdh import read_sbd
+from gateway.dev.pki import DevPki, Issued
+from gateway.documents.envelope import read_sbd
 from tests.as4_support import DATA, DOCTYPE, PROCESS, RECEIVER, SENDER, build, sbd, split
 
 ROOT = Path(__file__).parent.parent

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 
 import as4
 from as4._mime import parse_content_type
-from gateway.devpki import DevPki
+from gateway.dev.pki import DevPki
 from tests.as4_support import NS, PROCESS, RECEIVER, SENDER, build, header, sbd, split
 
 

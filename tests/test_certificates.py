@@ -11,10 +11,10 @@ from pathlib import Path
 import aiohttp
 
 import smp
-from gateway.certificates import CertificateWatcher, WatchedIdentity
-from gateway.devdns import KnotDns
-from gateway.devpki import DevPki, _cert_pem, _key_pem, issue, name
-from gateway.identity import load_identity
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import DevPki, _cert_pem, _key_pem, issue, name
+from gateway.security.certificates import CertificateWatcher, WatchedIdentity
+from gateway.security.identity import load_identity
 from tests.gateways import in_process_gateway, new_database, register_company
 
 NORWAY = "0192:991825827"

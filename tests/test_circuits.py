@@ -8,12 +8,12 @@ from pathlib import Path
 
 import aiohttp
 
-from gateway import store
 from gateway.api.auth import create_operator
-from gateway.circuits import EndpointGuard
-from gateway.devdns import KnotDns
-from gateway.devpki import DevPki
-from gateway.outbound import OutboundWorker, derive_submission, submit_document
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import DevPki
+from gateway.outbound import queries as outbound_queries
+from gateway.outbound.circuits import EndpointGuard
+from gateway.outbound.delivery import OutboundWorker, derive_submission, submit_document
 from tests.gateways import in_process_gateway, new_database
 from tests.test_api import token
 
@@ -108,7 +108,7 @@ async def test_documents_for_an_unreachable_endpoint_wait_without_counting_attem
             await worker.deliver_now(job)
         attempts = [await gw.pool.fetchval("SELECT attempts FROM outbound_messages WHERE id = $1", j) for j in jobs]
         assert attempts == [1, 1, 1, 0, 0, 0]  # three real failures, then the circuit held the rest
-        status = await store.outbound_status(gw.pool, jobs[-1])
+        status = await outbound_queries.outbound_status(gw.pool, jobs[-1])
         assert status is not None and status.state == "retrying"
         assert status.audit[-1][1:] == ("waiting", "waiting: circuit open")
         operator_id, key = await create_operator(gw.pool, "Ops")

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 import smp
-from gateway.cli import build_parser
-from gateway.config import load_settings
+from gateway.cli.main import build_parser
+from gateway.core.config import load_settings
 
 COMPOSE = Path(__file__).parent.parent / "deploy" / "compose"
 

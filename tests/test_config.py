@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, load_settings
+from gateway.core.config import ConfigError, load_settings
 
 
 def test_defaults_listen_on_loopback_port_8080_with_embedded_database() -> None:

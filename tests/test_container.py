@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.devpki import DevPki
+from gateway.dev.pki import DevPki
 from tests.gateways import free_port, new_database
 
 ROOT = Path(__file__).parent.parent

@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from gateway.devdb import EmbeddedPostgres, EmbeddedPostgresError
+from gateway.dev.postgres import EmbeddedPostgres, EmbeddedPostgresError
 
 
 def _postmaster_pid(server: EmbeddedPostgres) -> int:
@@ -60,8 +60,8 @@ def test_second_owner_of_the_same_folder_is_refused(tmp_path: Path) -> None:
 def test_server_of_a_killed_owner_is_stopped_by_the_watchdog(tmp_path: Path) -> None:
     script = (
         "import sys, time\n"
-        "from gateway.devdb import EmbeddedPostgres\n"
-        "from gateway.logging import configure_logging\n"
+        "from gateway.dev.postgres import EmbeddedPostgres\n"
+        "from gateway.core.logs import configure_logging\n"
         "configure_logging('console', 'warning')\n"
         "s = EmbeddedPostgres(__import__('pathlib').Path(sys.argv[1]), durable=False)\n"
         "s.start(); print(s.data, flush=True); time.sleep(120)\n"

@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store
 
-from gateway.devpki import DevPki, load_dev_pki
+from gateway.dev.pki import DevPki, load_dev_pki
 
 
 def _cn(cert: x509.Certificate) -> str:

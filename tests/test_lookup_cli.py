@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gateway.devdns import KnotDns
-from gateway.devpki import DevPki
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import DevPki
 from smp import LocalSml, ParticipantId, profile_services, smp_application
 from tests.conftest import SML_ZONE
 from tests.test_smp_client import MemorySource, metadata

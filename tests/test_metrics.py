@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from gateway.devdns import KnotDns
-from gateway.devpki import DevPki
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import DevPki
 from tests.gateways import in_process_gateway, new_database, register_company
 from tests.test_access_point import FINLAND, _message_to_b, _post
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from gateway.migrate import MigrationError, apply_migrations, load_migrations
+from gateway.core.migrate import MigrationError, apply_migrations, load_migrations
 
 
 async def _tables(conn: asyncpg.Connection) -> set[str]:

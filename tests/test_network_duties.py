@@ -21,12 +21,12 @@ from lxml import etree
 
 import smp
 from gateway.api.auth import create_api_key, create_operator
-from gateway.devdns import KnotDns
-from gateway.devpki import DevPki
-from gateway.outbound import derive_submission, submit_document
-from gateway.reports import EUSR_NS, TSR_NS
-from gateway.responses import build_mls
-from gateway.sbdh import SBDH_NS
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import DevPki
+from gateway.documents.envelope import SBDH_NS
+from gateway.duties.report_documents import EUSR_NS, TSR_NS
+from gateway.duties.responses import build_mls
+from gateway.outbound.delivery import derive_submission, submit_document
 from tests.gateways import (
     InProcessGateway,
     in_process_gateway,

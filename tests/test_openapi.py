@@ -12,11 +12,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from gateway.api.app import create_app
 from gateway.api.auth import create_operator
 from gateway.api.openapi import openapi_document
-from gateway.app import create_app
-from gateway.devdns import KnotDns
-from gateway.devpki import DevPki
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import DevPki
 from tests.gateways import in_process_gateway, new_database
 from tests.test_api import token
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import smp
-from gateway.participants import default_participant
+from gateway.directory.participants import default_participant
 
 
 @pytest.mark.parametrize(

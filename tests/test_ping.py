@@ -9,9 +9,9 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.app import create_app
-from gateway.config import load_settings
-from gateway.devdb import EmbeddedPostgres
+from gateway.api.app import create_app
+from gateway.core.config import load_settings
+from gateway.dev.postgres import EmbeddedPostgres
 
 
 async def _client(pool: asyncpg.Pool) -> TestClient:

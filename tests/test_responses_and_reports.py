@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from gateway.reports import EndUserActivity, ExchangeCount, build_eusr, build_tsr, month_period
-from gateway.responses import (
+from gateway.duties.report_documents import EndUserActivity, ExchangeCount, build_eusr, build_tsr, month_period
+from gateway.duties.responses import (
     Issue,
     LineStatus,
     ResponseError,
@@ -24,7 +24,7 @@ from gateway.responses import (
     read_document,
     spid_of_seat,
 )
-from gateway.validation import validate_report
+from gateway.duties.validation import validate_report
 
 DATA = Path(__file__).parent / "data" / "mls"
 EXAMPLES = Path(__file__).parent.parent / "examples"

@@ -109,7 +109,7 @@ def test_sandbox_delivers_an_invoice_between_its_two_access_points(tmp_path: Pat
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=60)
-    from gateway.devdb import EmbeddedPostgres
+    from gateway.dev.postgres import EmbeddedPostgres
 
     cluster = EmbeddedPostgres(tmp_path / ".data").base  # relocated when postgres cannot enter tmp
     try:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import asyncpg
 
-from gateway import store
-from gateway.devdns import KnotDns
-from gateway.devpki import DevPki
-from gateway.outbound import derive_submission
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import DevPki
+from gateway.directory import queries as directory_queries
+from gateway.documents import queries as documents_queries
+from gateway.outbound.delivery import derive_submission
 from tests.gateways import GatewayProcess, free_port, gateway_env, new_database
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -34,8 +35,8 @@ async def test_documents_are_delivered_once_although_a_sender_is_killed(
     try:
         derived = derive_submission((EXAMPLES / "invoice.xml").read_bytes())
         async with pool_b.acquire() as conn:
-            company = await store.add_company(conn, "Suomen Osto Oy", "FI", "003720774740")
-            await store.add_participant(
+            company = await directory_queries.add_company(conn, "Suomen Osto Oy", "FI", "003720774740")
+            await directory_queries.add_participant(
                 conn, company, "iso6523-actorid-upis", FINLAND, [(str(derived.document_type), str(derived.process))]
             )
         await asyncio.to_thread(receiver.start)
@@ -46,7 +47,7 @@ async def test_documents_are_delivered_once_although_a_sender_is_killed(
         async with pool_a.acquire() as conn:
             await conn.execute(
                 """INSERT INTO documents (sha256, size_bytes, content) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING""",
-                store.sha256(derived.sbd), len(derived.sbd), derived.sbd,
+                documents_queries.sha256(derived.sbd), len(derived.sbd), derived.sbd,
             )  # fmt: skip
             await conn.execute(
                 """INSERT INTO outbound_messages (sender, receiver, document_type, process, country_c1, instance_identifier,
@@ -55,7 +56,7 @@ async def test_documents_are_delivered_once_although_a_sender_is_killed(
                           $6, $7, true
                    FROM generate_series(1, $8) AS i""",
                 str(derived.sender), str(derived.receiver), str(derived.document_type), str(derived.process),
-                store.sha256(derived.sbd), f"http://127.0.0.1:{port_b}/as4", cert, DOCUMENTS,
+                documents_queries.sha256(derived.sbd), f"http://127.0.0.1:{port_b}/as4", cert, DOCUMENTS,
             )  # fmt: skip
         senders = [
             GatewayProcess(

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.devdb import EmbeddedPostgres
-from gateway.devpki import DevPki
+from gateway.dev.pki import DevPki
+from gateway.dev.postgres import EmbeddedPostgres
 
 
 def _free_port() -> int:

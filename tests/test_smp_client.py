@@ -16,8 +16,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from lxml import etree
 
-from gateway.devdns import KnotDns
-from gateway.devpki import DevPki
+from gateway.dev.dns import KnotDns
+from gateway.dev.pki import DevPki
 from smp import (
     DocumentTypeId,
     DocumentTypeNotSupported,

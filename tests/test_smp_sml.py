@@ -9,7 +9,7 @@ import dns.tsigkeyring
 import dns.update
 import pytest
 
-from gateway.devdns import KnotDns
+from gateway.dev.dns import KnotDns
 from smp import (
     DnsFailure,
     LocalSml,

@@ -16,8 +16,8 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 import as4
-from gateway.devpki import DevPki, Issued, issue, name
-from gateway.trust import CertificateTrust, RevocationUnknown, Revoked
+from gateway.dev.pki import DevPki, Issued, issue, name
+from gateway.security.trust import CertificateTrust, RevocationUnknown, Revoked
 
 
 @dataclass

@@ -10,7 +10,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from gateway.validation import validate_document
+from gateway.duties.validation import validate_document
 
 DATA = Path(__file__).parent / "data"
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -85,8 +85,8 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
 
 
 async def test_validation_in_the_pool_works_after_reports_were_checked_in_this_process() -> None:
-    from gateway.reports import build_eusr, build_tsr
-    from gateway.validation import Validator, validate_report
+    from gateway.duties.report_documents import build_eusr, build_tsr
+    from gateway.duties.validation import Validator, validate_report
 
     period = {"start": date(2026, 10, 1), "end": date(2026, 10, 31), "reporter": "POP000001"}
     # as a gateway without a pool does it: in a worker thread
@@ -104,7 +104,7 @@ async def test_a_validation_pool_whose_worker_died_is_replaced() -> None:
     import os
     import signal
 
-    from gateway.validation import Validator
+    from gateway.duties.validation import Validator
 
     invoice = (Path(__file__).parent.parent / "examples" / "invoice.xml").read_bytes()
     validator = Validator(1)

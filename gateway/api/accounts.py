@@ -13,7 +13,6 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 import smp
-from gateway import store
 from gateway.api.auth import (
     OAuthError,
     Principal,
@@ -24,7 +23,8 @@ from gateway.api.auth import (
     require_company_access,
 )
 from gateway.api.envelope import ApiError, ok
-from gateway.participants import default_participant
+from gateway.directory import queries as directory_queries
+from gateway.directory.participants import default_participant
 from gateway.runtime import Runtime
 
 __all__ = ["add_account_routes"]
@@ -400,7 +400,9 @@ async def register_profiles(request: web.Request) -> web.Response:
         raise ApiError(409, "conflict", f"{participant} belongs to another company")
     rows = []
     async with pool.acquire() as conn, conn.transaction():
-        await store.add_participant(conn, principal.company_id, participant.scheme, participant.value, services)
+        await directory_queries.add_participant(
+            conn, principal.company_id, participant.scheme, participant.value, services
+        )
         for profile in profiles:
             try:
                 row = await conn.fetchrow(

@@ -17,15 +17,15 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from opentelemetry import trace
 
-from gateway import store
 from gateway.api.accounts import RUNTIME, _parse_time
 from gateway.api.auth import Principal, require
 from gateway.api.envelope import ApiError, ok
-from gateway.archive import read_archived
-from gateway.archive_store import ArchiveError
-from gateway.outbound import SubmissionError, derive_submission, submit_document
-from gateway.sbdh import SbdhError, read_sbd
-from gateway.validation import Validator
+from gateway.documents.envelope import SbdhError, read_sbd
+from gateway.duties.archive import read_archived
+from gateway.duties.archive_store import ArchiveError
+from gateway.duties.validation import Validator
+from gateway.outbound import queries as outbound_queries
+from gateway.outbound.delivery import SubmissionError, derive_submission, submit_document
 
 __all__ = ["add_document_routes"]
 
@@ -282,7 +282,7 @@ async def get_audit(request: web.Request) -> web.Response:
         row = await _received_row(request, principal.company_id, number)
         return ok([{"at": _stamp(row["received_at"]), "state": "received", "reason": "stored and receipt sent"}])
     await _sent(_pool(request), principal.company_id, number)
-    status = await store.outbound_status(_pool(request), number)
+    status = await outbound_queries.outbound_status(_pool(request), number)
     assert status is not None
     return ok([{"at": at.isoformat(), "state": state, "reason": reason} for at, state, reason in status.audit])
 

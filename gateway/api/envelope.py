@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.requestid import current_request_id
+from gateway.core.requestid import current_request_id
 
 __all__ = ["ApiError", "error_response", "ok"]
 

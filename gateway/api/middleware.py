@@ -8,10 +8,10 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway import tracing
 from gateway.api.envelope import ApiError, error_response
-from gateway.metrics import METRICS
-from gateway.requestid import new_request_id, request_id_var
+from gateway.core import tracing
+from gateway.core.metrics import METRICS
+from gateway.core.requestid import new_request_id, request_id_var
 
 __all__ = ["request_context"]
 

@@ -13,7 +13,7 @@ from aiohttp import web
 from gateway.api.accounts import RUNTIME, _json, _uuid
 from gateway.api.auth import Principal, require
 from gateway.api.envelope import ApiError, ok
-from gateway.webhooks import GIVE_UP_AFTER
+from gateway.webhooks.delivery import GIVE_UP_AFTER
 
 __all__ = ["EVENTS", "add_notification_routes"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.version import __version__
+from gateway.core.version import __version__
 
 __all__ = ["openapi_document", "serve_openapi"]
 

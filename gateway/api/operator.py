@@ -8,11 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import store
 from gateway.api.accounts import RUNTIME, _json
 from gateway.api.auth import require
 from gateway.api.envelope import ApiError, ok
-from gateway.reporting import KINDS, ReportError, due_date
+from gateway.duties import queries as duties_queries
+from gateway.duties.reporting import KINDS, ReportError, due_date
+from gateway.outbound import queries as outbound_queries
 
 __all__ = ["add_operator_routes"]
 
@@ -51,7 +52,7 @@ def _report_json(row: Any) -> dict[str, Any]:
 
 async def list_reports(request: web.Request) -> web.Response:
     require(request, "operator")
-    rows = await store.list_reports(request.app[RUNTIME].pool)
+    rows = await duties_queries.list_reports(request.app[RUNTIME].pool)
     return ok([_report_json(r) for r in rows])
 
 
@@ -74,7 +75,7 @@ async def build_report(request: web.Request) -> web.Response:
     except ReportError as exc:
         status = 400 if exc.code in ("invalid_month", "unknown_report") else 409
         raise ApiError(status, exc.code, exc.message) from None
-    row = next(r for r in await store.list_reports(request.app[RUNTIME].pool, 1000) if r["kind"] == kind
+    row = next(r for r in await duties_queries.list_reports(request.app[RUNTIME].pool, 1000) if r["kind"] == kind
                and f"{r['period_start']:%Y-%m}" == month)  # fmt: skip
     return ok(_report_json(row), status=201)
 
@@ -82,7 +83,7 @@ async def build_report(request: web.Request) -> web.Response:
 async def list_endpoints(request: web.Request) -> web.Response:
     """Receiving endpoints with a circuit breaker history: state, failures, documents waiting."""
     require(request, "operator")
-    rows = await store.list_circuits(request.app[RUNTIME].pool)
+    rows = await outbound_queries.list_circuits(request.app[RUNTIME].pool)
     return ok(
         [
             {

@@ -1,0 +1,177 @@
+"""``POST /v1/documents/{id}/response``: answer a received document from the mailbox.
+
+An invoice or credit note gets an Invoice Response, an order an Order Response, any business
+document a Message Level Response. The gateway builds the UBL answer from the received document
+(its id, the two parties and their endpoints), checks it, and sends it back to the original
+sender through the normal outbound path; the received document then shows the answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.api.accounts import RUNTIME, _json
+from gateway.api.auth import require
+from gateway.api.envelope import ApiError, ok
+from gateway.documents.envelope import SbdhError, read_sbd
+from gateway.duties.responses import (
+    Issue,
+    LineStatus,
+    ResponseError,
+    build_invoice_response,
+    build_mlr,
+    build_order_response,
+    check_response,
+    read_document,
+)
+from gateway.outbound import queries as outbound_queries
+from gateway.outbound.delivery import SubmissionError, derive_submission, submit_document
+
+__all__ = ["add_response_routes"]
+
+_TYPES = ("invoice_response", "order_response", "mlr")
+
+
+def _list(body: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    value = body.get(name) or []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ApiError(400, "validation_error", f"{name} is a list of objects", {"field": name})
+    return value
+
+
+def _text(item: dict[str, Any], name: str, field: str) -> str:
+    value = item.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, "validation_error", f"{field}: {name} is required", {"field": field})
+    return value.strip()
+
+
+def _build(
+    kind: str, body: dict[str, Any], *, me: str, them: str, read: Any, instance: str, original_root: str
+) -> bytes:
+    code = body.get("code")
+    if not isinstance(code, str):
+        raise ApiError(400, "validation_error", "code is required", {"field": "code"})
+    note = body.get("note") if isinstance(body.get("note"), str) else None
+    if kind == "invoice_response":
+        if original_root not in ("Invoice", "CreditNote"):
+            raise ApiError(409, "wrong_document", "an invoice response answers an invoice or a credit note")
+        reasons = [(_text(r, "code", "reasons"), str(r.get("text") or "")) for r in _list(body, "reasons")]
+        actions = [(_text(a, "code", "actions"), str(a.get("text") or "")) for a in _list(body, "actions")]
+        return build_invoice_response(
+            sender=me, receiver=them, invoice_id=read.document_id, code=code, reasons=reasons, actions=actions,
+            invoice_type_code="381" if original_root == "CreditNote" else "380", note=note,
+            sender_name=read.receiver_name, receiver_name=read.sender_name,
+        )  # fmt: skip
+    if kind == "order_response":
+        if original_root != "Order":
+            raise ApiError(409, "wrong_document", "an order response answers an order")
+        lines = [
+            LineStatus(
+                line_id=_text(line, "line_id", "lines"),
+                status=_text(line, "status", "lines"),
+                quantity=str(line["quantity"]) if line.get("quantity") is not None else None,
+                unit_code=line.get("unit_code"),
+                note=line.get("note"),
+            )
+            for line in _list(body, "lines")
+        ]
+        return build_order_response(
+            seller=me, buyer=them, order_id=read.document_id, code=code, lines=lines, note=note,
+            seller_name=read.receiver_name, buyer_name=read.sender_name,
+        )  # fmt: skip
+    issues = [
+        Issue(str(i.get("location") or "NA"), _text(i, "code", "issues"), _text(i, "text", "issues"))
+        for i in _list(body, "issues")
+    ]
+    return build_mlr(
+        sender=me, receiver=them, referenced_instance=instance, code=code, issues=issues,
+        description=note, sender_name=read.receiver_name, receiver_name=read.sender_name,
+    )  # fmt: skip
+
+
+async def respond(request: web.Request) -> web.Response:
+    principal = require(request, "documents:send")
+    if principal.company_id is None:
+        raise ApiError(403, "insufficient_scope", "documents are answered by companies")
+    raw = request.match_info["doc_id"]
+    if not (len(raw) > 1 and raw[0] == "r" and raw[1:].isdigit()):
+        raise ApiError(404, "not_found", "no such received document")
+    runtime = request.app[RUNTIME]
+    pool = runtime.pool
+    row = await pool.fetchrow(
+        """SELECT m.id, m.instance_identifier, m.kind, m.response_outbound_id, d.content, c.country
+           FROM mailbox_entries e JOIN inbound_messages m ON m.id = e.message_id
+           JOIN documents d ON d.sha256 = m.document_sha256 JOIN companies c ON c.id = e.company_id
+           WHERE e.id = $1 AND e.company_id = $2""",
+        int(raw[1:]),
+        principal.company_id,
+    )
+    if row is None:
+        raise ApiError(404, "not_found", "no such received document")
+    body = await _json(request)
+    kind = body.get("type")
+    if kind not in _TYPES:
+        raise ApiError(400, "validation_error", f"type is one of {', '.join(_TYPES)}", {"field": "type"})
+    if row["kind"] in ("mls", "mlr", "report"):
+        raise ApiError(409, "wrong_document", f"a received {row['kind'].upper()} is not answered")
+    if row["response_outbound_id"] is not None:
+        raise ApiError(409, "already_answered", "this document was answered already")
+    try:
+        envelope, business = read_sbd(bytes(row["content"]), require_country=False)
+    except SbdhError:
+        raise ApiError(500, "internal_error", "the stored envelope cannot be read") from None
+    read = read_document(business)
+    me, them = envelope.receiver, envelope.sender
+    try:
+        document = _build(
+            kind, body, me=me, them=them, read=read, instance=envelope.instance_identifier, original_root=read.root
+        )
+    except ResponseError as exc:
+        raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
+    from as4._xml import parse_xml
+
+    broken = check_response(parse_xml(document, "response"))
+    if broken:
+        rules = ", ".join(rule for rule, _ in broken)
+        raise ApiError(400, "validation_error", f"the response breaks: {rules}", {"rules": broken})
+    try:
+        derived = derive_submission(document, sender=me, receiver=them, country_c1=row["country"])
+    except SubmissionError as exc:
+        raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
+    async with pool.acquire() as conn, conn.transaction():
+        taken = await conn.fetchval(
+            "SELECT response_outbound_id FROM inbound_messages WHERE id = $1 FOR UPDATE", row["id"]
+        )
+        if taken is not None:
+            raise ApiError(409, "already_answered", "this document was answered already")
+        job = await submit_document(
+            pool, derived, retry_window=runtime.settings.retry_window, company_id=principal.company_id,
+            answers_inbound_id=row["id"], conn=conn,
+        )  # fmt: skip
+        await conn.execute(
+            "UPDATE inbound_messages SET response_outbound_id = $2, response_code = $3 WHERE id = $1",
+            row["id"],
+            job,
+            body["code"],
+        )
+    status = await outbound_queries.outbound_status(pool, job)
+    assert status is not None
+    return ok(
+        {
+            "id": f"s{job}",
+            "type": kind,
+            "code": body["code"],
+            "answers": raw,
+            "document_type": str(derived.document_type),
+            "status": status.state,
+            "document": document.decode("utf-8"),
+        },
+        status=202,
+    )
+
+
+def add_response_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/documents/{doc_id}/response", respond)

@@ -1,0 +1,177 @@
+"""``peppol-gateway lookup``: where would a document to this participant go, and why."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+import as4
+import smp
+from gateway.core.config import Settings
+
+__all__ = ["add_lookup_command", "lookup_command"]
+
+DEFAULT_DOCUMENT = smp.profile_services("INVOICE_AND_CREDIT_NOTE")[0]
+
+_FAILURE_NAMES: dict[type[Exception], str] = {
+    smp.NotRegistered: "not registered in the SML",
+    smp.DnsFailure: "DNS failure",
+    smp.MalformedRecord: "malformed SML record",
+    smp.ParticipantUnknown: "participant unknown to its SMP",
+    smp.DocumentTypeNotSupported: "document type not supported",
+    smp.EndpointNotActive: "endpoint expired or not yet active",
+    smp.SignatureInvalid: "SMP signature invalid",
+    smp.UntrustedSmpCertificate: "untrusted SMP certificate",
+    smp.SmpUnavailable: "SMP unreachable",
+    smp.MetadataError: "invalid SMP answer",
+}
+
+
+class LookupFailed(Exception):
+    """Discovery failed; the message is one line naming what failed."""
+
+
+def _read_certs(paths: list[Path], what: str) -> list[x509.Certificate]:
+    certs: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            certs += as4.load_certificates(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise LookupFailed(f"cannot read {what} {path}: {exc}") from None
+    return certs
+
+
+def _failure(exc: smp.DiscoveryError) -> str:
+    for cls in type(exc).__mro__:
+        if cls in _FAILURE_NAMES:
+            return f"{_FAILURE_NAMES[cls]}: {exc}"
+    return str(exc)
+
+
+async def _lookup(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    try:
+        participant = smp.ParticipantId.parse(args.participant)
+        document_type = (
+            smp.DocumentTypeId.parse(args.document_type) if args.document_type else DEFAULT_DOCUMENT.document_type
+        )
+        process = smp.ProcessId.parse(args.process) if args.process else None
+    except smp.IdentifierError as exc:
+        raise LookupFailed(f"invalid identifier: {exc}") from None
+    zone = args.sml or settings.sml_zone
+    smp_trust = _read_certs([Path(args.smp_trust)] if args.smp_trust else list(settings.smp_trust), "SMP trust")
+    ap_trust = _read_certs([Path(args.ap_trust)] if args.ap_trust else list(settings.ap_trust), "AP trust")
+    sml = smp.SmlLookup(zone, args.dns or settings.sml_dns)
+    client = smp.SmpClient(sml, smp_trust=smp_trust)
+    report: dict[str, Any] = {
+        "participant": str(participant),
+        "document_type": str(document_type),
+        "sml_zone": sml.zone,
+        "sml_name": smp.dns_name(participant, sml.zone),
+    }
+    try:
+        try:
+            smp_url, supported = await client.service_group(participant)
+            report["smp_url"] = smp_url
+            report["supported_document_types"] = [str(d) for d in supported]
+        except smp.DiscoveryError as exc:
+            raise LookupFailed(_failure(exc)) from None
+        try:
+            route = await client.find_endpoint(participant, document_type, process)
+        except smp.DiscoveryError as exc:
+            raise LookupFailed(_failure(exc)) from None
+    finally:
+        await client.close()
+    cert = route.endpoint.certificate
+    steps = [{"step": s, "ok": True} for s in route.steps]
+    try:
+        as4.check_ap_certificate(cert, ap_trust)
+        steps.append({"step": "endpoint certificate issued by a trusted AP CA", "ok": True})
+        trusted = True
+    except as4.FailedAuthentication as exc:
+        steps.append({"step": f"endpoint certificate: {exc.reason}", "ok": False})
+        trusted = False
+    report.update(
+        {
+            "process": str(route.process),
+            "endpoint": {
+                "url": route.endpoint.url,
+                "transport_profile": route.endpoint.transport_profile,
+                "certificate_subject": cert.subject.rfc4514_string(),
+                "seat_id": as4.seat_id(cert),
+                "certificate_valid_from": cert.not_valid_before_utc.isoformat(),
+                "certificate_valid_until": cert.not_valid_after_utc.isoformat(),
+                "technical_contact": route.endpoint.technical_contact,
+            },
+            "smp_certificate_subject": route.smp_certificate.subject.rfc4514_string(),
+            "steps": steps,
+        }
+    )
+    if not trusted:
+        report["error"] = "untrusted endpoint certificate"
+    return report
+
+
+def _print_text(report: dict[str, Any]) -> None:
+    print(f"participant     {report['participant']}")
+    print(f"SML name        {report['sml_name']}")
+    print(f"SMP             {report.get('smp_url', '-')}")
+    print("supports")
+    for doc in report.get("supported_document_types", []):
+        print(f"  - {doc}")
+    endpoint = report.get("endpoint")
+    if endpoint:
+        print(f"document type   {report['document_type']}")
+        print(f"process         {report['process']}")
+        print(f"endpoint        {endpoint['url']} ({endpoint['transport_profile']})")
+        print(f"certificate     {endpoint['certificate_subject']}")
+        print(
+            f"                valid {endpoint['certificate_valid_from'][:10]}"
+            f" .. {endpoint['certificate_valid_until'][:10]}"
+        )
+        print("checks")
+        for step in report["steps"]:
+            print(f"  [{'ok' if step['ok'] else 'FAIL'}] {step['step']}")
+
+
+def lookup_command(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        report = asyncio.run(_lookup(args, settings))
+    except LookupFailed as exc:
+        if args.json:
+            json.dump({"participant": args.participant, "error": str(exc)}, sys.stdout)
+            sys.stdout.write("\n")
+        print(f"peppol-gateway: lookup failed: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_text(report)
+    if "error" in report:
+        print(f"peppol-gateway: lookup failed: {report['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_lookup_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "lookup",
+        help="find a participant's SMP and AS4 endpoint",
+        description="Resolve a participant through the SML (U-NAPTR) to its SMP, verify the SMP's "
+        "signed answer and print the chosen AS4 endpoint with each verification step. Without "
+        "--document-type the BIS Billing 3.0 invoice is looked up.",
+    )
+    p.add_argument("participant", help="e.g. 0192:991825827 or iso6523-actorid-upis::0192:991825827")
+    p.add_argument("--document-type", help="document type identifier (scheme::value or value)")
+    p.add_argument("--process", help="process identifier (default: the first one offered)")
+    p.add_argument("--sml", help="production, test, or a DNS zone (default: sml.zone setting)")
+    p.add_argument("--dns", help="send DNS queries to HOST:PORT instead of the system resolver")
+    p.add_argument("--smp-trust", help="PEM file of SMP CA certificates to trust")
+    p.add_argument("--ap-trust", help="PEM file of AP CA certificates for the endpoint certificate")
+    p.add_argument("--json", action="store_true", help="print one JSON object")

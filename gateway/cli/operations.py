@@ -1,0 +1,273 @@
+"""Operator commands: ``company add`` (register a receiving company) and ``send``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import smp
+from gateway.api.auth import create_api_key, create_operator
+from gateway.core.config import Settings
+from gateway.core.database import create_pool
+from gateway.dev.postgres import database_url
+from gateway.directory import queries as directory_queries
+from gateway.directory.participants import default_participant
+from gateway.outbound.delivery import SubmissionError, derive_submission, submit_document
+from gateway.runtime import build_runtime
+from gateway.security.identity import load_cert
+
+__all__ = ["add_ops_commands"]
+
+
+class OpsError(Exception):
+    """A user-facing failure of an operator command."""
+
+
+def company_participant(country: str, business_id: str, given: str | None) -> smp.ParticipantId:
+    """The participant id: as given, or the country's default scheme with the business id."""
+    try:
+        return smp.ParticipantId.parse(given) if given else default_participant(country, business_id)
+    except (smp.IdentifierError, LookupError) as exc:
+        raise OpsError(str(exc)) from None
+
+
+async def _company_add(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    participant = company_participant(args.country, args.business_id, args.participant)
+    services: list[tuple[str, str]] = []
+    for profile in [p.strip() for p in args.profiles.split(",") if p.strip()]:
+        try:
+            for doc in smp.profile_services(profile, args.profile_version):
+                services += [(str(doc.document_type), str(proc)) for proc in doc.processes]
+        except KeyError as exc:
+            raise OpsError(str(exc.args[0])) from None
+    async with database_url(settings) as dsn:
+        pool = await create_pool(settings, dsn)
+        try:
+            async with pool.acquire() as conn:
+                company_id = await directory_queries.add_company(conn, args.name, args.country, args.business_id)
+                await directory_queries.add_participant(
+                    conn, company_id, participant.scheme, participant.value, services
+                )
+                if args.operator:
+                    await conn.execute(
+                        "UPDATE companies SET operator_id = $2 WHERE id = $1", company_id, uuid.UUID(args.operator)
+                    )
+                _, api_key = await create_api_key(conn, company_id=company_id, label="cli")
+            registered = False
+            runtime = build_runtime(settings, pool)
+            try:
+                if runtime.registrar is not None:
+                    await runtime.registrar.register(participant)
+                    registered = True
+            finally:
+                await runtime.close()
+        finally:
+            await pool.close()
+    return {
+        "company_id": str(company_id),
+        "api_key": api_key,
+        "participant_id": str(participant),
+        "document_types": sorted({d for d, _ in services}),
+        "registered_in_sml": registered,
+    }
+
+
+async def _send(args: argparse.Namespace, settings: Settings, document: bytes) -> tuple[int, dict[str, Any]]:
+    try:
+        derived = derive_submission(
+            document,
+            sender=args.sender,
+            receiver=args.receiver,
+            document_type=args.document_type,
+            process=args.process,
+            country_c1=args.country,
+        )
+    except SubmissionError as exc:
+        raise OpsError(f"cannot send: {exc}") from None
+    endpoint_cert = load_cert(Path(args.endpoint_cert), "--endpoint-cert") if args.endpoint_cert else None
+    if bool(args.endpoint) != bool(endpoint_cert):
+        raise OpsError("--endpoint and --endpoint-cert go together")
+    async with database_url(settings) as dsn:
+        pool = await create_pool(settings, dsn)
+        try:
+            job_id = await submit_document(
+                pool,
+                derived,
+                retry_window=settings.retry_window,
+                endpoint_url=args.endpoint,
+                endpoint_cert=endpoint_cert,
+            )
+            runtime = build_runtime(settings, pool)
+            try:
+                status = await runtime.outbound_worker().deliver_and_wait(job_id)
+            finally:
+                await runtime.close()
+        finally:
+            await pool.close()
+    assert status is not None
+    report = {
+        "job_id": job_id,
+        "state": status.state,
+        "sender": str(derived.sender),
+        "receiver": str(derived.receiver),
+        "document_type": str(derived.document_type),
+        "process": str(derived.process),
+        "attempts": status.attempts,
+        "error_code": status.error_code,
+        "last_error": status.last_error,
+        "audit": [{"at": at.isoformat(), "state": state, "reason": reason} for at, state, reason in status.audit],
+    }
+    code = {"delivered": 0, "failed": 1}.get(status.state, 3)
+    return code, report
+
+
+async def _operator_add(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    async with database_url(settings) as dsn:
+        pool = await create_pool(settings, dsn)
+        try:
+            operator_id, key = await create_operator(pool, args.name)
+        finally:
+            await pool.close()
+    return {"operator_id": str(operator_id), "api_key": key}
+
+
+def _operator_command(args: argparse.Namespace, settings: Settings) -> int:
+    json.dump(asyncio.run(_operator_add(args, settings)), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _company_command(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        report = asyncio.run(_company_add(args, settings))
+    except OpsError as exc:
+        print(f"peppol-gateway: {exc}", file=sys.stderr)
+        return 1
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _send_command(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        try:
+            document = Path(args.file).read_bytes()
+        except OSError as exc:
+            raise OpsError(f"cannot read {args.file}: {exc.strerror}") from None
+        code, report = asyncio.run(_send(args, settings, document))
+    except OpsError as exc:
+        print(f"peppol-gateway: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"job {report['job_id']}: {report['state']} ({report['sender']} -> {report['receiver']})")
+        for line in report["audit"]:
+            print(f"  {line['at']}  {line['state']:<10} {line['reason']}")
+    return code
+
+
+async def _mailbox(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]]:
+    async with database_url(settings) as dsn:
+        pool = await create_pool(settings, dsn)
+        try:
+            rows = await pool.fetch(
+                """SELECT e.id, c.name AS company, m.as4_message_id, m.sender_value, m.receiver_value,
+                          m.document_type, m.process, m.country_c1, m.sending_ap, m.received_at,
+                          m.payload_bytes, e.read_at, d.content
+                   FROM mailbox_entries e
+                   JOIN inbound_messages m ON m.id = e.message_id
+                   JOIN companies c ON c.id = e.company_id
+                   JOIN documents d ON d.sha256 = m.document_sha256
+                   WHERE ($1::bigint IS NULL OR e.id = $1)
+                   ORDER BY e.id DESC LIMIT $2""",
+                args.show,
+                args.limit,
+            )
+        finally:
+            await pool.close()
+    return [dict(r) for r in rows]
+
+
+def _mailbox_command(args: argparse.Namespace, settings: Settings) -> int:
+    rows = asyncio.run(_mailbox(args, settings))
+    if args.show is not None:
+        if not rows:
+            print(f"peppol-gateway: no mailbox entry {args.show}", file=sys.stderr)
+            return 1
+        if rows[0]["content"] is None:
+            print(f"peppol-gateway: entry {args.show} is archived; read it through the API", file=sys.stderr)
+            return 1
+        sys.stdout.write(rows[0]["content"].decode("utf-8", "replace"))
+        return 0
+    if not rows:
+        print("the mailbox is empty")
+    for r in rows:
+        doc = r["document_type"].split("##", 1)[0].rsplit("::", 1)[-1]
+        print(
+            f"{r['id']:>5}  {r['received_at']:%Y-%m-%d %H:%M:%S}  {r['company']:<20} {doc:<14} "
+            f"from {r['sender_value']} via {r['sending_ap']}  ({r['payload_bytes']} bytes)"
+        )
+    return 0
+
+
+def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
+    m = sub.add_parser(
+        "mailbox",
+        help="list received documents",
+        description="List the documents this access point received, newest first; --show N prints one.",
+    )
+    m.add_argument("--show", type=int, help="print the envelope and document of entry N")
+    m.add_argument("--limit", type=int, default=50, help="how many entries to list (default 50)")
+    commands["mailbox"] = _mailbox_command
+
+    p = sub.add_parser(
+        "company",
+        help="register a receiving company",
+        description="Register a verified company and its Peppol participant: published in our SMP "
+        "and, with a local SML configured, in the SML.",
+    )
+    company_sub = p.add_subparsers(dest="company_command", metavar="ACTION", required=True)
+    add = company_sub.add_parser("add", help="add a company that receives documents")
+    add.add_argument("--name", required=True)
+    add.add_argument("--country", required=True, help="ISO 3166 code, e.g. NO")
+    add.add_argument("--business-id", required=True, help="e.g. the organisation number")
+    add.add_argument("--participant", help="participant id (default: from country and business id)")
+    add.add_argument("--profiles", default="INVOICE_AND_CREDIT_NOTE", help="comma-separated receiving profiles")
+    add.add_argument("--profile-version", default="PEPPOLBIS30", help="PEPPOLBIS30 or EHF30")
+    add.add_argument("--operator", help="link the company to this operator id")
+    commands["company"] = _company_command
+
+    o = sub.add_parser(
+        "operator",
+        help="create an operator (API credentials for managing companies)",
+        description="Create an operator and print its id and API key (shown once).",
+    )
+    operator_sub = o.add_subparsers(dest="operator_command", metavar="ACTION", required=True)
+    oadd = operator_sub.add_parser("add", help="add an operator")
+    oadd.add_argument("--name", required=True)
+    commands["operator"] = _operator_command
+
+    s = sub.add_parser(
+        "send",
+        help="send a document",
+        description="Queue a document for delivery and deliver it now. A bare UBL document is wrapped "
+        "in a Peppol envelope; sender, receiver, document type, process and C1 country come from "
+        "the document unless given. Exit 0 delivered, 1 failed, 3 queued for a retry.",
+    )
+    s.add_argument("file", help="UBL document or Peppol SBD")
+    s.add_argument("--from", dest="sender", help="sender participant (default: from the document)")
+    s.add_argument("--to", dest="receiver", help="receiver participant (default: from the document)")
+    s.add_argument("--document-type", help="document type identifier")
+    s.add_argument("--process", help="process identifier")
+    s.add_argument("--country", help="country of the sender (C1)")
+    s.add_argument("--endpoint", help="send straight to this AS4 URL (skips SML/SMP discovery)")
+    s.add_argument("--endpoint-cert", help="the receiving AP's certificate (PEM), with --endpoint")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    commands["send"] = _send_command

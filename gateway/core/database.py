@@ -1,0 +1,35 @@
+"""The connection pool: connect, apply pending migrations, and fail with a clear error."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from gateway.core.config import Settings
+from gateway.core.migrate import apply_migrations
+
+__all__ = ["DatabaseUnavailable", "create_pool"]
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL could not be reached at start-up."""
+
+
+async def create_pool(settings: Settings, dsn: str, *, migrate: bool = True) -> asyncpg.Pool:
+    """Connect, apply pending migrations, and return a pool."""
+    try:
+        if migrate:
+            conn = await asyncpg.connect(dsn, timeout=10)
+            try:
+                await apply_migrations(conn)
+            finally:
+                await conn.close()
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=settings.database_pool_min,
+            max_size=settings.database_pool_max,
+            timeout=10,
+        )
+    except (OSError, asyncpg.InvalidPasswordError, asyncpg.InvalidCatalogNameError) as exc:
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+    assert pool is not None
+    return pool

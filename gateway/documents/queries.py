@@ -1,0 +1,37 @@
+"""The documents domain's SQL, behind typed functions."""
+
+from __future__ import annotations
+
+import hashlib
+
+import asyncpg
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+async def put_document(conn: asyncpg.Connection, data: bytes) -> bytes:
+    """Store bytes once, keyed by their SHA-256; returns the key."""
+    digest = sha256(data)
+    await conn.execute(
+        "INSERT INTO documents (sha256, size_bytes, content) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING",
+        digest,
+        len(data),
+        data,
+    )
+    return digest
+
+
+async def release_documents(conn: asyncpg.Connection, digests: list[bytes]) -> int:
+    """Empty stored documents no message outside the archive still uses."""
+    result = await conn.execute(
+        """UPDATE documents d SET content = NULL
+           WHERE d.sha256 = ANY($1::bytea[]) AND d.content IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM inbound_messages m WHERE m.archived_at IS NULL
+                             AND (m.document_sha256 = d.sha256 OR m.message_sha256 = d.sha256))
+             AND NOT EXISTS (SELECT 1 FROM outbound_messages o WHERE o.archived_at IS NULL
+                             AND (o.document_sha256 = d.sha256 OR o.sent_message_sha256 = d.sha256))""",
+        digests,
+    )
+    return int(result.split()[-1])

@@ -1,0 +1,228 @@
+"""The duties domain's SQL, behind typed functions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+
+async def link_mls(
+    conn: asyncpg.Connection, instance_identifier: str, from_spid_digits: str, code: str, reason: str, inbound_id: int
+) -> int | None:
+    """Attach a received MLS to the document we sent with that envelope instance id (to the
+    access point that sent the MLS); records an audit line and the company's event."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        """WITH target AS (
+               SELECT id, company_id FROM outbound_messages
+               WHERE instance_identifier = $1 AND kind <> 'mls' AND right(coalesce(receiver_ap, ''), 6) = $2
+               ORDER BY id DESC LIMIT 1),
+           upd AS (
+               UPDATE outbound_messages o SET mls_code = $3, mls_reason = $4, mls_at = now(), updated_at = now()
+               FROM target t WHERE o.id = t.id RETURNING o.id, o.company_id),
+           audit AS (
+               INSERT INTO outbound_audit (outbound_id, state, reason)
+               SELECT id, CASE WHEN $3 = 'RE' THEN 'rejected' ELSE 'accepted' END,
+                      'Message Level Status ' || $3 || CASE WHEN $4 = '' THEN '' ELSE ': ' || $4 END FROM upd),
+           event AS (
+               INSERT INTO events (company_id, kind, payload)
+               SELECT company_id, CASE WHEN $3 = 'RE' THEN 'document.rejected' ELSE 'document.accepted' END,
+                      jsonb_build_object('outbound_id', id, 'mls_code', $3, 'reason', $4, 'mls_message_id', $5::bigint)
+               FROM upd)
+           SELECT id FROM upd""",
+        instance_identifier,
+        from_spid_digits,
+        code,
+        reason,
+        inbound_id,
+    )
+
+
+async def link_response(
+    conn: asyncpg.Connection,
+    company_id: uuid.UUID,
+    responder: str,
+    references: tuple[str, ...],
+    code: str,
+    inbound_id: int,
+) -> int | None:
+    """Attach a received business response (invoice or order response, MLR) to the document this
+    company sent to the responder that it references (by document id or envelope instance id)."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        """WITH target AS (
+               SELECT id FROM outbound_messages
+               WHERE company_id = $1 AND lower(receiver) = lower($2)
+                 AND (document_id = ANY($3::text[]) OR instance_identifier = ANY($3::text[]))
+                 AND kind IN ('business', 'response')
+               ORDER BY id DESC LIMIT 1),
+           upd AS (
+               UPDATE outbound_messages o SET response_code = $4, response_inbound_id = $5, updated_at = now()
+               FROM target t WHERE o.id = t.id RETURNING o.id),
+           audit AS (
+               INSERT INTO outbound_audit (outbound_id, state, reason)
+               SELECT id, 'answered', 'response ' || $4 || ' received' FROM upd),
+           event AS (
+               INSERT INTO events (company_id, kind, payload)
+               SELECT $1, 'document.response_received',
+                      jsonb_build_object('outbound_id', id, 'response_code', $4, 'message_id', $5::bigint)
+               FROM upd)
+           SELECT id FROM upd""",
+        company_id,
+        responder,
+        list(references),
+        code,
+        inbound_id,
+    )
+
+
+async def month_exchange_counts(pool: asyncpg.Pool, start: datetime, end: datetime) -> list[Any]:
+    """Exchanges in [start, end) grouped by every TSR key (a few rows, however many messages)."""
+    return await pool.fetch(  # type: ignore[no-any-return]
+        """SELECT direction, other_sp, document_type, process, transport_profile, country_c1, country_c4,
+                  count(*) AS count
+           FROM exchanges WHERE exchanged_at >= $1 AND exchanged_at < $2
+           GROUP BY 1, 2, 3, 4, 5, 6, 7""",
+        start,
+        end,
+    )
+
+
+async def month_end_users(pool: asyncpg.Pool, start: datetime, end: datetime) -> list[Any]:
+    """Which end users (companies) were active in [start, end), per direction, document type,
+    process and country: the EUSR counts distinct end users, never messages."""
+    return await pool.fetch(  # type: ignore[no-any-return]
+        """SELECT DISTINCT company_id::text AS end_user, direction, document_type, process,
+                  coalesce(end_user_country, 'ZZ') AS country
+           FROM exchanges
+           WHERE exchanged_at >= $1 AND exchanged_at < $2 AND counts_for_eusr AND company_id IS NOT NULL""",
+        start,
+        end,
+    )
+
+
+async def save_report(
+    pool: asyncpg.Pool, kind: str, start: Any, end: Any, content: bytes, valid: bool, validation: str
+) -> int | None:
+    """Store a built report; a report already sent for that month is kept (returns None)."""
+    return await pool.fetchval(  # type: ignore[no-any-return]
+        """INSERT INTO reports (kind, period_start, period_end, content, valid, validation)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+           ON CONFLICT (kind, period_start) DO UPDATE
+               SET content = EXCLUDED.content, valid = EXCLUDED.valid, validation = EXCLUDED.validation,
+                   updated_at = now()
+               WHERE reports.outbound_id IS NULL
+           RETURNING id""",
+        kind,
+        start,
+        end,
+        content,
+        valid,
+        validation,
+    )
+
+
+async def report_row(pool: asyncpg.Pool, kind: str, start: Any) -> Any:
+    """A month's report with the state of its delivery (NULL before it is sent)."""
+    return await pool.fetchrow(
+        """SELECT r.*, o.state AS outbound_state, o.last_error FROM reports r
+           LEFT JOIN outbound_messages o ON o.id = r.outbound_id
+           WHERE r.kind = $1 AND r.period_start = $2""",
+        kind,
+        start,
+    )
+
+
+async def release_failed_report(pool: asyncpg.Pool, report_id: int) -> None:
+    """Forget a delivery that failed, so the report is built and sent again."""
+    await pool.execute("UPDATE reports SET outbound_id = NULL, updated_at = now() WHERE id = $1", report_id)
+
+
+async def set_report_sent(pool: asyncpg.Pool, report_id: int, outbound_id: int) -> None:
+    await pool.execute("UPDATE reports SET outbound_id = $2, updated_at = now() WHERE id = $1", report_id, outbound_id)
+
+
+async def list_reports(pool: asyncpg.Pool, limit: int = 48) -> list[Any]:
+    return await pool.fetch(  # type: ignore[no-any-return]
+        """SELECT r.id, r.kind, r.period_start, r.period_end, r.valid, r.validation, r.outbound_id,
+                  r.created_at, r.updated_at, o.state AS outbound_state, o.delivered_at, o.last_error,
+                  o.receipt IS NOT NULL AS has_receipt
+           FROM reports r LEFT JOIN outbound_messages o ON o.id = r.outbound_id
+           ORDER BY r.period_start DESC, r.kind LIMIT $1""",
+        limit,
+    )
+
+
+async def inbound_to_archive(pool: asyncpg.Pool, cutoff: datetime, limit: int) -> list[Any]:
+    """Received messages older than ``cutoff`` whose processing is done, with their content."""
+    return await pool.fetch(  # type: ignore[no-any-return]
+        """SELECT m.*, d.content AS document, e.content AS message
+           FROM inbound_messages m
+           JOIN documents d ON d.sha256 = m.document_sha256
+           LEFT JOIN documents e ON e.sha256 = m.message_sha256
+           WHERE m.archived_at IS NULL AND m.processing = 'done' AND m.received_at < $1
+           ORDER BY m.received_at LIMIT $2""",
+        cutoff,
+        limit,
+    )
+
+
+async def outbound_to_archive(pool: asyncpg.Pool, cutoff: datetime, limit: int) -> list[Any]:
+    """Sent documents that ended (delivered or failed) before ``cutoff``, with their content."""
+    return await pool.fetch(  # type: ignore[no-any-return]
+        """SELECT o.*, d.content AS document, s.content AS message,
+                  (SELECT coalesce(json_agg(json_build_object('at', a.at, 'state', a.state, 'reason', a.reason)
+                                            ORDER BY a.id), '[]'::json)
+                   FROM outbound_audit a WHERE a.outbound_id = o.id) AS audit
+           FROM outbound_messages o
+           JOIN documents d ON d.sha256 = o.document_sha256
+           LEFT JOIN documents s ON s.sha256 = o.sent_message_sha256
+           WHERE o.archived_at IS NULL AND o.state IN ('delivered', 'failed') AND o.updated_at < $1
+           ORDER BY o.updated_at LIMIT $2""",
+        cutoff,
+        limit,
+    )
+
+
+async def mark_archived(conn: asyncpg.Connection, direction: str, row_id: int, key: str) -> None:
+    """The message now lives in the archive: keep its metadata, drop its receipt here."""
+    table = "inbound_messages" if direction == "in" else "outbound_messages"
+    await conn.execute(
+        f"UPDATE {table} SET archived_at = now(), archive_key = $2, receipt = NULL WHERE id = $1",  # noqa: S608
+        row_id,
+        key,
+    )
+
+
+async def archived_before(pool: asyncpg.Pool, cutoff: datetime, limit: int) -> list[Any]:
+    """Archived exchanges past their retention: (direction, id, key)."""
+    return await pool.fetch(  # type: ignore[no-any-return]
+        """(SELECT 'in' AS direction, id, archive_key FROM inbound_messages
+            WHERE archived_at IS NOT NULL AND received_at < $1 LIMIT $2)
+           UNION ALL
+           (SELECT 'out', id, archive_key FROM outbound_messages
+            WHERE archived_at IS NOT NULL AND created_at < $1 LIMIT $2)""",
+        cutoff,
+        limit,
+    )
+
+
+async def forget_exchange(conn: asyncpg.Connection, direction: str, row_id: int) -> None:
+    """Remove an exchange whose retention ended (its archive entry is deleted by the caller)."""
+    if direction == "in":
+        await conn.execute(
+            "UPDATE outbound_messages SET answers_inbound_id = NULL WHERE answers_inbound_id = $1", row_id
+        )
+        await conn.execute(
+            "UPDATE outbound_messages SET response_inbound_id = NULL WHERE response_inbound_id = $1", row_id
+        )
+        await conn.execute("DELETE FROM inbound_messages WHERE id = $1", row_id)
+    else:
+        for column in ("mls_outbound_id", "answers_outbound_id", "response_outbound_id"):
+            await conn.execute(
+                f"UPDATE inbound_messages SET {column} = NULL WHERE {column} = $1",  # noqa: S608
+                row_id,
+            )
+        await conn.execute("UPDATE reports SET outbound_id = NULL WHERE outbound_id = $1", row_id)
+        await conn.execute("DELETE FROM outbound_messages WHERE id = $1", row_id)

@@ -1,0 +1,213 @@
+"""``POST /as4``: receive a Peppol AS4 message from another access point.
+
+Parse, decrypt and verify (``as4``), trust the signer (chain, validity, revocation), read the
+envelope and check it agrees with the AS4 header, check we serve the receiver, then store
+everything in one transaction and only after the commit answer with the signed receipt. Every
+refusal is an ebMS Error signal, signed with our key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import asyncpg
+import structlog
+from aiohttp import web
+from opentelemetry import trace
+
+import as4
+from gateway.core import tracing
+from gateway.core.metrics import Metrics
+from gateway.directory import queries as directory_queries
+from gateway.documents.envelope import Envelope, SbdhError, read_sbd
+from gateway.duties.responses import read_document
+from gateway.inbound import queries
+from gateway.security.identity import ApIdentity
+from gateway.security.trust import CertificateTrust
+
+__all__ = ["InboundEndpoint"]
+
+log = structlog.get_logger("gateway.inbound.endpoint")
+
+SOAP_TYPE = "application/soap+xml"
+_OFFLOAD_BYTES = 2 * 1024 * 1024  # parse bigger messages in a thread, off the event loop
+
+
+def _split_participant(value: str, scheme: str) -> tuple[str, str]:
+    return scheme, value.lower()
+
+
+def check_envelope(header: as4.UserMessageHeader, envelope: Envelope) -> None:
+    """Peppol AS4 §4.1 / Envelope A.3: the SBDH and the AS4 header must say the same."""
+    if envelope.sender.lower() != header.original_sender.lower():
+        raise as4.OtherError(f"SBDH sender {envelope.sender} is not originalSender {header.original_sender}")
+    if envelope.receiver.lower() != header.final_recipient.lower():
+        raise as4.OtherError(f"SBDH receiver {envelope.receiver} is not finalRecipient {header.final_recipient}")
+    if envelope.action != header.action:
+        raise as4.OtherError(f"SBDH document type {envelope.action} is not eb:Action {header.action}")
+    if envelope.process != header.service or envelope.process_scheme != header.service_type:
+        raise as4.OtherError(f"SBDH process {envelope.process} is not eb:Service {header.service}")
+
+
+class InboundEndpoint:
+    """The AS4 receiving endpoint of one access point."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        identity: ApIdentity,
+        trust: CertificateTrust,
+        *,
+        max_message_bytes: int,
+        max_payload_bytes: int,
+        metrics: Metrics | None = None,
+        on_pending: Callable[[], None] | None = None,
+    ) -> None:
+        self.on_pending = on_pending
+        self.metrics = metrics
+        self.pool = pool
+        self.identity = identity
+        self.trust = trust
+        self.max_message_bytes = max_message_bytes
+        self.max_payload_bytes = max_payload_bytes
+
+    def _error(self, error: as4.As4Error, ref: str | None, status: int = 200) -> web.Response:
+        body = as4.build_error_signal([error], ref, key=self.identity.key, cert=self.identity.cert)
+        log.info("as4_refused", code=error.code, reason=error.reason, ref_to_message_id=ref)
+        if self.metrics is not None:
+            self.metrics.inc("peppol_as4_received_total", "Inbound AS4 messages by outcome", outcome=error.code)
+        return web.Response(status=status, body=body, content_type=SOAP_TYPE, charset="utf-8")
+
+    async def _read_body(self, request: web.Request) -> bytes | None:
+        if request.content_length is not None and request.content_length > self.max_message_bytes:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(256 * 1024):
+            size += len(chunk)
+            if size > self.max_message_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        with tracing.span("as4.receive", **{"http.request.body.size": request.content_length}):
+            return await self._handle(request)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await self._read_body(request)
+        if body is None:
+            return self._error(as4.OtherError(f"message larger than {self.max_message_bytes} bytes"), None, 413)
+        content_type = request.headers.get("Content-Type", "")
+        try:
+            if len(body) > _OFFLOAD_BYTES:
+                received = await asyncio.to_thread(self._parse, body, content_type)
+            else:
+                received = self._parse(body, content_type)
+        except as4.As4Error as exc:
+            return self._error(exc, None)
+        header = received.header
+        current = trace.get_current_span()
+        current.set_attribute("as4.message_id", header.message_id)
+        current.set_attribute("peppol.sending_ap", header.from_party)
+        try:
+            return await self._accept(received, body)
+        except as4.As4Error as exc:
+            return self._error(exc, header.message_id)
+
+    def _duplicate_receipt(self, received: as4.ReceivedMessage, first: bytes) -> bytes:
+        """The same message again gets the first receipt. A resend by the sender (same MessageId,
+        rebuilt, so its header digests differ) gets a receipt for what it sent this time, so it
+        can verify it; nothing is stored either way."""
+        try:
+            earlier = as4.parse_signal(first, SOAP_TYPE).digests if first else {}  # empty: archived
+        except as4.As4Error:
+            earlier = {}
+        if earlier == {r.uri: r.digest for r in received.references}:
+            return first
+        return as4.build_receipt(received, self.identity.key, self.identity.cert)
+
+    def _parse(self, body: bytes, content_type: str) -> as4.ReceivedMessage:
+        return as4.parse_user_message(
+            body,
+            content_type,
+            our_key=self.identity.key,
+            our_cert=self.identity.cert,
+            max_payload_bytes=self.max_payload_bytes,
+        )
+
+    async def _accept(self, received: as4.ReceivedMessage, body: bytes) -> web.Response:
+        header = received.header
+        await self.trust.check(received.signer_certificate)
+        if header.to_party != self.identity.seat_id:
+            raise as4.OtherError(f"eb:To/PartyId {header.to_party} is not this access point")
+        duplicate = await queries.find_inbound_receipt(self.pool, header.message_id, header.from_party)
+        if duplicate is not None:
+            log.info("as4_duplicate", message_id=header.message_id, sending_ap=header.from_party)
+            return web.Response(
+                body=self._duplicate_receipt(received, duplicate), content_type=SOAP_TYPE, charset="utf-8"
+            )
+        try:
+            envelope, business = read_sbd(received.payload or b"", require_country=False)
+        except SbdhError as exc:
+            raise as4.OtherError(f"the payload is not a valid Peppol envelope: {exc}") from None
+        check_envelope(header, envelope)
+        receiver = (header.final_recipient_type, header.final_recipient.lower())
+        company = await directory_queries.serving_company(
+            self.pool,
+            receiver[0],
+            receiver[1],
+            envelope.action,
+            f"{envelope.process_scheme}::{envelope.process}",
+        )
+        if company is None:
+            raise as4.NotServiced(
+                f"{header.final_recipient} does not receive {envelope.action} in {envelope.process} here"
+            )
+        receipt = as4.build_receipt(received, self.identity.key, self.identity.cert)
+        read = read_document(business)
+        # What happens after the receipt, in the inbound processor: validation by the company's
+        # policy, a Message Level Status when one is due (never for an MLS or MLR), linking an
+        # answer to what it answers. Nothing to do keeps the fast path.
+        validate = company.inbound_validation != "off" and read.kind in ("business", "response")
+        always_mls = envelope.mls_type == "ALWAYS_SEND" and read.kind not in ("mls", "mlr")
+        record = queries.InboundRecord(
+            as4_message_id=header.message_id,
+            sending_ap=header.from_party,
+            sender_cert_subject=received.signer_certificate.subject.rfc4514_string(),
+            conversation_id=header.conversation_id,
+            sender=(header.original_sender_type, header.original_sender.lower()),
+            receiver=receiver,
+            document_type=envelope.action,
+            process=f"{envelope.process_scheme}::{envelope.process}",
+            country_c1=envelope.country_c1,
+            instance_identifier=envelope.instance_identifier,
+            sent_at=header.timestamp,
+            company_id=company.id,
+            company_country=company.country,
+            document_id=read.document_id,
+            kind=read.kind,
+            pending=validate and company.inbound_validation == "reject",
+            processing=validate or always_mls or read.kind in ("response", "mls", "mlr"),
+            mls_to=envelope.mls_to,
+            mls_type=envelope.mls_type,
+            trace_context=tracing.traceparent(),
+        )
+        with tracing.span("store.inbound", **{"as4.message_id": header.message_id}):
+            stored, answer = await queries.store_inbound(self.pool, record, received.payload or b"", body, receipt)
+        if stored and record.processing and self.on_pending is not None:
+            self.on_pending()
+        if self.metrics is not None:
+            self.metrics.inc(
+                "peppol_as4_received_total", "Inbound AS4 messages by outcome",
+                outcome="stored" if stored else "duplicate", document_type=envelope.action.rsplit("##", 1)[0],
+            )  # fmt: skip
+        log.info(
+            "as4_received" if stored else "as4_duplicate",
+            message_id=header.message_id,
+            sending_ap=header.from_party,
+            receiver=header.final_recipient,
+            bytes=len(body),
+        )
+        return web.Response(body=answer, content_type=SOAP_TYPE, charset="utf-8")

@@ -1,0 +1,277 @@
+"""The outbound domain's SQL, behind typed functions."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from gateway.documents.queries import sha256
+
+
+@dataclass(frozen=True)
+class OutboundSubmission:
+    sender: str
+    receiver: str
+    document_type: str
+    process: str
+    country_c1: str
+    instance_identifier: str
+    sbd: bytes
+    as4_message_id: str
+    conversation_id: str
+    give_up_at: datetime
+    company_id: uuid.UUID | None = None
+    endpoint_url: str | None = None
+    endpoint_cert: bytes | None = None
+    document_id: str | None = None
+    kind: str = "business"
+    answers_inbound_id: int | None = None
+    validation: str | None = None  # JSON of the warnings recorded when sent anyway
+    trace_context: str | None = None  # W3C traceparent of the submitting span
+
+
+@dataclass(frozen=True)
+class OutboundJob:
+    id: int
+    sender: str
+    receiver: str
+    document_type: str
+    process: str
+    country_c1: str
+    sbd: bytes
+    as4_message_id: str
+    conversation_id: str
+    attempts: int
+    give_up_at: datetime
+    created_at: datetime
+    endpoint_url: str | None
+    endpoint_cert: bytes | None
+    fixed_endpoint: bool
+    kind: str = "business"
+    company_id: uuid.UUID | None = None
+    trace_context: str | None = None
+
+
+def reporting_counts(kind: str) -> tuple[bool, bool]:
+    """Whether an exchange of this kind counts for (TSR, EUSR): the reports themselves count
+    for neither, an MLS for the TSR only."""
+    return kind != "report", kind not in ("report", "mls")
+
+
+async def submit_outbound(pool: asyncpg.Pool | asyncpg.Connection, submission: OutboundSubmission) -> int:
+    """Store the document and its outbound job (and the first audit line) in one transaction."""
+    job_id = await pool.fetchval(
+        """WITH doc AS (
+               INSERT INTO documents (sha256, size_bytes, content) VALUES ($8, $15, $16)
+               ON CONFLICT (sha256) DO NOTHING),
+           job AS (
+               INSERT INTO outbound_messages (
+                   company_id, sender, receiver, document_type, process, country_c1,
+                   instance_identifier, document_sha256, as4_message_id, conversation_id, give_up_at,
+                   endpoint_url, endpoint_cert, fixed_endpoint, document_id, kind, answers_inbound_id,
+                   validation, trace_context)
+               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$17,$18,$19,$20::jsonb,$21) RETURNING id),
+           audit AS (
+               INSERT INTO outbound_audit (outbound_id, state, reason)
+               SELECT id, 'queued', 'submitted' FROM job)
+           SELECT id FROM job""",
+        submission.company_id,
+        submission.sender,
+        submission.receiver,
+        submission.document_type,
+        submission.process,
+        submission.country_c1,
+        submission.instance_identifier,
+        sha256(submission.sbd),
+        submission.as4_message_id,
+        submission.conversation_id,
+        submission.give_up_at,
+        submission.endpoint_url,
+        submission.endpoint_cert,
+        submission.endpoint_url is not None,
+        len(submission.sbd),
+        submission.sbd,
+        submission.document_id,
+        submission.kind,
+        submission.answers_inbound_id,
+        submission.validation,
+        submission.trace_context,
+    )
+    return int(job_id)
+
+
+async def claim_outbound(
+    pool: asyncpg.Pool, lease_seconds: float = 300.0, job_id: int | None = None
+) -> OutboundJob | None:
+    """Take the next due job, if any. ``FOR UPDATE SKIP LOCKED`` lets many workers in many
+    processes share the queue; a job whose worker died is taken again after its lease."""
+    row = await pool.fetchrow(
+        """WITH claimed AS (
+               UPDATE outbound_messages o
+               SET state = 'sending', attempts = o.attempts + 1, updated_at = now(),
+                   locked_until = now() + make_interval(secs => $1)
+               WHERE o.id = (
+                   SELECT id FROM outbound_messages
+                   WHERE ((state IN ('queued', 'retrying') AND next_attempt_at <= now())
+                          OR (state = 'sending' AND locked_until < now()))
+                     AND ($2::bigint IS NULL OR id = $2)
+                   ORDER BY next_attempt_at
+                   FOR UPDATE SKIP LOCKED
+                   LIMIT 1)
+               RETURNING o.*),
+           audit AS (
+               INSERT INTO outbound_audit (outbound_id, state, reason)
+               SELECT id, 'sending', 'attempt ' || attempts FROM claimed)
+           SELECT c.id, c.sender, c.receiver, c.document_type, c.process, c.country_c1,
+                  d.content AS sbd, c.as4_message_id, c.conversation_id, c.attempts, c.give_up_at,
+                  c.created_at, c.endpoint_url, c.endpoint_cert, c.fixed_endpoint, c.kind, c.company_id,
+                  c.trace_context
+           FROM claimed c JOIN documents d ON d.sha256 = c.document_sha256""",
+        lease_seconds,
+        job_id,
+    )
+    if row is None:
+        return None
+    return OutboundJob(**dict(row))
+
+
+async def mark_outbound(
+    pool: asyncpg.Pool,
+    job_id: int,
+    state: str,
+    reason: str,
+    *,
+    next_attempt_at: datetime | None = None,
+    error_code: str | None = None,
+    receipt: bytes | None = None,
+    sent_message: bytes | None = None,
+    endpoint_url: str | None = None,
+    receiver_ap: str | None = None,
+    exchanged_at: datetime | None = None,
+    trace_context: str | None = None,
+) -> None:
+    """Record an outcome (delivered, retrying, failed), its audit line and, when final, the
+    event for the company, in one statement. A delivery with ``exchanged_at`` (the AS4
+    timestamp) is also recorded for the monthly reports, unless it was a report itself."""
+    sent_sha = sha256(sent_message) if sent_message is not None else None
+    event = json.dumps({"outbound_id": job_id, "reason": reason, "error_code": error_code})
+    await pool.execute(
+        """WITH doc AS (
+               INSERT INTO documents (sha256, size_bytes, content)
+               SELECT $7, length($12::bytea), $12 WHERE $12::bytea IS NOT NULL
+               ON CONFLICT (sha256) DO NOTHING),
+           upd AS (
+               UPDATE outbound_messages SET
+                   state = $2, updated_at = now(), locked_until = NULL,
+                   next_attempt_at = COALESCE($3, next_attempt_at),
+                   error_code = $4, last_error = CASE WHEN $2 = 'delivered' THEN NULL ELSE $5 END,
+                   receipt = COALESCE($6, receipt),
+                   sent_message_sha256 = COALESCE($7, sent_message_sha256),
+                   endpoint_url = COALESCE($8, endpoint_url),
+                   receiver_ap = COALESCE($9, receiver_ap),
+                   delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END
+               WHERE id = $1
+               RETURNING id, company_id, kind, document_type, process, country_c1, receiver_ap),
+           audit AS (
+               INSERT INTO outbound_audit (outbound_id, state, reason) SELECT id, $2, $5 FROM upd),
+           exchange AS (
+               INSERT INTO exchanges (direction, source_id, exchanged_at, other_sp, document_type, process,
+                                      country_c1, company_id, end_user_country, counts_for_eusr)
+               SELECT 'out', u.id, $13, u.receiver_ap, u.document_type, u.process, u.country_c1, u.company_id,
+                      c.country, u.kind NOT IN ('mls', 'report')
+               FROM upd u LEFT JOIN companies c ON c.id = u.company_id
+               WHERE $2 = 'delivered' AND $13::timestamptz IS NOT NULL AND u.kind <> 'report'
+                 AND u.receiver_ap IS NOT NULL
+               ON CONFLICT (direction, source_id) DO NOTHING)
+        INSERT INTO events (company_id, kind, payload, trace_context)
+        SELECT company_id, $10, $11::jsonb, $14 FROM upd WHERE $2 IN ('delivered', 'failed')""",
+        job_id,
+        state,
+        next_attempt_at,
+        error_code,
+        reason,
+        receipt,
+        sent_sha,
+        endpoint_url,
+        receiver_ap,
+        f"document.{state}",
+        event,
+        sent_message,
+        exchanged_at,
+        trace_context,
+    )
+
+
+async def release_outbound(pool: asyncpg.Pool, job_id: int, reason: str) -> None:
+    """Give a claimed job back to the queue at once (its worker is stopping)."""
+    await pool.execute(
+        """WITH upd AS (
+               UPDATE outbound_messages SET state = 'retrying', locked_until = NULL, next_attempt_at = now(),
+                                            updated_at = now()
+               WHERE id = $1 AND state = 'sending' RETURNING id)
+           INSERT INTO outbound_audit (outbound_id, state, reason) SELECT id, 'retrying', $2 FROM upd""",
+        job_id,
+        reason,
+    )
+
+
+async def defer_outbound(pool: asyncpg.Pool, job_id: int, until: datetime, reason: str, *, audit: bool) -> None:
+    """Put a claimed job back without counting the attempt: its endpoint's circuit is open or
+    the endpoint is at its concurrency limit."""
+    await pool.execute(
+        """WITH upd AS (
+               UPDATE outbound_messages SET state = 'retrying', attempts = greatest(attempts - 1, 0),
+                   locked_until = NULL, next_attempt_at = $2, updated_at = now()
+               WHERE id = $1 AND state = 'sending' RETURNING id)
+           INSERT INTO outbound_audit (outbound_id, state, reason) SELECT id, 'waiting', $3 FROM upd WHERE $4""",
+        job_id,
+        until,
+        reason,
+        audit,
+    )
+
+
+async def record_circuit(pool: asyncpg.Pool, url: str, state: str, failures: int, cooldown: float) -> None:
+    await pool.execute(
+        """INSERT INTO endpoint_circuits (url, state, failures, cooldown) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (url) DO UPDATE SET state = $2, failures = $3, cooldown = $4, updated_at = now()""",
+        url,
+        state,
+        failures,
+        cooldown,
+    )
+
+
+async def list_circuits(pool: asyncpg.Pool) -> list[Any]:
+    return await pool.fetch(  # type: ignore[no-any-return]
+        """SELECT c.*, (SELECT count(*) FROM outbound_messages o
+                        WHERE o.endpoint_url = c.url AND o.state IN ('queued', 'retrying', 'sending')) AS waiting
+           FROM endpoint_circuits c ORDER BY c.url"""
+    )
+
+
+@dataclass(frozen=True)
+class OutboundStatus:
+    id: int
+    state: str
+    attempts: int
+    error_code: str | None
+    last_error: str | None
+    next_attempt_at: datetime
+    audit: list[tuple[datetime, str, str]]
+
+
+async def outbound_status(conn: asyncpg.Connection | asyncpg.Pool, job_id: int) -> OutboundStatus | None:
+    row = await conn.fetchrow(
+        "SELECT id, state, attempts, error_code, last_error, next_attempt_at FROM outbound_messages WHERE id = $1",
+        job_id,
+    )
+    if row is None:
+        return None
+    audit = await conn.fetch("SELECT at, state, reason FROM outbound_audit WHERE outbound_id = $1 ORDER BY id", job_id)
+    return OutboundStatus(**dict(row), audit=[(a["at"], a["state"], a["reason"]) for a in audit])
