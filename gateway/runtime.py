@@ -1,31 +1,43 @@
-"""Everything one gateway process shares between requests and workers, built once at start-up."""
+"""Everything one gateway process shares, built once at start-up, and the one place that starts
+and stops its background work.
+
+``build_runtime`` loads keys, trust anchors and discovery into an immutable ``Runtime`` (commands
+such as ``send`` and ``report`` need no more). ``start_services`` registers this access point's
+SPID and starts every background task of a serving gateway (outbound delivery, the inbound
+processor, webhooks, the certificate watcher, the reporting schedule, the archiver) in one
+``Lifecycle``; ``Services.stop`` ends them within the grace period.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import asyncpg
+import structlog
 
 import smp
 from gateway.core.config import ConfigError, Settings
+from gateway.core.lifecycle import Lifecycle, Wakeup
 from gateway.core.metrics import Metrics
+from gateway.duties.archive import Archiver
 from gateway.duties.archive_store import ArchiveError, ArchiveStore, open_archive
+from gateway.duties.reporting import ReportService
 from gateway.duties.validation import ValidationResult, Validator, validate_document, validate_report
+from gateway.inbound.processing import InboundProcessor, Provider, ensure_provider
 from gateway.outbound.circuits import EndpointGuard
 from gateway.outbound.delivery import OutboundWorker
+from gateway.security.certificates import CertificateWatcher, WatchedIdentity
 from gateway.security.identity import ApIdentity, load_identity, load_trust
 from gateway.security.trust import CertificateTrust
+from gateway.webhooks.delivery import WebhookWorker
 
-if TYPE_CHECKING:
-    from gateway.duties.reporting import ReportService
-    from gateway.inbound.processing import InboundProcessor, Provider
+log = structlog.get_logger("gateway.runtime")
 
-__all__ = ["Runtime", "build_runtime"]
+__all__ = ["Runtime", "Services", "build_runtime", "start_services"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Runtime:
     settings: Settings
     pool: asyncpg.Pool
@@ -36,10 +48,10 @@ class Runtime:
     registrar: smp.LocalSml | None
     public_url: str
     validator: Validator | None = None
-    provider: Provider | None = None  # set at start-up, once the SPID is registered
-    reports: ReportService | None = None
-    processor: InboundProcessor | None = None
     archive: ArchiveStore | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    # The inbound processor's wake-up, set by the AS4 endpoint when a stored message has work left.
+    inbound_wake: Wakeup = field(default_factory=Wakeup)
 
     async def validate(self, data: bytes) -> ValidationResult:
         """Validate in the process pool (or, without one, in a thread)."""
@@ -61,13 +73,13 @@ class Runtime:
     def smp_url(self) -> str:
         return (self.settings.smp_url or f"{self.public_url}/smp").rstrip("/")
 
-    def outbound_worker(self, metrics: Metrics | None = None) -> OutboundWorker:
+    def outbound_worker(self) -> OutboundWorker:
         """The outbound worker as the settings describe it (retries, lease, per-endpoint limits)."""
         settings = self.settings
         return OutboundWorker(
             self.pool, self.identity, self.trust, self.discovery,
             retry_initial=settings.retry_initial, retry_max=settings.retry_max,
-            poll_interval=settings.poll_interval, metrics=metrics, lease_seconds=settings.lease_seconds,
+            poll_interval=settings.poll_interval, metrics=self.metrics, lease_seconds=settings.lease_seconds,
             guard=EndpointGuard(
                 threshold=settings.circuit_threshold, cooldown=settings.circuit_cooldown,
                 max_concurrent=settings.per_endpoint,
@@ -116,6 +128,64 @@ def build_runtime(settings: Settings, pool: asyncpg.Pool, port: int | None = Non
             )  # fmt: skip
         except ArchiveError as exc:
             raise ConfigError("archive.target", str(exc)) from None
-    runtime = Runtime(settings, pool, identity, smp_identity, trust, discovery, registrar, public_url, validator)
-    runtime.archive = archive
-    return runtime
+    return Runtime(settings, pool, identity, smp_identity, trust, discovery, registrar, public_url, validator, archive)
+
+
+@dataclass(frozen=True)
+class Services:
+    """The background work of a serving gateway, started together and stopped together."""
+
+    provider: Provider
+    outbound: OutboundWorker
+    processor: InboundProcessor
+    reports: ReportService
+    webhooks: WebhookWorker
+    lifecycle: Lifecycle
+
+    async def stop(self) -> int:
+        """Stop every task (see ``Lifecycle.stop``); returns how many had to be cancelled."""
+        cancelled = await self.lifecycle.stop()
+        await self.webhooks.close()
+        return cancelled
+
+
+async def start_services(runtime: Runtime) -> Services:
+    """Register this access point's SPID, then start each background task the settings ask for:
+    ``workers.outbound`` delivery loops, ``workers.inbound`` processors, ``workers.webhook``
+    webhook loops, the certificate watcher, the reporting schedule and the archiver."""
+    settings = runtime.settings
+    provider = await ensure_provider(runtime.pool, runtime.identity, runtime.registrar)
+    lifecycle = Lifecycle(grace=settings.shutdown_timeout)
+    stop = lifecycle.stop_event
+    outbound = runtime.outbound_worker()
+    processor = InboundProcessor(
+        runtime.pool, provider, runtime.validate, retry_window=settings.retry_window,
+        poll_interval=settings.poll_interval, lease_seconds=settings.lease_seconds, wake=runtime.inbound_wake,
+    )  # fmt: skip
+    reports = ReportService.for_runtime(runtime, provider)
+    webhooks = WebhookWorker(runtime.pool, poll_interval=settings.poll_interval)
+    if settings.outbound_workers > 0:
+        lifecycle.start("outbound.delivery", outbound.run(stop, settings.outbound_workers))
+    for _ in range(settings.inbound_workers):
+        lifecycle.start("inbound.processing", processor.run(stop))
+    for _ in range(settings.webhook_workers):
+        lifecycle.start("webhooks.delivery", webhooks.run(stop))
+    watcher = CertificateWatcher(
+        [
+            WatchedIdentity("ap", runtime.identity, settings.ap_key, settings.ap_cert),
+            WatchedIdentity("smp", runtime.smp_identity, settings.smp_key, settings.smp_cert),
+        ],
+        runtime.pool,
+        interval=settings.reload_interval,
+    )
+    lifecycle.start("security.certificates", watcher.run(stop))
+    if settings.reporting_schedule:
+        lifecycle.start("duties.reporting", reports.run(stop))
+    if runtime.archive is not None:
+        archiver = Archiver(
+            runtime.pool, runtime.archive, after_days=settings.archive_after_days,
+            retention_days=settings.archive_retention_days,
+        )  # fmt: skip
+        lifecycle.start("duties.archive", archiver.run(stop, settings.archive_interval))
+    log.info("background_started", tasks=lifecycle.names)
+    return Services(provider, outbound, processor, reports, webhooks, lifecycle)

@@ -23,11 +23,12 @@ import asyncpg
 from aiohttp.test_utils import TestServer
 
 from gateway.api.app import create_app
+from gateway.api.keys import SERVICES
 from gateway.core.config import Settings, load_settings
 from gateway.core.migrate import apply_migrations
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
-from gateway.runtime import Runtime, build_runtime
+from gateway.runtime import Runtime, Services, build_runtime
 from tests.conftest import SML_ZONE, with_database
 
 
@@ -79,6 +80,7 @@ async def new_database(pg_dsn: str, template: str) -> str:
 class InProcessGateway:
     settings: Settings
     runtime: Runtime
+    services: Services
     pool: asyncpg.Pool
     url: str
     env: dict[str, str]
@@ -102,6 +104,9 @@ async def in_process_gateway(
     """A gateway app served on a loopback port of this event loop, with its outbound worker."""
     port = port or free_port()
     env = gateway_env(pki, stem, dsn, port, knot, **extra)
+    # The app starts its own background work; tests drive webhook delivery themselves.
+    env.setdefault("PEPPOL_WORKERS_OUTBOUND", "2" if workers else "0")
+    env.setdefault("PEPPOL_WORKERS_WEBHOOK", "0")
     settings = load_settings(environ=env)
     conn = await asyncpg.connect(dsn)
     try:
@@ -113,16 +118,9 @@ async def in_process_gateway(
     runtime = build_runtime(settings, pool)
     server = TestServer(create_app(settings, pool, runtime), host="127.0.0.1", port=port)
     await server.start_server()
-    stop = asyncio.Event()
-    task = None
-    if workers:
-        task = asyncio.create_task(runtime.outbound_worker().run(stop, 2))
     try:
-        yield InProcessGateway(settings, runtime, pool, f"http://127.0.0.1:{port}", env)
+        yield InProcessGateway(settings, runtime, server.app[SERVICES], pool, f"http://127.0.0.1:{port}", env)
     finally:
-        stop.set()
-        if task is not None:
-            await asyncio.wait_for(task, 10)
         await server.close()
         await runtime.close()
         await pool.close()

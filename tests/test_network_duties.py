@@ -309,8 +309,8 @@ async def test_tsr_and_eusr_count_exactly_what_was_exchanged_and_pass_the_offici
 
     await eventually(all_in)
     month = datetime.now(UTC).strftime("%Y-%m")
-    assert pair.b.runtime.reports is not None and pair.a.runtime.reports is not None
-    tsr_b = await pair.b.runtime.reports.build("TSR", month)
+    assert pair.b.services.reports is not None and pair.a.services.reports is not None
+    tsr_b = await pair.b.services.reports.build("TSR", month)
     assert tsr_b.result.valid, tsr_b.result.as_json()["errors"]
     invoice_type = str(smp.profile_services("INVOICE_AND_CREDIT_NOTE")[0].document_type.value)
     order_type = str(smp.profile_services("ORDER")[0].document_type.value)
@@ -322,7 +322,7 @@ async def test_tsr_and_eusr_count_exactly_what_was_exchanged_and_pass_the_offici
     assert counts[("PerSP-DT-PR-CC", "POP000001", invoice_type, billing, "NO", "FI")] == (2, 0)
     assert counts[("PerSP-DT-PR-CC", "POP000001", invoice_type, billing, "ZZ", "FI")] == (1, 0)
 
-    eusr_a = await pair.a.runtime.reports.build("EUSR", month)
+    eusr_a = await pair.a.services.reports.build("EUSR", month)
     assert eusr_a.result.valid, eusr_a.result.as_json()["errors"]
     full = etree.fromstring(eusr_a.content).find(f"{{{EUSR_NS}}}FullSet")
     assert full is not None
@@ -331,7 +331,7 @@ async def test_tsr_and_eusr_count_exactly_what_was_exchanged_and_pass_the_offici
 
     # The report travels like any document, to the reporting participant (here on B), and is
     # not counted itself.
-    job = await pair.a.runtime.reports.send(await pair.a.runtime.reports.build("TSR", month))
+    job = await pair.a.services.reports.send(await pair.a.services.reports.build("TSR", month))
     assert await wait_for_state(pair.a.pool, job, {"delivered", "failed"}) == "delivered"
     assert await pair.a.pool.fetchval("SELECT count(*) FROM exchanges WHERE direction = 'out'") == 2  # invoices
     stored = await pair.b.pool.fetchval("SELECT count(*) FROM inbound_messages WHERE kind = 'report'")
@@ -346,7 +346,7 @@ async def test_tsr_and_eusr_count_exactly_what_was_exchanged_and_pass_the_offici
 
 
 async def test_the_monthly_schedule_sends_each_report_once_and_again_after_a_failed_delivery(pair: Pair) -> None:
-    reports = pair.a.runtime.reports
+    reports = pair.a.services.reports
     assert reports is not None
     now = datetime.now(UTC).date()
     next_month = (now.replace(day=28) + timedelta(days=4)).replace(day=1)  # its previous month is this one

@@ -15,6 +15,7 @@ from gateway.api.answers import add_response_routes
 from gateway.api.auth import auth_middleware
 from gateway.api.documents import add_document_routes
 from gateway.api.envelope import ok
+from gateway.api.keys import SERVICES
 from gateway.api.middleware import request_context
 from gateway.api.notifications import add_notification_routes
 from gateway.api.openapi import serve_openapi
@@ -25,13 +26,11 @@ from gateway.core.metrics import METRICS, Metrics, certificate_gauge, database_g
 from gateway.core.migrate import load_migrations
 from gateway.core.version import __version__
 from gateway.directory.smp_source import DatabaseSmpSource
-from gateway.duties.archive import Archiver
 from gateway.inbound.endpoint import InboundEndpoint
-from gateway.runtime import Runtime
-from gateway.security.certificates import CertificateWatcher, WatchedIdentity
+from gateway.runtime import Runtime, start_services
 from smp import mount_smp, smp_application
 
-__all__ = ["POOL", "SETTINGS", "create_app"]
+__all__ = ["POOL", "SERVICES", "SETTINGS", "create_app"]
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -97,50 +96,20 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="text/plain", charset="utf-8", headers={"X-Content-Format": "0.0.4"})
 
 
-async def _background_work(app: web.Application) -> AsyncIterator[None]:
-    """Start-up: register this access point's SPID; then, while the app runs, the inbound
-    processor (validation, MLS, linking answers), the certificate watcher, the monthly reporting
-    schedule and the archiver."""
-    from gateway.duties.reporting import ReportService
-    from gateway.inbound.processing import InboundProcessor, ensure_provider
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    """The gateway's background work lives as long as the app: started with it, told to stop as
+    soon as shutdown begins (so deliveries end while requests drain), and awaited at cleanup."""
+    services = await start_services(app[RUNTIME])
+    app[SERVICES] = services
 
-    runtime = app[RUNTIME]
-    settings = app[SETTINGS]
-    runtime.provider = await ensure_provider(runtime.pool, runtime.identity, runtime.registrar)
-    runtime.reports = ReportService.for_runtime(runtime, runtime.provider)
-    processor = InboundProcessor(
-        runtime.pool, runtime.provider, runtime.validate, retry_window=settings.retry_window,
-        poll_interval=settings.poll_interval, lease_seconds=settings.lease_seconds,
-    )  # fmt: skip
-    runtime.processor = processor
-    watcher = CertificateWatcher(
-        [
-            WatchedIdentity("ap", runtime.identity, settings.ap_key, settings.ap_cert),
-            WatchedIdentity("smp", runtime.smp_identity, settings.smp_key, settings.smp_cert),
-        ],
-        runtime.pool,
-        interval=settings.reload_interval,
-    )
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(processor.run(stop)) for _ in range(settings.inbound_workers)]
-    tasks.append(asyncio.create_task(watcher.run(stop)))
-    if settings.reporting_schedule:
-        tasks.append(asyncio.create_task(runtime.reports.run(stop)))
-    if runtime.archive is not None:
-        archiver = Archiver(
-            runtime.pool, runtime.archive, after_days=settings.archive_after_days,
-            retention_days=settings.archive_retention_days,
-        )  # fmt: skip
-        tasks.append(asyncio.create_task(archiver.run(stop, settings.archive_interval)))
+    async def begin_stop(_: web.Application) -> None:
+        services.lifecycle.stop_event.set()
+
+    app.on_shutdown.append(begin_stop)
     yield
-    stop.set()
-    for task in tasks:
-        try:
-            await asyncio.wait_for(task, settings.shutdown_timeout)
-        except (TimeoutError, asyncio.CancelledError):
-            task.cancel()
-        except Exception as exc:  # a background task that failed must not fail the shutdown
-            log.error("background_task_failed", error=type(exc).__name__, reason=str(exc)[:300])
+    cancelled = await services.stop()
+    if cancelled:
+        log.info("gateway_released_work", tasks=cancelled)
 
 
 def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None = None) -> web.Application:
@@ -155,7 +124,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
     )
     app[SETTINGS] = settings
     app[POOL] = pool
-    app[METRICS] = Metrics()
+    app[METRICS] = runtime.metrics if runtime is not None else Metrics()
     app.router.add_get("/v1/ping", ping)
     app.router.add_get("/v1/ready", ready)
     app.router.add_get("/metrics", metrics_endpoint)
@@ -174,10 +143,10 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
             max_message_bytes=settings.max_message_bytes,
             max_payload_bytes=settings.max_payload_bytes,
             metrics=app[METRICS],
-            on_pending=lambda: runtime.processor.wake() if runtime.processor is not None else None,
+            on_pending=runtime.inbound_wake.set,
         )
         app.router.add_post("/as4", inbound.handle)
-        app.cleanup_ctx.append(_background_work)
+        app.cleanup_ctx.append(_services)
         source = DatabaseSmpSource(pool, runtime.as4_url, runtime.identity, "mailto:ops@localhost")
         smp_app = smp_application(
             source, lambda: (runtime.smp_identity.key, runtime.smp_identity.cert), None, runtime.smp_url

@@ -11,6 +11,7 @@ from aiohttp import web
 from gateway.api.accounts import RUNTIME, _json
 from gateway.api.auth import require
 from gateway.api.envelope import ApiError, ok
+from gateway.api.keys import SERVICES
 from gateway.duties import queries as duties_queries
 from gateway.duties.reporting import KINDS, ReportError, due_date
 from gateway.outbound import queries as outbound_queries
@@ -65,9 +66,10 @@ async def build_report(request: web.Request) -> web.Response:
         raise ApiError(400, "validation_error", "kind is TSR or EUSR", {"field": "kind"})
     if not isinstance(month, str):
         raise ApiError(400, "validation_error", "month is YYYY-MM", {"field": "month"})
-    service = request.app[RUNTIME].reports
-    if service is None:
+    services = request.app.get(SERVICES)
+    if services is None:
         raise ApiError(503, "unavailable", "reporting is starting")
+    service = services.reports
     try:
         report = await service.build(kind, month)
         if body.get("send") is True:

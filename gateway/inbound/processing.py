@@ -104,6 +104,7 @@ class InboundProcessor:
         retry_window: float,
         poll_interval: float = 1.0,
         lease_seconds: float = 300.0,
+        wake: Wakeup | None = None,
     ) -> None:
         self.pool = pool
         self.provider = provider
@@ -111,7 +112,7 @@ class InboundProcessor:
         self.retry_window = retry_window
         self.poll_interval = poll_interval
         self.lease_seconds = lease_seconds
-        self._wake = Wakeup()
+        self._wake = wake or Wakeup()
 
     def wake(self) -> None:
         self._wake.set()
