@@ -12,12 +12,13 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.core.errors import GatewayError
 from gateway.core.requestid import current_request_id
 
 __all__ = ["ApiError", "error_response", "ok"]
 
 
-class ApiError(Exception):
+class ApiError(GatewayError):
     """An error answered to the caller with its HTTP status and stable code."""
 
     def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:

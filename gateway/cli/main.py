@@ -21,6 +21,7 @@ from gateway.cli.operations import add_ops_commands
 from gateway.cli.report import add_report_command
 from gateway.core.config import ConfigError, Settings, load_settings
 from gateway.core.database import DatabaseUnavailable
+from gateway.core.errors import GatewayError
 from gateway.core.logs import configure_logging
 from gateway.core.migrate import MigrationError, apply_migrations
 from gateway.core.version import __version__
@@ -34,7 +35,7 @@ EXIT_USAGE = 2
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
-class CliError(Exception):
+class CliError(GatewayError):
     """A user-facing failure: printed as one line, exit status 1."""
 
 

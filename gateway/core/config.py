@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.core.errors import CoreError
+
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
 
-class ConfigError(Exception):
+class ConfigError(CoreError):
     """A configuration value is missing or invalid; the message names the setting."""
 
     def __init__(self, setting: str, problem: str) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncpg
 
 from gateway.core.config import Settings
+from gateway.core.errors import CoreError
 from gateway.core.migrate import apply_migrations
 
 __all__ = ["DatabaseUnavailable", "create_pool"]
 
 
-class DatabaseUnavailable(Exception):
+class DatabaseUnavailable(CoreError):
     """PostgreSQL could not be reached at start-up."""
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import asyncpg
 import structlog
 
+from gateway.core.errors import CoreError
+
 __all__ = ["Migration", "MigrationError", "apply_migrations", "load_migrations"]
 
 log = structlog.get_logger("gateway.core.migrate")
@@ -23,7 +25,7 @@ _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x5E9901  # advisory lock id for migrations
 
 
-class MigrationError(Exception):
+class MigrationError(CoreError):
     """A migration file is malformed or failed to apply; nothing was changed."""
 
 

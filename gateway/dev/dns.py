@@ -19,12 +19,14 @@ from types import TracebackType
 
 import structlog
 
+from gateway.dev.errors import DevError
+
 __all__ = ["KnotDns", "KnotDnsError"]
 
 log = structlog.get_logger("gateway.dev.dns")
 
 
-class KnotDnsError(Exception):
+class KnotDnsError(DevError):
     """Knot is missing or did not start."""
 
 

@@ -30,13 +30,14 @@ from types import TracebackType
 import structlog
 
 from gateway.core.config import Settings
+from gateway.dev.errors import DevError
 
 __all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "database_url", "find_pg_bindir"]
 
 log = structlog.get_logger("gateway.dev.postgres")
 
 
-class EmbeddedPostgresError(Exception):
+class EmbeddedPostgresError(DevError):
     """The embedded PostgreSQL could not be prepared, started or stopped."""
 
 
