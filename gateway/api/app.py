@@ -118,7 +118,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
         middlewares=[
             request_context,
             auth_middleware(lambda request: request.app[POOL]),
-            RateLimiter(settings.rate_limit, 60.0).middleware(),
+            RateLimiter(lambda request: request.app[POOL], settings.rate_limit, 60.0).middleware(),
         ],
         client_max_size=settings.max_message_bytes,
     )

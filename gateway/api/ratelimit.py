@@ -1,21 +1,21 @@
-"""Per-API-key rate limits (token bucket), with the usual headers and 429 + Retry-After.
+"""Per-API-key rate limits with the usual headers and 429 + Retry-After.
 
-The buckets live in the process: with N gateway processes behind a load balancer each key gets
-N times the limit, which is the usual trade for not touching the database on every request.
+The buckets are shared by every gateway process on the database (``gateway.security.limits``),
+so a key gets its limit once however many replicas serve it.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from gateway.api.auth import PRINCIPAL
 from gateway.api.envelope import ApiError
+from gateway.security.limits import RateLimit
 
 __all__ = ["RateLimiter"]
 
@@ -23,26 +23,9 @@ __all__ = ["RateLimiter"]
 class RateLimiter:
     """``limit`` requests per ``window`` seconds per API key, refilled continuously."""
 
-    def __init__(self, limit: int = 600, window: float = 60.0, max_keys: int = 100_000) -> None:
-        self.limit = limit
-        self.window = window
-        self.max_keys = max_keys
-        self._buckets: OrderedDict[Any, tuple[float, float]] = OrderedDict()
-
-    def take(self, key: Any, now: float | None = None) -> tuple[bool, int, float]:
-        """(allowed, remaining, seconds until full)."""
-        now = time.monotonic() if now is None else now
-        rate = self.limit / self.window
-        tokens, last = self._buckets.get(key, (float(self.limit), now))
-        tokens = min(float(self.limit), tokens + (now - last) * rate)
-        allowed = tokens >= 1.0
-        if allowed:
-            tokens -= 1.0
-        self._buckets[key] = (tokens, now)
-        self._buckets.move_to_end(key)
-        while len(self._buckets) > self.max_keys:
-            self._buckets.popitem(last=False)
-        return allowed, int(tokens), (self.limit - tokens) / rate
+    def __init__(self, pool: Callable[[web.Request], asyncpg.Pool], limit: int = 600, window: float = 60.0) -> None:
+        self.pool = pool
+        self.rule = RateLimit(limit, window)
 
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
         @web.middleware
@@ -50,15 +33,17 @@ class RateLimiter:
             principal = request.get(PRINCIPAL)
             if principal is None:
                 return await handler(request)  # type: ignore[no-any-return]
-            allowed, remaining, reset = self.take(principal.key_id)
+            allowance = await self.rule.take(self.pool(request), str(principal.key_id))
             headers = {
-                "X-RateLimit-Limit": str(self.limit),
-                "X-RateLimit-Remaining": str(remaining),
-                "X-RateLimit-Reset": str(math.ceil(reset)),
+                "X-RateLimit-Limit": str(self.rule.limit),
+                "X-RateLimit-Remaining": str(allowance.remaining),
+                "X-RateLimit-Reset": str(math.ceil(allowance.reset_seconds)),
             }
-            if not allowed:
-                retry = math.ceil(1 / (self.limit / self.window))
-                error = ApiError(429, "rate_limit_exceeded", f"more than {self.limit} requests in {self.window:g}s")
+            if not allowance.allowed:
+                retry = math.ceil(1 / self.rule.rate)
+                error = ApiError(
+                    429, "rate_limit_exceeded", f"more than {self.rule.limit} requests in {self.rule.window:g}s"
+                )
                 error.headers = {**headers, "Retry-After": str(retry)}  # type: ignore[attr-defined]
                 raise error
             response = await handler(request)
