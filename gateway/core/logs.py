@@ -27,8 +27,9 @@ def redact_credentials(logger: WrappedLogger, method: str, event_dict: EventDict
     return {key: redact(value) for key, value in event_dict.items()}
 
 
-class _RedactingFormatter(logging.Formatter):
-    """Standard library records (asyncio, aiohttp, asyncpg) get the same masking."""
+class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
+    """Standard library records (asyncio, aiohttp, asyncpg) rendered like structlog's lines, in the
+    same format and with the same masking; the final mask also covers what a renderer adds."""
 
     def format(self, record: logging.LogRecord) -> str:
         return mask_url_credentials(super().format(record))
@@ -37,11 +38,13 @@ class _RedactingFormatter(logging.Formatter):
 def configure_logging(fmt: str = "console", level: str = "info") -> None:
     """Configure structlog and the standard library logging it feeds into."""
     numeric = logging.getLevelNamesMapping()[level.upper()]
-    processors: list[structlog.types.Processor] = [
+    enrich: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    safe: list[structlog.types.Processor] = [
         # A plain traceback (the standard library's, never with locals) as text in "exception",
         # rendered before the masking so the masking sees it; the console renderer prints it.
         structlog.processors.format_exc_info,
@@ -55,11 +58,16 @@ def configure_logging(fmt: str = "console", level: str = "info") -> None:
             colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
         )
     structlog.configure(
-        processors=[*processors, renderer],
+        processors=[*enrich, *safe, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter("%(message)s"))
+    handler.setFormatter(
+        _RedactingFormatter(
+            foreign_pre_chain=[*enrich, structlog.stdlib.add_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *safe, renderer],
+        )
+    )
     logging.basicConfig(level=max(numeric, logging.WARNING), handlers=[handler])
