@@ -32,9 +32,15 @@ from gateway.core.config import Settings
 from gateway.core.logs import configure_logging
 from gateway.dev.pki import DevPki
 from gateway.dev.postgres import EmbeddedPostgres
+from tests.as4_support import build, header
 
 SENTINEL = "Sup3rS3cretValue"
 _SECRET_NAME = re.compile(r"password|secret|key|token|dsn|credential|url", re.IGNORECASE)
+
+
+def _settings(name: str, value: str) -> Settings:
+    values: dict[str, typing.Any] = {name: value}
+    return Settings(**values)
 
 
 def _str_fields() -> list[dataclasses.Field[typing.Any]]:
@@ -47,7 +53,7 @@ def test_every_secret_looking_setting_is_marked_and_printed_masked() -> None:
     assert {f.name for f in secret_named} >= {"sml_update_key", "archive_s3_secret_key", "archive_s3_access_key"}
     for field in secret_named:
         assert "mask" in field.metadata, f"{field.name} looks secret: declare it with _secret()"
-        settings = Settings(**{field.name: f"keyname:{SENTINEL}"})
+        settings = _settings(field.name, f"keyname:{SENTINEL}")
         for printed in (repr(settings), str(settings), f"{settings}", repr([settings])):
             assert SENTINEL not in printed, field.name
         assert getattr(settings, field.name) == f"keyname:{SENTINEL}"  # the value itself stays usable
@@ -55,7 +61,7 @@ def test_every_secret_looking_setting_is_marked_and_printed_masked() -> None:
 
 def test_every_url_setting_prints_its_password_masked() -> None:
     for field in _str_fields():
-        settings = Settings(**{field.name: f"postgresql://someone:{SENTINEL}@db.example:5432/gateway"})
+        settings = _settings(field.name, f"postgresql://someone:{SENTINEL}@db.example:5432/gateway")
         assert SENTINEL not in repr(settings), field.name
 
 
@@ -170,8 +176,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
+def _get(
+    url: str, headers: dict[str, str] | None = None, data: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers or {}, data=data)
     try:
         with urllib.request.urlopen(request, timeout=10) as r:
             return int(r.status), dict(r.headers), r.read()
@@ -239,6 +247,15 @@ def test_database_down_answers_503_and_logs_no_secret_in_either_format(tmp_path:
                 assert body["success"] is False
                 assert body["error"]["code"] == "database_unavailable"
             assert _get(f"http://127.0.0.1:{port}/v1/ping")[0] == 503
+            # another access point sends a real message: it must be told to retry, not refused
+            message = build(
+                dev_pki.access_points["ap2"], dev_pki.access_points["ap1"], header=header("POP000002", "POP000001")
+            )
+            status, headers, raw = _get(
+                f"http://127.0.0.1:{port}/as4", {"Content-Type": message.content_type}, bytes(message.body)
+            )
+            assert status == 503, raw[:500]
+            assert headers["Retry-After"] == "5"
         time.sleep(1.0)  # the background workers meet the outage too
     finally:
         for _, proc, _ in gateways.values():
