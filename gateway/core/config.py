@@ -61,6 +61,10 @@ class Settings:
     """All configuration of one gateway process. Printing it (repr, str, a log field, a
     traceback) masks every secret setting and every password in a URL."""
 
+    def __repr__(self) -> str:
+        shown = (f"{f.name}={_shown(f, getattr(self, f.name))!r}" for f in dataclasses.fields(self) if f.repr)
+        return f"{type(self).__name__}({', '.join(shown)})"
+
     # [database]
     database_url: str | None = _secret(mask_url_credentials)
     data_dir: Path = Path(".data")
@@ -129,10 +133,6 @@ class Settings:
     # [limits]
     max_message_bytes: int = 110 * 1024 * 1024
     max_payload_bytes: int = 200 * 1024 * 1024
-
-    def __repr__(self) -> str:
-        shown = (f"{f.name}={_shown(f, getattr(self, f.name))!r}" for f in dataclasses.fields(self) if f.repr)
-        return f"{type(self).__name__}({', '.join(shown)})"
 
 
 # (field, section, key, parser). The parser turns a raw value (str from the environment,
