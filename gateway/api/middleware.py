@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import time
 
+import asyncpg
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -11,6 +14,7 @@ from aiohttp.typedefs import Handler
 from gateway.api.envelope import ApiError, error_response
 from gateway.core import tracing
 from gateway.core.metrics import METRICS
+from gateway.core.redact import mask_url_credentials
 from gateway.core.requestid import new_request_id, request_id_var
 
 __all__ = ["request_context"]
@@ -26,6 +30,36 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+
+RETRY_AFTER_SECONDS = 5  # how soon a caller (an API client, an AS4 sender) should try again
+
+_UNREACHABLE_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH, errno.ENETUNREACH,
+     errno.ETIMEDOUT, errno.EPIPE, errno.EHOSTDOWN, errno.ENETDOWN}
+)  # fmt: skip
+_DATABASE_DOWN = (
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, and a connection lost mid-query
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up (57P*)
+    asyncpg.TooManyConnectionsError,
+    ConnectionError,  # refused, reset, aborted, broken pipe
+    TimeoutError,  # connect timeout, pool acquire timeout
+    socket.gaierror,  # the database host name does not resolve
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the database cannot be reached right now: a
+    temporary condition the caller should retry, not a fault of the request or the code."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, _DATABASE_DOWN):
+            return True
+        if isinstance(seen, OSError) and seen.errno in _UNREACHABLE_ERRNOS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @web.middleware
@@ -61,9 +95,20 @@ async def _answer(request: web.Request, handler: Handler, route: str) -> web.Str
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
         response = error_response(ApiError(exc.status, code, exc.reason))
-    except Exception:
-        log.exception("request_failed", method=request.method, path=request.path)
-        response = error_response(ApiError(500, "internal_error", "internal server error"))
+    except Exception as exc:
+        if database_unavailable(exc):
+            # Expected while the database is down or restarting: one line, no traceback.
+            log.warning(
+                "database_unavailable", method=request.method, path=request.path,
+                error=type(exc).__name__, reason=mask_url_credentials(str(exc))[:300],
+            )  # fmt: skip
+            response = error_response(
+                ApiError(503, "database_unavailable", "the database is unavailable, try again shortly")
+            )
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        else:
+            log.exception("request_failed", method=request.method, path=request.path)
+            response = error_response(ApiError(500, "internal_error", "internal server error"))
     elapsed = time.perf_counter() - started
     metrics = request.app.get(METRICS)
     if metrics is not None:

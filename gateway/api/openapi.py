@@ -100,6 +100,7 @@ def openapi_document() -> dict[str, Any]:
                                 "rate_limit_exceeded",
                                 "company_not_verified",
                                 "internal_error",
+                                "database_unavailable",
                             ],
                         },
                         "message": {"type": "string"},

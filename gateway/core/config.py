@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.core.errors import CoreError
+from gateway.core.redact import MASK, mask_url_credentials
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -34,12 +35,39 @@ def _env_name(section: str, key: str) -> str:
     return f"PEPPOL_{section}_{key}".upper()
 
 
+def _hide(value: str) -> str:
+    return MASK
+
+
+def _hide_tsig_secret(value: str) -> str:
+    name, _, _ = value.partition(":")
+    return f"{name}:{MASK}"
+
+
+def _secret(mask: Callable[[str], str] = _hide) -> Any:
+    """A setting that holds a credential: printed through ``mask``, never as it is."""
+    return dataclasses.field(default=None, metadata={"mask": mask})
+
+
+def _shown(field: dataclasses.Field[Any], value: Any) -> Any:
+    """A setting's value as printed: a secret masked, the password of any URL masked."""
+    if isinstance(value, str):
+        mask: Callable[[str], str] | None = field.metadata.get("mask")
+        return mask(value) if mask is not None else mask_url_credentials(value)
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
-    """All configuration of one gateway process."""
+    """All configuration of one gateway process. Printing it (repr, str, a log field, a
+    traceback) masks every secret setting and every password in a URL."""
+
+    def __repr__(self) -> str:
+        shown = (f"{f.name}={_shown(f, getattr(self, f.name))!r}" for f in dataclasses.fields(self) if f.repr)
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     # [database]
-    database_url: str | None = None
+    database_url: str | None = _secret(mask_url_credentials)
     data_dir: Path = Path(".data")
     database_pool_min: int = 1
     database_pool_max: int = 10
@@ -68,7 +96,7 @@ class Settings:
     sml_zone: str = "test"
     sml_dns: str | None = None
     sml_update_server: str | None = None
-    sml_update_key: str | None = None
+    sml_update_key: str | None = _secret(_hide_tsig_secret)
     # [workers]
     outbound_workers: int = 2
     webhook_workers: int = 1
@@ -98,8 +126,8 @@ class Settings:
     archive_target: str | None = None  # file:///path or s3://bucket/prefix
     archive_s3_endpoint: str | None = None
     archive_s3_region: str = "us-east-1"
-    archive_s3_access_key: str | None = None
-    archive_s3_secret_key: str | None = None
+    archive_s3_access_key: str | None = _secret()
+    archive_s3_secret_key: str | None = _secret()
     archive_after_days: float = 90.0
     archive_retention_days: float = 3653.0
     archive_interval: float = 3600.0
