@@ -27,8 +27,9 @@ import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.api.middleware import database_unavailable, request_context
+from gateway.api.middleware import request_context
 from gateway.core.config import Settings
+from gateway.core.database import database_unavailable
 from gateway.core.logs import configure_logging
 from gateway.dev.pki import DevPki
 from gateway.dev.postgres import EmbeddedPostgres

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import errno
-import socket
 import time
 
-import asyncpg
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.api.envelope import ApiError, error_response
 from gateway.core import tracing
+from gateway.core.database import database_unavailable
 from gateway.core.metrics import METRICS
 from gateway.core.redact import mask_url_credentials
 from gateway.core.requestid import new_request_id, request_id_var
@@ -32,34 +30,6 @@ _HTTP_CODES = {
 }
 
 RETRY_AFTER_SECONDS = 5  # how soon a caller (an API client, an AS4 sender) should try again
-
-_UNREACHABLE_ERRNOS = frozenset(
-    {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH, errno.ENETUNREACH,
-     errno.ETIMEDOUT, errno.EPIPE, errno.EHOSTDOWN, errno.ENETDOWN}
-)  # fmt: skip
-_DATABASE_DOWN = (
-    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, and a connection lost mid-query
-    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up (57P*)
-    asyncpg.TooManyConnectionsError,
-    ConnectionError,  # refused, reset, aborted, broken pipe
-    TimeoutError,  # connect timeout, pool acquire timeout
-    socket.gaierror,  # the database host name does not resolve
-)
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) says the database cannot be reached right now: a
-    temporary condition the caller should retry, not a fault of the request or the code."""
-    seen: BaseException | None = exc
-    for _ in range(4):
-        if seen is None:
-            return False
-        if isinstance(seen, _DATABASE_DOWN):
-            return True
-        if isinstance(seen, OSError) and seen.errno in _UNREACHABLE_ERRNOS:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 @web.middleware

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import asyncpg
 
 from gateway.core.config import Settings
 from gateway.core.errors import CoreError
 from gateway.core.migrate import apply_migrations
 
-__all__ = ["DatabaseUnavailable", "create_pool"]
+__all__ = ["DatabaseUnavailable", "create_pool", "database_unavailable"]
 
 
 class DatabaseUnavailable(CoreError):
@@ -34,3 +37,32 @@ async def create_pool(settings: Settings, dsn: str, *, migrate: bool = True) -> 
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
     assert pool is not None
     return pool
+
+
+_UNREACHABLE_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH, errno.ENETUNREACH,
+     errno.ETIMEDOUT, errno.EPIPE, errno.EHOSTDOWN, errno.ENETDOWN}
+)  # fmt: skip
+_DATABASE_DOWN = (
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, and a connection lost mid-query
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up (57P*)
+    asyncpg.TooManyConnectionsError,
+    ConnectionError,  # refused, reset, aborted, broken pipe
+    TimeoutError,  # connect timeout, pool acquire timeout
+    socket.gaierror,  # the database host name does not resolve
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the database cannot be reached right now: a
+    temporary condition the caller should retry, not a fault of the request or the code."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, _DATABASE_DOWN):
+            return True
+        if isinstance(seen, OSError) and seen.errno in _UNREACHABLE_ERRNOS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

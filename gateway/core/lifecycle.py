@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 
+from gateway.core.database import database_unavailable
+
 __all__ = ["Lifecycle", "Step", "Wakeup", "run_loop"]
 
 log = structlog.get_logger("gateway.core.lifecycle")
@@ -25,7 +27,13 @@ Step = Callable[[], Awaitable[bool]]
 
 # Errors a step meets when the database or the network goes away for a while: logged as a
 # warning, the loop goes on. Anything else is logged as an error, and the loop still goes on.
-_EXPECTED = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+_EXPECTED = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    TimeoutError,
+)
 
 
 class Wakeup:
@@ -80,11 +88,13 @@ async def run_loop(
             worked = await step()
         except asyncio.CancelledError:
             raise
-        except _EXPECTED as exc:
-            log.warning("background_step_failed", task=name, error=type(exc).__name__)
-            worked = False
-        except Exception as exc:  # one bad step must not end the task
-            log.error("background_step_crashed", task=name, error=type(exc).__name__, reason=str(exc)[:300])
+        except Exception as exc:
+            if not (database_unavailable(exc) or isinstance(exc, _EXPECTED)):
+                log.error(
+                    "background_step_crashed", task=name, error=type(exc).__name__, reason=str(exc)[:300]
+                )  # one bad step must not end the task
+            else:
+                log.warning("background_step_failed", task=name, error=type(exc).__name__)
             worked = False
         if worked:
             await asyncio.sleep(0)  # let the rest of the process breathe between steps
