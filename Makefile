@@ -10,7 +10,7 @@ CONTAINER  ?= podman
 BASE_IMAGE ?= docker.io/library/python:3.11-slim-bookworm
 IMAGE      ?= localhost/peppol-gateway:dev
 
-.PHONY: run test lint bench system-deps venv pki image clean
+.PHONY: run test test-unit lint bench system-deps venv pki image clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,10 +35,15 @@ test: system-deps $(STAMP)
 	@bash .ci/k8s-tools
 	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
+# The unit tier alone: pure code, no system packages, no PostgreSQL, no processes; seconds.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: system-deps $(STAMP)
 	@bash .ci/peers

@@ -1,0 +1,125 @@
+"""`peppol-gateway sandbox` (what `make run` starts): a whole local network from one command,
+used through its own CLI the way the README says, and stopped without leaving a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.support.paths import EXAMPLES
+
+
+def _processes_under(folder: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if folder in cmdline and "State:\tZ" not in status:
+            found.append(cmdline)
+    return found
+
+
+def _api(
+    base: str, path: str, *, token: str = "", body: bytes | None = None, form: dict[str, str] | None = None
+) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if form is not None:
+        body = urllib.parse.urlencode(form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    elif body is not None:
+        headers["Content-Type"] = "application/xml"
+    request = urllib.request.Request(base + path, data=body, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_sandbox_delivers_an_invoice_between_its_two_access_points(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PEPPOL_DATABASE_DATA_DIR": str(tmp_path / ".data"),
+        "PEPPOL_LOG_LEVEL": "warning",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "sandbox"], cwd=tmp_path, env={**env, "PYTHONPATH": str(Path.cwd())},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    facts_file = tmp_path / ".sandbox" / "sandbox.json"
+    try:
+        deadline = time.monotonic() + 90
+        while not facts_file.exists():
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the sandbox did not come up"
+            time.sleep(0.2)
+        facts = json.loads(facts_file.read_text())
+        a, b = facts["access_points"]
+        assert (a["name"], a["seat_id"], b["seat_id"]) == ("AP-A", "POP000001", "POP000002")
+        assert {c["participant_id"] for c in facts["companies"]} == {
+            "iso6523-actorid-upis::0192:991825827",
+            "iso6523-actorid-upis::0216:003720774740",
+            "iso6523-actorid-upis::9925:be0848934496",  # the reporting stand-in
+        }
+        cli = [sys.executable, "-m", "gateway.cli"]
+        sent = subprocess.run(
+            [*cli, "--config", a["config"], "send", str(EXAMPLES / "invoice.xml"), "--json"],
+            capture_output=True, text=True, check=False, cwd=tmp_path, env={**env, "PYTHONPATH": str(Path.cwd())},
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert json.loads(sent.stdout)["state"] == "delivered"
+        box = subprocess.run(
+            [*cli, "--config", b["config"], "mailbox"], capture_output=True, text=True, check=False,
+            cwd=tmp_path, env={**env, "PYTHONPATH": str(Path.cwd())},
+        )  # fmt: skip
+        assert "Suomen Osto Oy" in box.stdout and "from 0192:991825827 via POP000001" in box.stdout
+        # Over the REST API, asking for a Message Level Status: AP-B sends one back to AP-A's
+        # SPID, and the sent document shows it.
+        norway = next(c for c in facts["companies"] if c["participant_id"].endswith("0192:991825827"))
+        token = _api(a["api_url"], "/oauth2/token", form={
+            "grant_type": "client_credentials", "client_id": norway["company_id"], "client_secret": norway["api_key"],
+        })["access_token"]  # fmt: skip
+        sent = _api(
+            a["api_url"], "/v1/documents?mls_type=ALWAYS_SEND", token=token,
+            body=(EXAMPLES / "invoice.xml").read_bytes(),
+        )["data"]  # fmt: skip
+        deadline = time.monotonic() + 60
+        while (doc := _api(a["api_url"], f"/v1/documents/{sent['id']}", token=token)["data"])["status"] != "accepted":
+            assert time.monotonic() < deadline, doc
+            time.sleep(0.2)
+        assert doc["mls"]["code"] == "AB"
+        # The monthly report travels the whole path too: to the reporting stand-in on AP-B.
+        report = subprocess.run(
+            [*cli, "--config", a["config"], "report", "tsr", "--send", "--month", time.strftime("%Y-%m", time.gmtime())],
+            capture_output=True, text=True,
+            check=False, cwd=tmp_path, env={**env, "PYTHONPATH": str(Path.cwd())},
+        )  # fmt: skip
+        assert report.returncode == 0, report.stdout + report.stderr
+        assert json.loads(report.stdout)["state"] == "delivered"
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    from gateway.dev.postgres import EmbeddedPostgres
+
+    cluster = EmbeddedPostgres(tmp_path / ".data").base  # relocated when postgres cannot enter tmp
+    try:
+        deadline = time.monotonic() + 10
+        while (_processes_under(str(tmp_path)) or _processes_under(str(cluster))) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_under(str(tmp_path)) == []
+        assert _processes_under(str(cluster)) == []
+    finally:
+        if cluster != tmp_path / ".data":
+            import shutil
+
+            shutil.rmtree(cluster, ignore_errors=True)
