@@ -19,6 +19,8 @@ from types import TracebackType
 
 import structlog
 
+from gateway.core.process import parent_death_signal
+
 __all__ = ["KnotDns", "KnotDnsError"]
 
 log = structlog.get_logger("gateway.dev.dns")
@@ -115,6 +117,7 @@ class KnotDns:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log_file,
+                preexec_fn=parent_death_signal(signal.SIGTERM),  # ends with us, even after SIGKILL
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
