@@ -190,3 +190,36 @@ def test_sandbox_whose_access_point_dies_says_which_and_exits_non_zero(tmp_path:
             import shutil
 
             shutil.rmtree(cluster, ignore_errors=True)
+
+
+def test_sandbox_killed_outright_leaves_no_process(tmp_path: Path) -> None:
+    from gateway.dev.postgres import EmbeddedPostgres
+
+    proc = _start_sandbox(tmp_path)
+    facts_file = tmp_path / ".sandbox" / "sandbox.json"
+    try:
+        deadline = time.monotonic() + 90
+        while not facts_file.exists():
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the sandbox did not come up"
+            time.sleep(0.2)
+        time.sleep(0.5)  # the facts are written just before the sandbox settles in its loop
+        assert _processes_under(str(tmp_path))  # the access points and Knot
+        os.kill(proc.pid, signal.SIGKILL)  # the sandbox only, not the processes it started
+        proc.communicate(timeout=40)  # EOF once every process holding its output is gone
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    cluster = EmbeddedPostgres(tmp_path / ".data").base
+    try:
+        deadline = time.monotonic() + 30
+        while (_processes_under(str(tmp_path)) or _processes_under(str(cluster))) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_under(str(tmp_path)) == []
+        assert _processes_under(str(cluster)) == []
+    finally:
+        if cluster != tmp_path / ".data":
+            import shutil
+
+            shutil.rmtree(cluster, ignore_errors=True)
