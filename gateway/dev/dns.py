@@ -19,6 +19,7 @@ from types import TracebackType
 
 import structlog
 
+from gateway.core.process import parent_death_signal
 from gateway.dev.errors import DevError
 
 __all__ = ["KnotDns", "KnotDnsError"]
@@ -117,6 +118,7 @@ class KnotDns:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log_file,
+                preexec_fn=parent_death_signal(signal.SIGTERM),  # ends with us, even after SIGKILL
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -6,7 +6,8 @@ one folder (``<base>/pg``), listens on 127.0.0.1 on a free port and on a Unix so
 
 Nothing is left behind: the server runs in its own session (so a Ctrl-C to the terminal does not
 race our own orderly stop), a small watchdog process stops it when the owning process dies even
-by SIGKILL, and a stale server from an earlier crash is stopped at the next start.
+by SIGKILL (it watches the data folder, so a restarted server is stopped too), and a stale
+server from an earlier crash is stopped at the next start.
 """
 
 from __future__ import annotations
@@ -293,20 +294,39 @@ class EmbeddedPostgres:
         self.stop()
 
 
-def _watch(parent: int, bindir: str, data: str, as_root: bool) -> None:
-    """Stop the cluster in ``data`` as soon as ``parent`` is gone; exit when the server is."""
+def _server_running(data: Path) -> bool:
+    """Whether a postmaster runs in ``data`` now: its current pid file names a live process.
+    Read afresh each time, as a restarted server writes a new one."""
+    try:
+        pid = int((data / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return _pid_alive(pid)
+
+
+def _watch(parent: int, bindir: str, data: str, as_root: bool, *, interval: float = 0.3, settle: float = 3.0) -> None:
+    """Stop the cluster in ``data`` as soon as ``parent`` is gone, then exit.
+
+    The watch is on the data folder, not on one server process: the server may be restarted
+    (``pg_ctl restart``, a reload of settings that need one) while its owner runs, and a pause
+    with no server is not the end. The owner ends the watch when it stops the cluster itself;
+    a folder that was removed ends it too. After the owner died, a server that was just coming
+    up when the first stop ran is stopped as well."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    pidfile = Path(data) / "postmaster.pid"
-    while True:
-        time.sleep(0.3)
-        if not pidfile.exists():
+    folder = Path(data)
+    while os.getppid() == parent and _pid_alive(parent):
+        if not (folder / "PG_VERSION").exists():
             return
-        if not _pid_alive(parent):
-            cmd = [f"{bindir}/pg_ctl", "-D", data, "-m", "fast", "-w", "stop"]
-            if as_root:
-                cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        time.sleep(interval)
+    cmd = [f"{bindir}/pg_ctl", "-D", data, "-m", "fast", "-w", "stop"]
+    if as_root:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < settle:
+        if _server_running(folder):
             subprocess.run(cmd, capture_output=True, check=False)
-            return
+            quiet_since = time.monotonic()
+        time.sleep(interval)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,11 @@
 One embedded PostgreSQL (a database per access point), a Knot DNS server as the SML zone, and two
 access points, AP-A and AP-B, each a ``peppol-gateway serve`` process with its own certificate,
 database and SMP. Demo companies are registered on each and published in SMP and SML. The facts
-go to ``.sandbox/sandbox.json``; Ctrl-C stops everything.
+go to ``.sandbox/sandbox.json``; Ctrl-C stops everything (exit status 0).
+
+If an access point dies, the sandbox logs which one (name, pid, exit code or signal), stops the
+rest of the network and exits with status 3 (:data:`EXIT_ACCESS_POINT_DIED`). The access points
+and DNS server end by themselves if the sandbox itself is killed outright.
 """
 
 from __future__ import annotations
@@ -29,16 +33,18 @@ import structlog
 import smp
 from gateway.api.auth import create_api_key, create_operator
 from gateway.core.migrate import apply_migrations
+from gateway.core.process import parent_death_signal
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import create_dev_pki, dev_pki_complete
 from gateway.dev.postgres import EmbeddedPostgres
 from gateway.directory import queries as directory_queries
 
-__all__ = ["run_sandbox"]
+__all__ = ["EXIT_ACCESS_POINT_DIED", "run_sandbox"]
 
 log = structlog.get_logger("gateway.dev.sandbox")
 
 ZONE = "sml.sandbox.test"
+EXIT_ACCESS_POINT_DIED = 3  # an access point exited while the network ran
 
 
 @dataclass(frozen=True)
@@ -192,6 +198,17 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) ->
     raise RuntimeError(f"{url} did not come up")
 
 
+def describe_exit(returncode: int) -> dict[str, int | str]:
+    """Log fields for how a child process ended: its exit code, or the signal that killed it."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = str(-returncode)
+        return {"signal": name}
+    return {"exit_code": returncode}
+
+
 def run_sandbox(root: Path, data_dir: Path) -> int:
     """Run the network until SIGINT/SIGTERM; returns the exit status."""
     stop = {"now": False}
@@ -256,6 +273,8 @@ def run_sandbox(root: Path, data_dir: Path) -> int:
                 [sys.executable, "-m", "gateway.cli", "--config", str(config), "serve"],
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                # SIGTERM, the orderly stop, if the sandbox dies without stopping it
+                preexec_fn=parent_death_signal(signal.SIGTERM),
             )
             processes.append(proc)
             access_points.append(
@@ -291,13 +310,15 @@ def run_sandbox(root: Path, data_dir: Path) -> int:
         facts_file.write_text(json.dumps(facts, indent=2) + "\n")
         os.chmod(facts_file, 0o600)
         _announce(facts, root)
+        status = 0
         while not stop["now"]:
             for ap, proc in zip(ACCESS_POINTS, processes, strict=True):
                 if proc.poll() is not None:
-                    log.error("sandbox_access_point_exited", name=ap.name, status=proc.returncode)
+                    log.error("sandbox_access_point_died", name=ap.name, pid=proc.pid, **describe_exit(proc.returncode))
+                    status = EXIT_ACCESS_POINT_DIED
                     stop["now"] = True
             time.sleep(0.2)
-        return 0
+        return status
     finally:
         for proc in processes:
             if proc.poll() is None:

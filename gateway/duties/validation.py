@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import multiprocessing
+import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +27,7 @@ from lxml import etree
 
 import as4
 from as4._xml import parse_xml
+from gateway.core.process import exit_with_parent
 
 __all__ = ["Finding", "ValidationResult", "Validator", "validate_document", "validate_report"]
 
@@ -169,17 +171,21 @@ def validate_document(data: bytes) -> ValidationResult:
     return ValidationResult(valid, root.tag, run, skipped, findings, dict(art.versions))
 
 
-def _worker_ignores_stop_signals() -> None:
+def _worker_init(gateway_pid: int) -> None:
     """A signal to the whole process group (systemd, Kubernetes, Ctrl-C) stops the gateway, which
-    then shuts its pool down; the workers must not die under requests still in flight."""
+    then shuts its pool down; the workers must not die under requests still in flight. A gateway
+    that dies without shutting down (SIGKILL) takes its workers with it: each holds hundreds of
+    megabytes and would otherwise live on as an orphan."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent(gateway_pid)
 
 
 class Validator:
     """Runs :func:`validate_document` in a process pool, off the event loop. The workers are
     spawned, not forked: a fork of a process that has already run SaxonC (its native runtime)
-    can die in the child. A pool whose worker died (killed, out of memory) is replaced once."""
+    can die in the child. A pool whose worker died (killed, out of memory) is replaced once. The
+    workers exit when the gateway process dies; use the validator from the event loop's thread."""
 
     def __init__(self, processes: int = 2) -> None:
         self.processes = processes
@@ -189,7 +195,8 @@ class Validator:
         return ProcessPoolExecutor(
             max_workers=self.processes,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_ignores_stop_signals,
+            initializer=_worker_init,
+            initargs=(os.getpid(),),
         )
 
     async def _run(self, function: Any, data: bytes) -> ValidationResult:

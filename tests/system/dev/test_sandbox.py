@@ -123,3 +123,107 @@ def test_sandbox_delivers_an_invoice_between_its_two_access_points(tmp_path: Pat
             import shutil
 
             shutil.rmtree(cluster, ignore_errors=True)
+
+
+def _start_sandbox(tmp_path: Path) -> subprocess.Popen[bytes]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PEPPOL_DATABASE_DATA_DIR": str(tmp_path / ".data"),
+        "PEPPOL_LOG_LEVEL": "warning",
+        "PYTHONPATH": str(Path.cwd()),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "sandbox"], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def _child_serving(parent: int, config: str) -> int:
+    """The pid of the ``serve`` child of ``parent`` using ``config``, or 0."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and config in cmdline and " serve" in cmdline:
+            return int(entry.name)
+    return 0
+
+
+def test_sandbox_whose_access_point_dies_says_which_and_exits_non_zero(tmp_path: Path) -> None:
+    from gateway.dev.postgres import EmbeddedPostgres
+    from gateway.dev.sandbox import EXIT_ACCESS_POINT_DIED
+
+    proc = _start_sandbox(tmp_path)
+    facts_file = tmp_path / ".sandbox" / "sandbox.json"
+    try:
+        deadline = time.monotonic() + 90
+        while not facts_file.exists():
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the sandbox did not come up"
+            time.sleep(0.2)
+        b = json.loads(facts_file.read_text())["access_points"][1]
+        assert b["name"] == "AP-B"
+        ap_b = _child_serving(proc.pid, b["config"])
+        if not ap_b:
+            os.killpg(proc.pid, signal.SIGINT)
+            raise AssertionError("AP-B is not running: " + proc.communicate(timeout=60)[0].decode()[-3000:])
+        os.kill(ap_b, signal.SIGKILL)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=60)
+    text = output.decode(errors="replace")
+    assert proc.returncode == EXIT_ACCESS_POINT_DIED != 0, text[-3000:]
+    died = [line for line in text.splitlines() if "sandbox_access_point_died" in line]
+    assert len(died) == 1, text[-3000:]
+    assert "AP-B" in died[0] and f"pid={ap_b}" in died[0] and "SIGKILL" in died[0], died[0]
+    cluster = EmbeddedPostgres(tmp_path / ".data").base
+    try:
+        deadline = time.monotonic() + 10
+        while (_processes_under(str(tmp_path)) or _processes_under(str(cluster))) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_under(str(tmp_path)) == []
+        assert _processes_under(str(cluster)) == []
+    finally:
+        if cluster != tmp_path / ".data":
+            import shutil
+
+            shutil.rmtree(cluster, ignore_errors=True)
+
+
+def test_sandbox_killed_outright_leaves_no_process(tmp_path: Path) -> None:
+    from gateway.dev.postgres import EmbeddedPostgres
+
+    proc = _start_sandbox(tmp_path)
+    facts_file = tmp_path / ".sandbox" / "sandbox.json"
+    try:
+        deadline = time.monotonic() + 90
+        while not facts_file.exists():
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the sandbox did not come up"
+            time.sleep(0.2)
+        time.sleep(0.5)  # the facts are written just before the sandbox settles in its loop
+        assert _processes_under(str(tmp_path))  # the access points and Knot
+        os.kill(proc.pid, signal.SIGKILL)  # the sandbox only, not the processes it started
+        proc.communicate(timeout=40)  # EOF once every process holding its output is gone
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    cluster = EmbeddedPostgres(tmp_path / ".data").base
+    try:
+        deadline = time.monotonic() + 30
+        while (_processes_under(str(tmp_path)) or _processes_under(str(cluster))) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_under(str(tmp_path)) == []
+        assert _processes_under(str(cluster)) == []
+    finally:
+        if cluster != tmp_path / ".data":
+            import shutil
+
+            shutil.rmtree(cluster, ignore_errors=True)
