@@ -13,10 +13,10 @@ import aiohttp
 import pytest
 
 from gateway.api.app import create_app
-from gateway.api.auth import create_operator
 from gateway.api.openapi import openapi_document
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
+from gateway.security.credentials import create_operator
 from tests.gateways import in_process_gateway, new_database
 from tests.test_api import token
 

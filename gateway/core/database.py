@@ -7,7 +7,7 @@ import asyncpg
 from gateway.core.config import Settings
 from gateway.core.migrate import apply_migrations
 
-__all__ = ["DatabaseUnavailable", "create_pool"]
+__all__ = ["DatabaseUnavailable", "create_databases", "create_pool"]
 
 
 class DatabaseUnavailable(Exception):
@@ -33,3 +33,11 @@ async def create_pool(settings: Settings, dsn: str, *, migrate: bool = True) -> 
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
     assert pool is not None
     return pool
+
+
+async def create_databases(conn: asyncpg.Connection, names: list[str]) -> None:
+    """Create the databases that do not exist yet (one server holding several gateways)."""
+    existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+    for name in names:
+        if name not in existing:
+            await conn.execute(f'CREATE DATABASE "{name}"')
