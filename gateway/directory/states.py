@@ -18,8 +18,8 @@ __all__ = ["PROFILE_MOVES", "ProfileStatus", "check_move"]
 class ProfileStatus(enum.StrEnum):
     PENDING = "pending"
     ACTIVE = "active"
-    FAILED = "failed"
     REMOVED = "removed"
+    FAILED = "failed"
 
 
 PROFILE_MOVES: Mapping[ProfileStatus, frozenset[ProfileStatus]] = {
