@@ -19,10 +19,10 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from gateway.api.auth import create_api_key, create_operator
 from gateway.core.migrate import apply_migrations
 from gateway.dev.pki import create_dev_pki
 from gateway.dev.postgres import EmbeddedPostgres
+from gateway.security.credentials import create_api_key, create_operator
 from gateway.webhooks.delivery import WebhookWorker
 
 ROOT = Path(__file__).parent.parent

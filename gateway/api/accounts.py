@@ -8,28 +8,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-import smp
-from gateway.api.auth import (
-    OAuthError,
-    Principal,
-    create_api_key,
-    issue_token,
-    key_status,
-    require,
-    require_company_access,
-)
+from gateway.api.auth import OAuthError, Principal, require, require_company_access
 from gateway.api.envelope import ApiError, ok
 from gateway.directory import queries as directory_queries
-from gateway.directory.participants import default_participant
+from gateway.directory import registration
+from gateway.directory.companies import policy_changes
+from gateway.directory.errors import Conflict, Invalid, NotFound
+from gateway.directory.profiles import DEFAULT_VERSION, profile_view
+from gateway.directory.queries import Company
 from gateway.runtime import Runtime
+from gateway.security import queries as security_queries
+from gateway.security.credentials import create_api_key, issue_token, key_status
+from gateway.security.errors import InvalidClient, InvalidScope
+from gateway.security.queries import ApiKey
 
-__all__ = ["add_account_routes"]
-
-log = structlog.get_logger("gateway.api")
+__all__ = ["RUNTIME", "add_account_routes"]
 
 RUNTIME = web.AppKey("runtime", Runtime)
 
@@ -62,6 +58,25 @@ def _uuid(value: str, what: str) -> uuid.UUID:
         raise ApiError(404, "not_found", f"no such {what}") from None
 
 
+def _parse_time(value: Any, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "validation_error", f"{field} is not an ISO 8601 time", {"field": field}) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _directory_error(exc: NotFound | Conflict | Invalid) -> ApiError:
+    """The API answer to a directory refusal."""
+    if isinstance(exc, NotFound):
+        return ApiError(404, "not_found", str(exc))
+    if isinstance(exc, Conflict):
+        return ApiError(409, "conflict", str(exc))
+    return ApiError(400, "validation_error", str(exc), {"field": exc.field})
+
+
 # -- token -----------------------------------------------------------------------------------------
 
 
@@ -77,35 +92,43 @@ async def token(request: web.Request) -> web.Response:
         client_id, secret = str(form.get("client_id") or ""), str(form.get("client_secret") or "")
         if not client_id or not secret:
             raise OAuthError("invalid_request", "client_id and client_secret are required")
-        answer = await issue_token(
-            _pool(request), client_id, secret, str(form.get("scope") or "") or None, request.remote
-        )
+        try:
+            issued = await issue_token(
+                _pool(request), client_id, secret, str(form.get("scope") or "") or None, request.remote
+            )
+        except InvalidClient as exc:
+            raise OAuthError("invalid_client", str(exc), 401) from None
+        except InvalidScope as exc:
+            raise OAuthError("invalid_scope", str(exc)) from None
     except OAuthError as exc:
         return web.json_response(
             {"error": exc.error, "error_description": exc.description},
             status=exc.status,
             headers={"Cache-Control": "no-store"},
         )
+    answer = {
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": " ".join(issued.scopes),
+    }
     return web.json_response(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
 # -- companies -------------------------------------------------------------------------------------
 
 
-def _company_json(row: Any) -> dict[str, Any]:
+def _company_json(company: Company) -> dict[str, Any]:
     return {
-        "id": str(row["id"]),
-        "name": row["name"],
-        "country": row["country"],
-        "business_id": row["business_id"],
-        "verified": row["verified"],
-        "outbound_validation": row["outbound_validation"],
-        "inbound_validation": row["inbound_validation"],
-        "created_at": row["created_at"].isoformat(),
+        "id": str(company.id),
+        "name": company.name,
+        "country": company.country,
+        "business_id": company.business_id,
+        "verified": company.verified,
+        "outbound_validation": company.outbound_validation,
+        "inbound_validation": company.inbound_validation,
+        "created_at": company.created_at.isoformat(),
     }
-
-
-_POLICIES = {"outbound_validation": ("reject", "warn"), "inbound_validation": ("off", "reject", "warn")}
 
 
 async def update_company(request: web.Request) -> web.Response:
@@ -114,24 +137,19 @@ async def update_company(request: web.Request) -> web.Response:
     company_id = _uuid(request.match_info["company_id"], "company")
     await require_company_access(_pool(request), principal, company_id)
     body = await _json(request)
-    unknown = sorted(set(body) - set(_POLICIES))
-    if unknown:
-        raise ApiError(400, "validation_error", f"{unknown[0]} cannot be changed here", {"field": unknown[0]})
-    for name, value in body.items():
-        if value not in _POLICIES[name]:
-            choices = ", ".join(_POLICIES[name])
-            raise ApiError(400, "validation_error", f"{name} is one of {choices}", {"field": name})
-    row = await _pool(request).fetchrow(
-        """UPDATE companies SET outbound_validation = coalesce($2, outbound_validation),
-                                inbound_validation = coalesce($3, inbound_validation)
-           WHERE id = $1 RETURNING *""",
+    try:
+        changes = policy_changes(body)
+    except Invalid as exc:
+        raise _directory_error(exc) from None
+    company = await directory_queries.set_validation_policies(
+        _pool(request),
         company_id,
-        body.get("outbound_validation"),
-        body.get("inbound_validation"),
+        outbound=changes.get("outbound_validation"),
+        inbound=changes.get("inbound_validation"),
     )
-    if row is None:
+    if company is None:
         raise ApiError(404, "not_found", "no such company")
-    return ok(_company_json(row))
+    return ok(_company_json(company))
 
 
 async def create_company(request: web.Request) -> web.Response:
@@ -142,21 +160,14 @@ async def create_company(request: web.Request) -> web.Response:
     business_id = str(_field(body, "business_id")).strip()
     if len(country) != 2 or not country.isalpha():
         raise ApiError(400, "validation_error", "country is an ISO 3166 alpha-2 code", {"field": "country"})
-    company_id = uuid.uuid4()
     try:
-        row = await _pool(request).fetchrow(
-            "INSERT INTO companies (id, name, country, business_id, verified, operator_id) "
-            "VALUES ($1, $2, $3, $4, false, $5) RETURNING *",
-            company_id,
-            name,
-            country,
-            business_id,
-            principal.operator_id,
+        company = await directory_queries.create_company(
+            _pool(request), name=name, country=country, business_id=business_id, operator_id=principal.operator_id
         )
-    except asyncpg.UniqueViolationError:
-        raise ApiError(409, "conflict", f"a company with business id {business_id} in {country} exists") from None
-    _, secret = await create_api_key(_pool(request), company_id=company_id, label="initial")
-    data = _company_json(row)
+    except Conflict as exc:
+        raise _directory_error(exc) from None
+    _, secret = await create_api_key(_pool(request), company_id=company.id, label="initial")
+    data = _company_json(company)
     data["api_key"] = secret  # shown once
     return ok(data, status=201)
 
@@ -164,79 +175,53 @@ async def create_company(request: web.Request) -> web.Response:
 async def list_companies(request: web.Request) -> web.Response:
     principal = require(request)
     if principal.kind == "operator":
-        rows = await _pool(request).fetch(
-            "SELECT * FROM companies WHERE operator_id = $1 ORDER BY created_at", principal.operator_id
-        )
+        companies = await directory_queries.companies_of_operator(_pool(request), principal.operator_id)
     else:
-        rows = await _pool(request).fetch("SELECT * FROM companies WHERE id = $1", principal.company_id)
-    return ok([_company_json(r) for r in rows])
+        own = await directory_queries.company(_pool(request), principal.company_id)
+        companies = [] if own is None else [own]
+    return ok([_company_json(c) for c in companies])
 
 
 async def get_company(request: web.Request) -> web.Response:
     principal = require(request)
     company_id = _uuid(request.match_info["company_id"], "company")
     await require_company_access(_pool(request), principal, company_id)
-    row = await _pool(request).fetchrow("SELECT * FROM companies WHERE id = $1", company_id)
-    if row is None:
+    company = await directory_queries.company(_pool(request), company_id)
+    if company is None:
         raise ApiError(404, "not_found", "no such company")
-    return ok(_company_json(row))
+    return ok(_company_json(company))
 
 
 async def verify_company(request: web.Request) -> web.Response:
     principal = require(request, "operator")
     company_id = _uuid(request.match_info["company_id"], "company")
     await require_company_access(_pool(request), principal, company_id)
-    async with _pool(request).acquire() as conn, conn.transaction():
-        row = await conn.fetchrow("UPDATE companies SET verified = true WHERE id = $1 RETURNING *", company_id)
-        await conn.execute(
-            "INSERT INTO events (company_id, kind, payload) VALUES ($1, 'company.verified', $2)",
-            company_id,
-            json.dumps({"company_id": str(company_id)}),
-        )
-    pending = await _pool(request).fetch(
-        "SELECT * FROM company_profiles WHERE company_id = $1 AND status = 'pending'", company_id
-    )
-    for participant_key in {(p["scheme"], p["value"]) for p in pending}:
-        rows = [p for p in pending if (p["scheme"], p["value"]) == participant_key]
-        await _publish(request, company_id, smp.ParticipantId.of(*participant_key), rows)
-    return ok(_company_json(row))
+    company = await directory_queries.verify_company(_pool(request), company_id)
+    if company is None:
+        raise ApiError(404, "not_found", "no such company")
+    await registration.publish_pending(_pool(request), request.app[RUNTIME].registrar, company_id)
+    return ok(_company_json(company))
 
 
 # -- API keys --------------------------------------------------------------------------------------
 
 
-def _key_json(row: Any) -> dict[str, Any]:
+def _key_json(key: ApiKey) -> dict[str, Any]:
     def stamp(v: datetime | None) -> str | None:
         return v.isoformat() if v else None
 
     return {
-        "id": str(row["id"]),
-        "label": row["label"],
-        "prefix": row["prefix"],
-        "scopes": list(row["scopes"]),
-        "created_at": stamp(row["created_at"]),
-        "expires_at": stamp(row["expires_at"]),
-        "revoked_at": stamp(row["revoked_at"]),
-        "last_used_at": stamp(row["last_used_at"]),
-        "last_used_ip": row["last_used_ip"],
-        "status": key_status(row),
+        "id": str(key.id),
+        "label": key.label,
+        "prefix": key.prefix,
+        "scopes": list(key.scopes),
+        "created_at": stamp(key.created_at),
+        "expires_at": stamp(key.expires_at),
+        "revoked_at": stamp(key.revoked_at),
+        "last_used_at": stamp(key.last_used_at),
+        "last_used_ip": key.last_used_ip,
+        "status": key_status(key).value,
     }
-
-
-def _owner_clause(principal: Principal) -> tuple[str, uuid.UUID | None]:
-    if principal.kind == "company":
-        return "company_id = $1", principal.company_id
-    return "operator_id = $1", principal.operator_id
-
-
-def _parse_time(value: Any, field: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, "validation_error", f"{field} is not an ISO 8601 time", {"field": field}) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def require_key_admin(request: web.Request) -> Principal:
@@ -247,9 +232,18 @@ def require_key_admin(request: web.Request) -> Principal:
 
 async def list_keys(request: web.Request) -> web.Response:
     principal = require(request)
-    clause, owner = _owner_clause(principal)
-    rows = await _pool(request).fetch(f"SELECT * FROM api_keys WHERE {clause} ORDER BY created_at", owner)  # noqa: S608 - fixed clause
-    return ok([_key_json(r) for r in rows])
+    keys = await security_queries.api_keys_of(
+        _pool(request), company_id=principal.company_id, operator_id=principal.operator_id
+    )
+    return ok([_key_json(k) for k in keys])
+
+
+async def _new_key_answer(request: web.Request, key_id: uuid.UUID, secret: str) -> web.Response:
+    key = await security_queries.api_key(_pool(request), key_id)
+    assert key is not None
+    data = _key_json(key)
+    data["api_key"] = secret  # shown once
+    return ok(data, status=201)
 
 
 async def create_key(request: web.Request) -> web.Response:
@@ -267,96 +261,57 @@ async def create_key(request: web.Request) -> web.Response:
         scopes=scopes,
         expires_at=_parse_time(body.get("expires_at"), "expires_at"),
     )
-    row = await _pool(request).fetchrow("SELECT * FROM api_keys WHERE id = $1", key_id)
-    data = _key_json(row)
-    data["api_key"] = secret
-    return ok(data, status=201)
+    return await _new_key_answer(request, key_id, secret)
 
 
-async def _own_key(request: web.Request, principal: Principal) -> Any:
+async def _own_key(request: web.Request, principal: Principal) -> ApiKey:
     key_id = _uuid(request.match_info["key_id"], "API key")
-    clause, owner = _owner_clause(principal)
-    row = await _pool(request).fetchrow(f"SELECT * FROM api_keys WHERE id = $2 AND {clause}", owner, key_id)  # noqa: S608
-    if row is None:
+    key = await security_queries.owned_api_key(
+        _pool(request), key_id, company_id=principal.company_id, operator_id=principal.operator_id
+    )
+    if key is None:
         raise ApiError(404, "not_found", "no such API key")
-    return row
+    return key
 
 
 async def update_key(request: web.Request) -> web.Response:
     principal = require_key_admin(request)
-    row = await _own_key(request, principal)
+    key = await _own_key(request, principal)
     body = await _json(request)
-    label = body.get("label", row["label"])
+    label = body.get("label", key.label)
     if not isinstance(label, str):
         raise ApiError(400, "validation_error", "label is a string", {"field": "label"})
-    expires = _parse_time(body["expires_at"], "expires_at") if "expires_at" in body else row["expires_at"]
-    updated = await _pool(request).fetchrow(
-        "UPDATE api_keys SET label = $2, expires_at = $3 WHERE id = $1 RETURNING *", row["id"], label, expires
-    )
-    return ok(_key_json(updated))
+    expires = _parse_time(body["expires_at"], "expires_at") if "expires_at" in body else key.expires_at
+    return ok(_key_json(await security_queries.update_api_key(_pool(request), key.id, label, expires)))
 
 
 async def rotate_key(request: web.Request) -> web.Response:
     principal = require_key_admin(request)
-    row = await _own_key(request, principal)
+    key = await _own_key(request, principal)
     body = await _json(request) if request.can_read_body else {}
     grace = body.get("grace_seconds", 0)
     if not isinstance(grace, int) or not 0 <= grace <= 30 * 86400:
         raise ApiError(400, "validation_error", "grace_seconds is 0..2592000", {"field": "grace_seconds"})
     key_id, secret = await create_api_key(
         _pool(request),
-        company_id=row["company_id"],
-        operator_id=row["operator_id"],
-        label=row["label"],
-        scopes=list(row["scopes"]),
-        expires_at=row["expires_at"],
+        company_id=key.company_id,
+        operator_id=key.operator_id,
+        label=key.label,
+        scopes=key.scopes,
+        expires_at=key.expires_at,
     )
-    if grace:
-        await _pool(request).execute(
-            "UPDATE api_keys SET expires_at = $2 WHERE id = $1",
-            row["id"],
-            datetime.now(UTC) + timedelta(seconds=grace),
-        )
-    else:
-        await _pool(request).execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", row["id"])
-    new_row = await _pool(request).fetchrow("SELECT * FROM api_keys WHERE id = $1", key_id)
-    data = _key_json(new_row)
-    data["api_key"] = secret
-    return ok(data, status=201)
+    ends = datetime.now(UTC) + timedelta(seconds=grace) if grace else None
+    await security_queries.end_api_key(_pool(request), key.id, ends)
+    return await _new_key_answer(request, key_id, secret)
 
 
 async def revoke_key(request: web.Request) -> web.Response:
     principal = require_key_admin(request)
-    row = await _own_key(request, principal)
-    revoked = await _pool(request).fetchrow(
-        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING *", row["id"]
-    )
-    return ok(_key_json(revoked))
+    key = await _own_key(request, principal)
+    return ok(_key_json(await security_queries.revoke_api_key(_pool(request), key.id)))
 
 
 # -- receiving profiles ----------------------------------------------------------------------------
-
-
-def _profile_json(row: Any) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "network": row["network"],
-        "profile": row["profile"],
-        "profile_version": row["version"],
-        "participant_id": f"{row['scheme']}::{row['value']}",
-        "status": row["status"],
-        "status_reason": row["status_reason"],
-        "created_at": row["created_at"].isoformat(),
-        "updated_at": row["updated_at"].isoformat(),
-    }
-
-
-async def _profile_event(conn: asyncpg.Connection, company_id: uuid.UUID, row: Any) -> None:
-    await conn.execute(
-        "INSERT INTO events (company_id, kind, payload) VALUES ($1, 'profile.status_changed', $2)",
-        company_id,
-        json.dumps(_profile_json(row)),
-    )
 
 
 async def register_profiles(request: web.Request) -> web.Response:
@@ -368,133 +323,33 @@ async def register_profiles(request: web.Request) -> web.Response:
     profiles = body.get("profiles")
     if not isinstance(profiles, list) or not profiles or not all(isinstance(p, str) for p in profiles):
         raise ApiError(400, "validation_error", "profiles is a non-empty list of names", {"field": "profiles"})
-    version = str(body.get("profile_version") or "PEPPOLBIS30")
-    pool = _pool(request)
-    company = await pool.fetchrow("SELECT * FROM companies WHERE id = $1", principal.company_id)
-    if company is None:
-        raise ApiError(404, "not_found", "no such company")
-    services: list[tuple[str, str]] = []
-    for profile in profiles:
-        try:
-            for doc in smp.profile_services(profile, version):
-                services += [(str(doc.document_type), str(proc)) for proc in doc.processes]
-        except KeyError:
-            raise ApiError(
-                400, "validation_error", f"unknown profile {profile} ({version})", {"field": "profiles"}
-            ) from None
+    version = str(body.get("profile_version") or DEFAULT_VERSION)
+    given = str(body["participant_id"]) if body.get("participant_id") else None
     try:
-        if body.get("participant_id"):
-            participant = smp.ParticipantId.parse(str(body["participant_id"]))
-        else:
-            participant = default_participant(company["country"], company["business_id"])
-    except LookupError as exc:
-        raise ApiError(400, "validation_error", str(exc), {"field": "participant_id"}) from None
-    except smp.IdentifierError as exc:
-        raise ApiError(400, "validation_error", str(exc), {"field": "participant_id"}) from None
-    owner = await pool.fetchval(
-        "SELECT company_id FROM participants WHERE scheme = $1 AND value = $2",
-        participant.scheme,
-        participant.key,
-    )
-    if owner is not None and owner != principal.company_id:
-        raise ApiError(409, "conflict", f"{participant} belongs to another company")
-    rows = []
-    async with pool.acquire() as conn, conn.transaction():
-        await directory_queries.add_participant(
-            conn, principal.company_id, participant.scheme, participant.value, services
+        registered = await registration.register_profiles(
+            _pool(request), request.app[RUNTIME].registrar, principal.company_id, profiles, version, given
         )
-        for profile in profiles:
-            try:
-                row = await conn.fetchrow(
-                    "INSERT INTO company_profiles (id, company_id, profile, version, scheme, value, status) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, 'pending') RETURNING *",
-                    uuid.uuid4(), principal.company_id, profile, version, participant.scheme, participant.value,
-                )  # fmt: skip
-            except asyncpg.UniqueViolationError:
-                raise ApiError(409, "conflict", f"profile {profile} {version} is already registered") from None
-            await _profile_event(conn, principal.company_id, row)
-            rows.append(row)
-    if not company["verified"]:
-        return ok([_profile_json(r) for r in rows], status=201)  # published when verified
-    updated = await _publish(request, principal.company_id, participant, rows)
-    return ok([_profile_json(r) for r in updated], status=201)
-
-
-async def _publish(
-    request: web.Request, company_id: uuid.UUID, participant: smp.ParticipantId, rows: list[Any]
-) -> list[Any]:
-    """Register the participant in the SML and mark its pending profiles active (or failed)."""
-    runtime = request.app[RUNTIME]
-    status, reason = "active", None
-    if runtime.registrar is not None:
-        try:
-            await runtime.registrar.register(participant)
-        except smp.DiscoveryError as exc:
-            status, reason = "failed", str(exc)
-    updated = []
-    async with _pool(request).acquire() as conn, conn.transaction():
-        for row in rows:
-            new = await conn.fetchrow(
-                "UPDATE company_profiles SET status = $2, status_reason = $3, updated_at = now() "
-                "WHERE id = $1 RETURNING *",
-                row["id"], status, reason,
-            )  # fmt: skip
-            await _profile_event(conn, company_id, new)
-            updated.append(new)
-    log.info("profiles_published", company=str(company_id), participant=str(participant), status=status)
-    return updated
+    except (NotFound, Conflict, Invalid) as exc:
+        raise _directory_error(exc) from None
+    return ok([profile_view(p) for p in registered], status=201)
 
 
 async def list_profiles(request: web.Request) -> web.Response:
     principal = require(request, "company")
-    rows = await _pool(request).fetch(
-        "SELECT * FROM company_profiles WHERE company_id = $1 ORDER BY created_at", principal.company_id
-    )
-    return ok([_profile_json(r) for r in rows])
+    profiles = await directory_queries.company_profiles(_pool(request), principal.company_id)
+    return ok([profile_view(p) for p in profiles])
 
 
 async def delete_profile(request: web.Request) -> web.Response:
     principal = require(request, "profiles:write")
     profile_id = _uuid(request.match_info["profile_id"], "profile")
-    pool = _pool(request)
-    row = await pool.fetchrow(
-        "SELECT * FROM company_profiles WHERE id = $1 AND company_id = $2 AND status <> 'removed'",
-        profile_id,
-        principal.company_id,
-    )
-    if row is None:
-        raise ApiError(404, "not_found", "no such profile")
-    doc_types = {str(d.document_type) for d in smp.profile_services(row["profile"], row["version"])}
-    async with pool.acquire() as conn, conn.transaction():
-        removed = await conn.fetchrow(
-            "UPDATE company_profiles SET status = 'removed', updated_at = now() WHERE id = $1 RETURNING *",
-            profile_id,
+    try:
+        removed = await registration.remove_profile(
+            _pool(request), request.app[RUNTIME].registrar, principal.company_id, profile_id
         )
-        await conn.execute(
-            "DELETE FROM participant_services WHERE scheme = $1 AND value = $2 AND document_type = ANY($3::text[])",
-            row["scheme"],
-            row["value"].lower(),
-            list(doc_types),
-        )
-        await _profile_event(conn, principal.company_id, removed)  # type: ignore[arg-type]
-        remaining = await conn.fetchval(
-            "SELECT count(*) FROM company_profiles WHERE scheme = $1 AND value = $2 AND status <> 'removed'",
-            row["scheme"],
-            row["value"],
-        )
-        if not remaining:
-            await conn.execute(
-                "DELETE FROM participants WHERE scheme = $1 AND value = $2",
-                row["scheme"],
-                row["value"].lower(),
-            )
-    runtime = request.app[RUNTIME]
-    if not remaining and runtime.registrar is not None:
-        try:
-            await runtime.registrar.unregister(smp.ParticipantId.of(row["scheme"], row["value"]))
-        except smp.DiscoveryError as exc:
-            log.warning("sml_unregister_failed", error=str(exc))
-    return ok(_profile_json(removed))
+    except NotFound as exc:
+        raise _directory_error(exc) from None
+    return ok(profile_view(removed))
 
 
 def add_account_routes(app: web.Application) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.core.version import __version__
+from gateway.directory.states import ProfileStatus
+from gateway.security.credentials import KeyStatus
 
 __all__ = ["openapi_document", "serve_openapi"]
 
@@ -136,7 +138,7 @@ def openapi_document() -> dict[str, Any]:
                 "revoked_at": _STAMP,
                 "last_used_at": _STAMP,
                 "last_used_ip": {"type": ["string", "null"]},
-                "status": {"enum": ["active", "expiring_soon", "expired", "revoked"]},
+                "status": {"enum": [s.value for s in KeyStatus]},
                 "api_key": {"type": "string", "description": "only when created or rotated; shown once"},
             },
         },
@@ -148,7 +150,7 @@ def openapi_document() -> dict[str, Any]:
                 "profile": {"type": "string"},
                 "profile_version": {"type": "string"},
                 "participant_id": {"type": "string"},
-                "status": {"enum": ["pending", "active", "removed", "failed"]},
+                "status": {"enum": [s.value for s in ProfileStatus]},
                 "status_reason": {"type": ["string", "null"]},
                 "created_at": {"type": "string"},
                 "updated_at": {"type": "string"},

@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import smp
-from gateway.api.auth import create_api_key, create_operator
 from gateway.core.config import Settings
 from gateway.core.database import create_pool
 from gateway.dev.postgres import database_url
-from gateway.directory import queries as directory_queries
-from gateway.directory.participants import default_participant
+from gateway.directory.errors import BadParticipant, UnknownProfile
+from gateway.directory.profiles import profile_services, receiving_participant
+from gateway.directory.registration import enrol_company
 from gateway.outbound.delivery import SubmissionError, derive_submission, submit_document
 from gateway.runtime import build_runtime
+from gateway.security.credentials import create_api_key, create_operator
 from gateway.security.identity import load_cert
 
 __all__ = ["add_ops_commands"]
@@ -31,32 +32,30 @@ class OpsError(Exception):
 def company_participant(country: str, business_id: str, given: str | None) -> smp.ParticipantId:
     """The participant id: as given, or the country's default scheme with the business id."""
     try:
-        return smp.ParticipantId.parse(given) if given else default_participant(country, business_id)
-    except (smp.IdentifierError, LookupError) as exc:
+        return receiving_participant(country, business_id, given)
+    except BadParticipant as exc:
         raise OpsError(str(exc)) from None
 
 
 async def _company_add(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     participant = company_participant(args.country, args.business_id, args.participant)
-    services: list[tuple[str, str]] = []
-    for profile in [p.strip() for p in args.profiles.split(",") if p.strip()]:
-        try:
-            for doc in smp.profile_services(profile, args.profile_version):
-                services += [(str(doc.document_type), str(proc)) for proc in doc.processes]
-        except KeyError as exc:
-            raise OpsError(str(exc.args[0])) from None
+    try:
+        services = profile_services([p.strip() for p in args.profiles.split(",") if p.strip()], args.profile_version)
+    except UnknownProfile as exc:
+        raise OpsError(f"unknown profile {exc.profile!r} version {exc.version!r}") from None
     async with database_url(settings) as dsn:
         pool = await create_pool(settings, dsn)
         try:
             async with pool.acquire() as conn:
-                company_id = await directory_queries.add_company(conn, args.name, args.country, args.business_id)
-                await directory_queries.add_participant(
-                    conn, company_id, participant.scheme, participant.value, services
+                company_id = await enrol_company(
+                    conn,
+                    name=args.name,
+                    country=args.country,
+                    business_id=args.business_id,
+                    participant=participant,
+                    services=services,
+                    operator_id=uuid.UUID(args.operator) if args.operator else None,
                 )
-                if args.operator:
-                    await conn.execute(
-                        "UPDATE companies SET operator_id = $2 WHERE id = $1", company_id, uuid.UUID(args.operator)
-                    )
                 _, api_key = await create_api_key(conn, company_id=company_id, label="cli")
             registered = False
             runtime = build_runtime(settings, pool)

@@ -11,7 +11,7 @@ from gateway.core.config import Settings
 from gateway.core.errors import CoreError
 from gateway.core.migrate import apply_migrations
 
-__all__ = ["DatabaseUnavailable", "create_pool", "database_unavailable"]
+__all__ = ["DatabaseUnavailable", "create_databases", "create_pool", "database_unavailable"]
 
 
 class DatabaseUnavailable(CoreError):
@@ -66,3 +66,11 @@ def database_unavailable(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+async def create_databases(conn: asyncpg.Connection, names: list[str]) -> None:
+    """Create the databases that do not exist yet (one server holding several gateways)."""
+    existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+    for name in names:
+        if name not in existing:
+            await conn.execute(f'CREATE DATABASE "{name}"')

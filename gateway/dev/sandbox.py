@@ -31,13 +31,17 @@ import asyncpg
 import structlog
 
 import smp
-from gateway.api.auth import create_api_key, create_operator
+from gateway.core.database import create_databases
 from gateway.core.migrate import apply_migrations
 from gateway.core.process import parent_death_signal
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import create_dev_pki, dev_pki_complete
 from gateway.dev.postgres import EmbeddedPostgres
 from gateway.directory import queries as directory_queries
+from gateway.directory.profiles import DEFAULT_VERSION, profile_services
+from gateway.directory.registration import enrol_company
+from gateway.security import queries as security_queries
+from gateway.security.credentials import create_api_key, create_operator
 
 __all__ = ["EXIT_ACCESS_POINT_DIED", "run_sandbox"]
 
@@ -91,8 +95,7 @@ def demo_services(company: DemoCompany) -> list[tuple[str, str]]:
     services = []
     for entry in company.profiles:
         profile, _, version = entry.partition("@")
-        for doc in smp.profile_services(profile, version or "PEPPOLBIS30"):
-            services += [(str(doc.document_type), str(proc)) for proc in doc.processes]
+        services += profile_services([profile], version or DEFAULT_VERSION)
     return services
 
 
@@ -124,10 +127,7 @@ def _toml(values: dict[str, dict[str, Any]]) -> str:
 async def _prepare_databases(admin_dsn: str) -> None:
     conn = await asyncpg.connect(admin_dsn)
     try:
-        existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
-        for ap in ACCESS_POINTS:
-            if ap.database not in existing:
-                await conn.execute(f'CREATE DATABASE "{ap.database}"')
+        await create_databases(conn, [ap.database for ap in ACCESS_POINTS])
     finally:
         await conn.close()
     for ap in ACCESS_POINTS:
@@ -148,20 +148,23 @@ async def _seed(
     for ap in ACCESS_POINTS:
         conn = await asyncpg.connect(_with_database(admin_dsn, ap.database))
         try:
-            await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE label = 'sandbox' AND revoked_at IS NULL")
-            operator_id = await conn.fetchval("SELECT id FROM operators WHERE name = 'Sandbox Operator'")
+            await security_queries.revoke_labelled_keys(conn, "sandbox")
+            operator_id = await security_queries.operator_named(conn, "Sandbox Operator")
             if operator_id is None:
                 operator_id, _ = await create_operator(conn, "Sandbox Operator")
             _, operator_key = await create_api_key(conn, operator_id=operator_id, label="sandbox")
             operators.append({"access_point": ap.name, "operator_id": str(operator_id), "api_key": operator_key})
             for demo in (c for c in COMPANIES if c.access_point == ap.name):
                 participant = smp.ParticipantId.parse(demo.participant)
-                services = demo_services(demo)
-                company_id = await directory_queries.add_company(conn, demo.name, demo.country, participant.local_id)
-                await directory_queries.add_participant(
-                    conn, company_id, participant.scheme, participant.value, services
+                company_id = await enrol_company(
+                    conn,
+                    name=demo.name,
+                    country=demo.country,
+                    business_id=participant.local_id,
+                    participant=participant,
+                    services=demo_services(demo),
+                    operator_id=operator_id,
                 )
-                await conn.execute("UPDATE companies SET operator_id = $2 WHERE id = $1", company_id, operator_id)
                 _, api_key = await create_api_key(conn, company_id=company_id, label="sandbox")
                 companies.append(
                     {
@@ -177,8 +180,8 @@ async def _seed(
             registrar = smp.LocalSml(
                 ZONE, knot.address, smp_urls[ap.name], key_name=knot.key_name, key_secret=knot.secret
             )
-            for row in await conn.fetch("SELECT scheme, display FROM participants"):
-                await registrar.register(smp.ParticipantId.of(row["scheme"], row["display"]))
+            for served in await directory_queries.served_participants(conn):
+                await registrar.register(served)
         finally:
             await conn.close()
     return companies, operators

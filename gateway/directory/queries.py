@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeAlias
 
 import asyncpg
+
+import smp
+from gateway.directory.errors import CompanyExists, ProfileRegistered
+from gateway.directory.states import ProfileStatus
+
+Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 async def add_company(
@@ -92,3 +101,270 @@ async def serving_company(
         process,
     )
     return None if row is None else ReceivingCompany(row["id"], row["country"], row["inbound_validation"])
+
+
+# -- companies -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Company:
+    id: uuid.UUID
+    name: str
+    country: str
+    business_id: str
+    verified: bool
+    outbound_validation: str  # "reject" or "warn"
+    inbound_validation: str  # "off", "reject" or "warn"
+    operator_id: uuid.UUID | None
+    created_at: datetime
+
+
+_COMPANY_COLUMNS = (
+    "id, name, country, business_id, verified, outbound_validation, inbound_validation, operator_id, created_at"
+)
+
+
+def _company(row: Any) -> Company:
+    return Company(
+        id=row["id"],
+        name=row["name"],
+        country=row["country"],
+        business_id=row["business_id"],
+        verified=row["verified"],
+        outbound_validation=row["outbound_validation"],
+        inbound_validation=row["inbound_validation"],
+        operator_id=row["operator_id"],
+        created_at=row["created_at"],
+    )
+
+
+async def create_company(
+    conn: Executor, *, name: str, country: str, business_id: str, operator_id: uuid.UUID | None
+) -> Company:
+    """A new, not yet verified company; :class:`CompanyExists` for a taken business id."""
+    try:
+        row = await conn.fetchrow(
+            "INSERT INTO companies (id, name, country, business_id, verified, operator_id) "  # noqa: S608
+            f"VALUES ($1, $2, $3, $4, false, $5) RETURNING {_COMPANY_COLUMNS}",
+            uuid.uuid4(), name, country, business_id, operator_id,
+        )  # fmt: skip
+    except asyncpg.UniqueViolationError:
+        raise CompanyExists(f"a company with business id {business_id} in {country} exists") from None
+    return _company(row)
+
+
+async def company(conn: Executor, company_id: uuid.UUID | None) -> Company | None:
+    row = await conn.fetchrow(f"SELECT {_COMPANY_COLUMNS} FROM companies WHERE id = $1", company_id)  # noqa: S608
+    return None if row is None else _company(row)
+
+
+async def companies_of_operator(conn: Executor, operator_id: uuid.UUID | None) -> list[Company]:
+    rows = await conn.fetch(
+        f"SELECT {_COMPANY_COLUMNS} FROM companies WHERE operator_id = $1 ORDER BY created_at",  # noqa: S608
+        operator_id,
+    )
+    return [_company(r) for r in rows]
+
+
+async def company_of_operator(conn: Executor, company_id: uuid.UUID, operator_id: uuid.UUID) -> bool:
+    """Whether the company is linked to the operator."""
+    linked = await conn.fetchval(
+        "SELECT true FROM companies WHERE id = $1 AND operator_id = $2", company_id, operator_id
+    )
+    return bool(linked)
+
+
+async def link_operator(conn: Executor, company_id: uuid.UUID, operator_id: uuid.UUID) -> None:
+    await conn.execute("UPDATE companies SET operator_id = $2 WHERE id = $1", company_id, operator_id)
+
+
+async def set_validation_policies(
+    conn: Executor, company_id: uuid.UUID, *, outbound: str | None, inbound: str | None
+) -> Company | None:
+    """Change the policies given (None keeps one); None when there is no such company."""
+    row = await conn.fetchrow(
+        f"""UPDATE companies SET outbound_validation = coalesce($2, outbound_validation),
+                                 inbound_validation = coalesce($3, inbound_validation)
+            WHERE id = $1 RETURNING {_COMPANY_COLUMNS}""",  # noqa: S608
+        company_id,
+        outbound,
+        inbound,
+    )
+    return None if row is None else _company(row)
+
+
+async def verify_company(pool: asyncpg.Pool, company_id: uuid.UUID) -> Company | None:
+    """Mark the company verified and tell its webhooks, together."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"UPDATE companies SET verified = true WHERE id = $1 RETURNING {_COMPANY_COLUMNS}",  # noqa: S608
+            company_id,
+        )
+        await conn.execute(
+            "INSERT INTO events (company_id, kind, payload) VALUES ($1, 'company.verified', $2)",
+            company_id,
+            json.dumps({"company_id": str(company_id)}),
+        )
+    return None if row is None else _company(row)
+
+
+# -- participants ----------------------------------------------------------------------------------
+
+
+async def participant_company(conn: Executor, participant: smp.ParticipantId) -> uuid.UUID | None:
+    """The company a participant id is registered for, if any."""
+    owner: uuid.UUID | None = await conn.fetchval(
+        "SELECT company_id FROM participants WHERE scheme = $1 AND value = $2",
+        participant.scheme,
+        participant.key,
+    )
+    return owner
+
+
+async def served_participants(conn: Executor) -> list[smp.ParticipantId]:
+    """Every participant id registered here, as registered."""
+    rows = await conn.fetch("SELECT scheme, display FROM participants")
+    return [smp.ParticipantId.of(r["scheme"], r["display"]) for r in rows]
+
+
+async def remove_services(conn: Executor, scheme: str, value: str, document_types: list[str]) -> None:
+    """Stop receiving these document types as the participant."""
+    await conn.execute(
+        "DELETE FROM participant_services WHERE scheme = $1 AND value = $2 AND document_type = ANY($3::text[])",
+        scheme,
+        value.lower(),
+        document_types,
+    )
+
+
+async def remove_participant(conn: Executor, scheme: str, value: str) -> None:
+    await conn.execute("DELETE FROM participants WHERE scheme = $1 AND value = $2", scheme, value.lower())
+
+
+# -- receiving profiles ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A receiving profile a company registered for one of its participant ids."""
+
+    id: uuid.UUID
+    company_id: uuid.UUID
+    network: str
+    profile: str
+    version: str
+    scheme: str
+    value: str
+    status: ProfileStatus
+    status_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def participant(self) -> smp.ParticipantId:
+        return smp.ParticipantId.of(self.scheme, self.value)
+
+
+_PROFILE_COLUMNS = (
+    "id, company_id, network, profile, version, scheme, value, status, status_reason, created_at, updated_at"
+)
+
+
+def _profile(row: Any) -> Profile:
+    return Profile(
+        id=row["id"],
+        company_id=row["company_id"],
+        network=row["network"],
+        profile=row["profile"],
+        version=row["version"],
+        scheme=row["scheme"],
+        value=row["value"],
+        status=ProfileStatus(row["status"]),
+        status_reason=row["status_reason"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def add_profile(
+    conn: Executor, company_id: uuid.UUID, profile: str, version: str, participant: smp.ParticipantId
+) -> Profile:
+    """A new pending profile; :class:`ProfileRegistered` when the company has it already."""
+    try:
+        row = await conn.fetchrow(
+            "INSERT INTO company_profiles (id, company_id, profile, version, scheme, value, status) "  # noqa: S608
+            f"VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_PROFILE_COLUMNS}",
+            uuid.uuid4(), company_id, profile, version, participant.scheme, participant.value,
+            ProfileStatus.PENDING.value,
+        )  # fmt: skip
+    except asyncpg.UniqueViolationError:
+        raise ProfileRegistered(f"profile {profile} {version} is already registered") from None
+    return _profile(row)
+
+
+async def set_profile_status(
+    conn: Executor, profile_id: uuid.UUID, status: ProfileStatus, reason: str | None = None
+) -> Profile:
+    row = await conn.fetchrow(
+        "UPDATE company_profiles SET status = $2, status_reason = $3, updated_at = now() "  # noqa: S608
+        f"WHERE id = $1 RETURNING {_PROFILE_COLUMNS}",
+        profile_id, status.value, reason,
+    )  # fmt: skip
+    assert row is not None
+    return _profile(row)
+
+
+async def mark_profile_removed(conn: Executor, profile_id: uuid.UUID) -> Profile:
+    """The profile removed (its earlier status reason kept, as history)."""
+    row = await conn.fetchrow(
+        f"UPDATE company_profiles SET status = $2, updated_at = now() WHERE id = $1 RETURNING {_PROFILE_COLUMNS}",  # noqa: S608
+        profile_id,
+        ProfileStatus.REMOVED.value,
+    )
+    assert row is not None
+    return _profile(row)
+
+
+async def add_profile_event(conn: Executor, company_id: uuid.UUID, payload: dict[str, Any]) -> None:
+    """Tell the company's webhooks that a profile's status changed."""
+    await conn.execute(
+        "INSERT INTO events (company_id, kind, payload) VALUES ($1, 'profile.status_changed', $2)",
+        company_id,
+        json.dumps(payload),
+    )
+
+
+async def company_profiles(
+    conn: Executor, company_id: uuid.UUID | None, status: ProfileStatus | None = None
+) -> list[Profile]:
+    """The company's profiles (only those in ``status`` if given), oldest first."""
+    rows = await conn.fetch(
+        f"SELECT {_PROFILE_COLUMNS} FROM company_profiles "  # noqa: S608
+        "WHERE company_id = $1 AND ($2::text IS NULL OR status = $2) ORDER BY created_at",
+        company_id,
+        None if status is None else status.value,
+    )
+    return [_profile(r) for r in rows]
+
+
+async def live_profile(conn: Executor, profile_id: uuid.UUID, company_id: uuid.UUID | None) -> Profile | None:
+    """The company's profile unless removed."""
+    row = await conn.fetchrow(
+        f"SELECT {_PROFILE_COLUMNS} FROM company_profiles "  # noqa: S608
+        "WHERE id = $1 AND company_id = $2 AND status <> $3",
+        profile_id,
+        company_id,
+        ProfileStatus.REMOVED.value,
+    )
+    return None if row is None else _profile(row)
+
+
+async def live_profile_count(conn: Executor, scheme: str, value: str) -> int:
+    """How many profiles of any company still use the participant id."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM company_profiles WHERE scheme = $1 AND value = $2 AND status <> $3",
+        scheme,
+        value,
+        ProfileStatus.REMOVED.value,
+    )
+    return count

@@ -19,17 +19,18 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
 import as4
+from gateway.security.errors import SecurityError
 
 __all__ = ["CertificateTrust", "RevocationUnknown", "Revoked"]
 
 log = structlog.get_logger("gateway.security.trust")
 
 
-class Revoked(as4.FailedAuthentication):
+class Revoked(as4.FailedAuthentication, SecurityError):
     """The certificate has been revoked by its CA."""
 
 
-class RevocationUnknown(as4.FailedAuthentication):
+class RevocationUnknown(as4.FailedAuthentication, SecurityError):
     """Neither OCSP nor the CRL answered, and the policy is hard-fail."""
 
 
@@ -73,6 +74,7 @@ class CertificateTrust:
         self._status: dict[tuple[bytes, int], _Status] = {}
         self._crls: dict[str, tuple[float, x509.CertificateRevocationList]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._not_checkable: set[bytes] = set()  # fingerprints already logged as such
 
     async def close(self) -> None:
         if self._session is not None:
@@ -97,8 +99,15 @@ class CertificateTrust:
                     f"revocation status of {cert.subject.rfc4514_string()!r} unknown: {status.source}"
                 )
             if status.source.startswith("no OCSP responder named; no CRL"):
-                # nothing to ask (a development certificate): say so quietly
-                log.info("revocation_not_checkable", subject=cert.subject.rfc4514_string())
+                # nothing to ask (a development certificate): say so quietly, once per certificate
+                fingerprint = cert.fingerprint(hashes.SHA256())
+                if fingerprint not in self._not_checkable:
+                    self._not_checkable.add(fingerprint)
+                    log.info(
+                        "revocation_not_checkable",
+                        subject=cert.subject.rfc4514_string(),
+                        fingerprint=fingerprint.hex(),
+                    )
             else:
                 log.warning("revocation_unknown_accepted", subject=cert.subject.rfc4514_string(), why=status.source)
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import asyncpg
 
-from gateway.api.auth import create_api_key
 from gateway.dev.pki import DevPki
 from gateway.directory import queries as directory_queries
+from gateway.security.credentials import create_api_key
 from tests.support.gateways import free_port
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

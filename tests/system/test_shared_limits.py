@@ -8,9 +8,9 @@ import asyncio
 import aiohttp
 import asyncpg
 
-from gateway.api.auth import create_operator
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
+from gateway.security.credentials import create_operator
 from tests.support.gateways import GatewayProcess, free_port, gateway_env, new_database
 
 

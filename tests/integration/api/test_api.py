@@ -18,9 +18,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 import smp
-from gateway.api.auth import create_api_key, create_operator
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
+from gateway.security.credentials import create_api_key, create_operator
 from gateway.webhooks.delivery import WebhookWorker, verify_signature
 from tests.support.api import Caller, token
 from tests.support.gateways import InProcessGateway, in_process_gateway, new_database, register_company

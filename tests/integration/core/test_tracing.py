@@ -16,9 +16,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gateway.api.auth import create_api_key
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
+from gateway.security.credentials import create_api_key
 from gateway.webhooks.delivery import WebhookWorker
 from tests.support.api import token
 from tests.support.gateways import in_process_gateway, new_database, register_company, wait_for_state

@@ -19,13 +19,13 @@ import pytest
 from lxml import etree
 
 import smp
-from gateway.api.auth import create_api_key, create_operator
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
 from gateway.documents.envelope import SBDH_NS
 from gateway.duties.report_documents import EUSR_NS, TSR_NS
 from gateway.duties.responses import build_mls
 from gateway.outbound.delivery import derive_submission, submit_document
+from gateway.security.credentials import create_api_key, create_operator
 from tests.support.api import Caller, token
 from tests.support.gateways import (
     InProcessGateway,

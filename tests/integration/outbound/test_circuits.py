@@ -7,12 +7,12 @@ import socket
 
 import aiohttp
 
-from gateway.api.auth import create_operator
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
 from gateway.outbound import queries as outbound_queries
 from gateway.outbound.circuits import EndpointGuard
 from gateway.outbound.delivery import OutboundWorker, derive_submission, submit_document
+from gateway.security.credentials import create_operator
 from tests.support.api import token
 from tests.support.gateways import in_process_gateway, new_database
 from tests.support.paths import EXAMPLES

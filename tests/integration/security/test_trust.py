@@ -4,10 +4,12 @@ responder and a real CRL served over HTTP, with caching and the soft/hard-fail p
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
+import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography import x509
@@ -203,3 +205,30 @@ async def test_expired_and_foreign_certificates_fail_before_revocation(authority
     finally:
         await trust.close()
     assert authority.hits == {"ocsp": 0, "crl": 0}
+
+
+async def test_uncheckable_certificate_is_noted_once_per_certificate(dev_pki: DevPki) -> None:
+    """A development certificate names no OCSP responder or CRL: every message between two dev
+    gateways would log that again, so it is said once for each certificate."""
+    first = issue(name("POP000109", "Dev AP", "NO"), dev_pki.ap_ca, ca=False)
+    second = issue(name("POP000110", "Other dev AP", "NO"), dev_pki.ap_ca, ca=False)
+    trust = CertificateTrust([dev_pki.ap_ca.cert], policy="soft-fail", cache_seconds=0)
+    saved = structlog.get_config()
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO)
+    )  # the suite logs warnings only
+    try:
+        with structlog.testing.capture_logs() as logs:
+            for _ in range(3):
+                await trust.check(first.cert)
+            trust._status.clear()  # as when the cached answer runs out
+            await trust.check(first.cert)
+            await trust.check(second.cert)
+    finally:
+        structlog.configure(**saved)
+        await trust.close()
+    noted = [e for e in logs if e["event"] == "revocation_not_checkable"]
+    assert [e["fingerprint"] for e in noted] == [
+        first.cert.fingerprint(hashes.SHA256()).hex(),
+        second.cert.fingerprint(hashes.SHA256()).hex(),
+    ]

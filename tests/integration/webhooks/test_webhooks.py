@@ -15,9 +15,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.api.auth import create_operator
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
+from gateway.security.credentials import create_operator
 from gateway.webhooks.delivery import WebhookWorker, sign, verify_signature
 from tests.support.api import Caller, token
 from tests.support.gateways import InProcessGateway, in_process_gateway, new_database

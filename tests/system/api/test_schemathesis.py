@@ -11,9 +11,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.api.auth import create_operator
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
+from gateway.security.credentials import create_operator
 from tests.support.api import token
 from tests.support.gateways import in_process_gateway, new_database
 
