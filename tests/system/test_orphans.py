@@ -19,8 +19,7 @@ from gateway.dev.pki import DevPki
 from gateway.directory import queries as directory_queries
 from gateway.security.credentials import create_api_key
 from tests.support.gateways import free_port
-
-EXAMPLES = Path(__file__).parent.parent / "examples"
+from tests.support.paths import EXAMPLES
 
 
 def _children(pid: int) -> set[int]:
