@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from urllib.parse import quote, unquote
 
-from smp._schemes import ICD_SCHEMES, MISTAKEN_ICDS, check_local_id
+from smp._schemes import ICD_SCHEMES, check_local_id, scheme_problem
 
 __all__ = [
     "DOCTYPE_SCHEMES",
@@ -56,17 +57,20 @@ class ParticipantId:
     scheme: str = PARTICIPANT_SCHEME
 
     @classmethod
-    def parse(cls, text: str, *, strict: bool = False) -> ParticipantId:
-        """Parse ``scheme::ICD:id`` or bare ``ICD:id``; validate the ICD's own rules."""
+    def parse(cls, text: str, *, strict: bool = False, today: date | None = None) -> ParticipantId:
+        """Parse ``scheme::ICD:id`` or bare ``ICD:id``; validate the ICD's own rules.
+
+        The ICD must be in the Peppol code list and not removed on ``today`` (default: the
+        current UTC day)."""
         text = text.strip()
         if "::" in text:
             scheme, value = _split(text, "participant")
         else:
             scheme, value = PARTICIPANT_SCHEME, text
-        return cls.of(scheme, value, strict=strict)
+        return cls.of(scheme, value, strict=strict, today=today)
 
     @classmethod
-    def of(cls, scheme: str, value: str, *, strict: bool = False) -> ParticipantId:
+    def of(cls, scheme: str, value: str, *, strict: bool = False, today: date | None = None) -> ParticipantId:
         if scheme != PARTICIPANT_SCHEME:
             raise IdentifierError("participant", f"scheme must be {PARTICIPANT_SCHEME} (case-sensitive)", scheme)
         match = _PARTICIPANT_VALUE.match(value)
@@ -77,18 +81,12 @@ class ParticipantId:
                 value,
             )
         icd, local = match.groups()
-        if icd in MISTAKEN_ICDS:
-            raise IdentifierError(
-                "participant",
-                f"{icd} is not a Peppol scheme; did you mean {MISTAKEN_ICDS[icd]}?",
-                value,
-            )
-        known = ICD_SCHEMES.get(icd)
-        if known is not None and known.state == "removed":
-            raise IdentifierError("participant", f"scheme {icd} ({known.name}) was removed; {known.hint}", value)
+        refused = scheme_problem(icd, today)
+        if refused:
+            raise IdentifierError("participant", refused, value)
         problem = check_local_id(icd, local, strict)
         if problem:
-            raise IdentifierError("participant", f"{icd} ({known.name if known else icd}) {problem}", value)
+            raise IdentifierError("participant", f"{icd} ({ICD_SCHEMES[icd].scheme_id}) {problem}", value)
         return cls(value=value, scheme=scheme)
 
     @property

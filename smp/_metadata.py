@@ -1,8 +1,12 @@
 """SMP 1.x XML: ServiceGroup and SignedServiceMetadata, built, signed, parsed and verified.
 
 Signatures are enveloped XML-DSig over the whole document (``URI=""``) with inclusive C14N 1.0,
-RSA-SHA256 and SHA-256, the SMP certificate in ``X509Data`` (SMP 1.4.0 §5.5). Verification
-uses signxml, checks the signature's shape itself, and reads only the signed tree afterwards.
+RSA-SHA256 and SHA-256, the SMP certificate in ``X509Data`` (SMP 1.4.0 §5.5). We sign with
+signxml. We verify with libxmlsec1 (the ``xmlsec`` binding, the engine of the ``xmlsec1`` tool):
+it canonicalises node sets of the whole document as the C14N specifications say, so every shape
+real SMPs write verifies, including a ``Signature`` in the default namespace with inclusive C14N,
+which lxml's subtree canonicalisation (and so signxml) gets wrong. The signature's shape and
+algorithms are checked here first, and only the signed tree is read afterwards.
 """
 
 from __future__ import annotations
@@ -12,20 +16,22 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+import xmlsec
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
-from signxml.exceptions import InvalidInput
-from signxml.exceptions import InvalidSignature as SignxmlInvalidSignature
 from signxml.signer import XMLSigner
-from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from smp._errors import DiscoveryError
 from smp._identifiers import DocumentTypeId, IdentifierError, ParticipantId, ProcessId
+
+if TYPE_CHECKING:  # the binding's stubs name its transform type privately
+    from xmlsec.constants import __Transform as Transform
 
 __all__ = [
     "AS4_TRANSPORT",
@@ -49,9 +55,23 @@ WSA = "http://www.w3.org/2005/08/addressing"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 AS4_TRANSPORT = "peppol-transport-as4-v2_0"
 _ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+# The canonicalisations, signature and digest methods we accept, with libxmlsec1's transform for
+# each: the verifier is allowed nothing else.
 _C14N_METHODS = {
-    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
-    "http://www.w3.org/2001/10/xml-exc-c14n#",
+    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315": xmlsec.constants.TransformInclC14N,
+    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments": xmlsec.constants.TransformInclC14NWithComments,
+    "http://www.w3.org/2006/12/xml-c14n11": xmlsec.constants.TransformInclC14N11,
+    "http://www.w3.org/2006/12/xml-c14n11#WithComments": xmlsec.constants.TransformInclC14N11WithComments,
+    "http://www.w3.org/2001/10/xml-exc-c14n#": xmlsec.constants.TransformExclC14N,
+    "http://www.w3.org/2001/10/xml-exc-c14n#WithComments": xmlsec.constants.TransformExclC14NWithComments,
+}
+_SIGNATURE_METHODS = {
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": xmlsec.constants.TransformRsaSha256,
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512": xmlsec.constants.TransformRsaSha512,
+}
+_DIGEST_METHODS = {
+    "http://www.w3.org/2001/04/xmlenc#sha256": xmlsec.constants.TransformSha256,
+    "http://www.w3.org/2001/04/xmlenc#sha512": xmlsec.constants.TransformSha512,
 }
 
 
@@ -259,23 +279,73 @@ def _endpoint(e: etree._Element) -> Endpoint:
     )
 
 
-def _check_shape(root: etree._Element) -> etree._Element:
+def _algorithm(parent: etree._Element, tag: str, allowed: dict[str, Transform], what: str) -> Transform:
+    el = parent.find(_q(DS, tag))
+    algorithm = el.get("Algorithm", "") if el is not None else ""
+    if algorithm not in allowed:
+        raise SignatureInvalid(f"{what} {algorithm!r} is not allowed")
+    return allowed[algorithm]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A signature that passed our shape checks, with the transforms libxmlsec1 may use for it."""
+
+    signature: etree._Element
+    reference_transforms: tuple[Transform, ...]
+    signature_transforms: tuple[Transform, ...]
+
+
+def _check_shape(root: etree._Element) -> _Shape:
+    """One enveloped signature, a child of the root, with one reference to the whole document and
+    only whitelisted algorithms: the shape that leaves no room for signature wrapping."""
     signatures = list(root.iter(_q(DS, "Signature")))
     if not signatures:
         raise SignatureInvalid("the SMP response is not signed")
     if len(signatures) != 1 or signatures[0].getparent() is not root:
         raise SignatureInvalid("exactly one ds:Signature, as a child of the root, is allowed")
     signature = signatures[0]
-    refs = signature.findall(f"{_q(DS, 'SignedInfo')}/{_q(DS, 'Reference')}")
+    signed_info = signature.find(_q(DS, "SignedInfo"))
+    if signed_info is None:
+        raise SignatureInvalid("the signature has no SignedInfo")
+    c14n = _algorithm(signed_info, "CanonicalizationMethod", _C14N_METHODS, "canonicalization")
+    method = _algorithm(signed_info, "SignatureMethod", _SIGNATURE_METHODS, "signature method")
+    refs = signed_info.findall(_q(DS, "Reference"))
     if len(refs) != 1 or refs[0].get("URI") != "":
         raise SignatureInvalid('the signature must have exactly one reference, URI=""')
-    transforms = [t.get("Algorithm") for t in refs[0].iter(_q(DS, "Transform"))]
-    if not transforms or transforms[0] != _ENVELOPED or not set(transforms[1:]) <= _C14N_METHODS:
+    transforms = [t.get("Algorithm") or "" for t in refs[0].iterfind(f"{_q(DS, 'Transforms')}/{_q(DS, 'Transform')}")]
+    enveloped = bool(transforms) and transforms[0] == _ENVELOPED
+    if not enveloped or len(transforms) > 2 or not set(transforms[1:]) <= set(_C14N_METHODS):
         raise SignatureInvalid(f"signature transforms {transforms} are not an enveloped signature")
-    cert_text = signature.findtext(f".//{_q(DS, 'X509Certificate')}")
+    digest = _algorithm(refs[0], "DigestMethod", _DIGEST_METHODS, "digest method")
+    key_info = signature.find(_q(DS, "KeyInfo"))
+    cert_text = key_info.findtext(f"{_q(DS, 'X509Data')}/{_q(DS, 'X509Certificate')}") if key_info is not None else None
     if not cert_text:
         raise SignatureInvalid("the signature carries no X509Certificate")
-    return signature
+    reference = (xmlsec.constants.TransformEnveloped, digest, *(_C14N_METHODS[t] for t in transforms[1:]))
+    return _Shape(signature, reference, (c14n, method))
+
+
+def _signed_tree(root: etree._Element, shape: _Shape, signer: x509.Certificate) -> etree._Element:
+    """Verify with libxmlsec1 using only ``signer``'s key and the whitelisted transforms; return
+    the document as it was digested (signature removed, comments dropped: a ``URI=""`` reference
+    does not sign comments, so a comment planted in a text node must not shorten what we read)."""
+    context = xmlsec.SignatureContext()
+    try:
+        context.key = xmlsec.Key.from_memory(signer.public_bytes(Encoding.PEM), xmlsec.constants.KeyDataFormatCertPem)
+        context.set_enabled_key_data([])  # the key is the one given, never one found in KeyInfo
+        for transform in shape.reference_transforms:
+            context.enable_reference_transform(transform)
+        for transform in shape.signature_transforms:
+            context.enable_signature_transform(transform)
+        context.verify(shape.signature)
+    except xmlsec.Error as exc:
+        raise SignatureInvalid(f"SMP signature does not verify: {exc}") from None
+    copy = etree.fromstring(etree.tostring(root))
+    for signature in copy.findall(_q(DS, "Signature")):
+        copy.remove(signature)
+    canonical = etree.tostring(copy, method="c14n", exclusive=False, with_comments=False)
+    return etree.fromstring(canonical, _PARSER)
 
 
 def check_smp_certificate(cert: x509.Certificate, trusted_cas: Sequence[x509.Certificate], at: datetime) -> None:
@@ -296,14 +366,6 @@ def check_smp_certificate(cert: x509.Certificate, trusted_cas: Sequence[x509.Cer
     )
 
 
-_CONFIG = SignatureConfiguration(
-    require_x509=True,
-    expect_references=1,
-    signature_methods=frozenset({SignatureMethod.RSA_SHA256, SignatureMethod.RSA_SHA512}),
-    digest_algorithms=frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA512}),
-)
-
-
 def verify_signed_service_metadata(
     data: bytes, trusted_cas: Sequence[x509.Certificate], at: datetime | None = None
 ) -> VerifiedMetadata:
@@ -312,18 +374,14 @@ def verify_signed_service_metadata(
     root = parse_xml(data)
     if root.tag != _q(SMP, "SignedServiceMetadata"):
         raise MetadataError(f"expected smp:SignedServiceMetadata, got {root.tag}")
-    signature = _check_shape(root)
-    signer = _certificate(signature.findtext(f".//{_q(DS, 'X509Certificate')}") or "")
+    shape = _check_shape(root)
+    signer = _certificate(shape.signature.findtext(f".//{_q(DS, 'X509Certificate')}") or "")
     steps = ["signature shape: enveloped, one reference to the whole document"]
     check_smp_certificate(signer, trusted_cas, at)
     steps.append(f"SMP certificate trusted: {signer.subject.rfc4514_string()}")
-    try:
-        result = XMLVerifier().verify(root, x509_cert=signer, expect_config=_CONFIG)
-    except (SignxmlInvalidSignature, InvalidInput) as exc:
-        raise SignatureInvalid(f"SMP signature does not verify: {exc}") from None
-    signed = result.signed_xml  # type: ignore[union-attr]
-    steps.append("signature verified (RSA-SHA256)")
-    if signed is None or signed.tag != _q(SMP, "SignedServiceMetadata"):
+    signed = _signed_tree(root, shape, signer)
+    steps.append("signature verified")
+    if signed.tag != _q(SMP, "SignedServiceMetadata"):
         raise SignatureInvalid("the signed tree is not the SignedServiceMetadata")
     metadata = signed.find(_q(SMP, "ServiceMetadata"))
     if metadata is None:

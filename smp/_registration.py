@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
+from datetime import date
 from typing import Protocol
 
 import aiohttp
@@ -24,6 +26,7 @@ from lxml import etree
 from smp._errors import DiscoveryError
 from smp._identifiers import ParticipantId
 from smp._metadata import parse_xml
+from smp._schemes import registration_problem, utc_today
 from smp._sml import dns_name, resolve_zone
 
 __all__ = ["LocalSml", "RegistrationError", "SmlManagementClient", "SmlRegistrar"]
@@ -37,6 +40,14 @@ class SmlRegistrar(Protocol):
     async def register(self, participant: ParticipantId) -> None: ...
 
     async def unregister(self, participant: ParticipantId) -> None: ...
+
+
+def check_registrable(participant: ParticipantId, today: date) -> None:
+    """Refuse, before asking the SML, a participant whose scheme is removed (or not registrable)
+    on ``today``: it may have been valid when it was stored."""
+    problem = registration_problem(participant.icd, today)
+    if problem:
+        raise RegistrationError(f"cannot register {participant}: {problem}")
 
 
 def naptr_text(smp_url: str) -> str:
@@ -58,6 +69,7 @@ class LocalSml:
         algorithm: str = "hmac-sha256",
         ttl: int = 60,
         timeout: float = 5.0,
+        today: Callable[[], date] = utc_today,
     ) -> None:
         self.zone = resolve_zone(zone)
         host, _, port = server.rpartition(":")
@@ -68,6 +80,7 @@ class LocalSml:
         self.algorithm = dns.tsig.HMAC_SHA256 if algorithm == "hmac-sha256" else algorithm
         self.ttl = ttl
         self.timeout = timeout
+        self.today = today
 
     async def _send(self, update: dns.update.UpdateMessage, what: str) -> None:
         try:
@@ -86,6 +99,7 @@ class LocalSml:
         )
 
     async def register(self, participant: ParticipantId) -> None:
+        check_registrable(participant, self.today())
         update = self._update()
         update.replace(dns_name(participant, self.zone) + ".", self.ttl, "NAPTR", naptr_text(self.smp_url))
         await self._send(update, f"register {participant}")
@@ -124,7 +138,9 @@ class SmlManagementClient:
         *,
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = 30.0,
+        today: Callable[[], date] = utc_today,
     ) -> None:
+        self.today = today
         self.url = base_url.rstrip("/") + "/manageparticipantidentifier"
         self.smp_id = smp_id
         self.ssl_context = ssl_context
@@ -149,6 +165,7 @@ class SmlManagementClient:
         raise RegistrationError(f"SML {operation} failed (HTTP {status}): {_fault_text(answer)}")
 
     async def register(self, participant: ParticipantId) -> None:
+        check_registrable(participant, self.today())
         await self._call("CreateParticipantIdentifier", "createIn", participant)
 
     async def unregister(self, participant: ParticipantId) -> None:

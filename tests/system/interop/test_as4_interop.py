@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 import as4
+import as4._ns as as4_ns
 from gateway.dev.pki import DevPki, Issued
 from gateway.documents.envelope import read_sbd
 from tests.support.as4 import DATA, DOCTYPE, PROCESS, RECEIVER, SENDER, build, sbd, split
@@ -221,6 +222,69 @@ def test_our_signed_error_signal_verifies_with_xmlsec1(dev_pki: DevPki, tmp_path
     signal = as4.build_error_signal([as4.NotServiced("not here")], "m@x", key=ap2.key, cert=ap2.cert)
     result = _xmlsec1_verify(signal, pem(dev_pki, "ap2"), tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def _xmlsec1_signed_receipt(dev_pki: DevPki, tmp_path: Path) -> bytes:
+    """Our receipt re-signed by xmlsec1 from a template with the signature in the default
+    namespace (``<Signature xmlns="http://www.w3.org/2000/09/xmldsig#">``), as other
+    implementations write it, inside a document that declares many prefixes."""
+    from lxml import etree
+
+    ds, wsse = "http://www.w3.org/2000/09/xmldsig#", as4_ns.WSSE
+    root = etree.fromstring(_our_receipt(dev_pki))
+    signature = root.find(f".//{{{ds}}}Signature")
+    assert signature is not None
+    security = signature.getparent()
+    assert security is not None
+    uris = [r.get("URI") for r in signature.iterfind(f"{{{ds}}}SignedInfo/{{{ds}}}Reference")]
+    token_ref = signature.find(f".//{{{wsse}}}Reference")
+    assert token_ref is not None and len(uris) == 2
+    security.remove(signature)
+    exc, sha256 = "http://www.w3.org/2001/10/xml-exc-c14n#", "http://www.w3.org/2001/04/xmlenc#sha256"
+    references = "".join(
+        f'<Reference URI="{uri}"><Transforms><Transform Algorithm="{exc}"/></Transforms>'
+        f'<DigestMethod Algorithm="{sha256}"/><DigestValue/></Reference>'
+        for uri in uris
+    )
+    template = etree.fromstring(
+        f'<Signature xmlns="{ds}" Id="SIG-xmlsec1"><SignedInfo><CanonicalizationMethod Algorithm="{exc}"/>'
+        f'<SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>{references}'
+        f'</SignedInfo><SignatureValue/><KeyInfo><wsse:SecurityTokenReference xmlns:wsse="{wsse}">'
+        f'<wsse:Reference URI="{token_ref.get("URI")}" ValueType="{token_ref.get("ValueType")}"/>'
+        f"</wsse:SecurityTokenReference></KeyInfo></Signature>".encode()
+    )
+    security.append(template)
+    (tmp_path / "tmpl.xml").write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    result = subprocess.run(
+        [
+            "xmlsec1", "--sign", "--privkey-pem", f"{key(dev_pki, 'ap2')},{pem(dev_pki, 'ap2')}",
+            "--id-attr:Id", "http://www.w3.org/2003/05/soap-envelope:Body",
+            "--id-attr:Id", "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/:Messaging",
+            "--output", str(tmp_path / "signed.xml"), str(tmp_path / "tmpl.xml"),
+        ],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return (tmp_path / "signed.xml").read_bytes()
+
+
+@needs_xmlsec1
+def test_receipt_signed_by_xmlsec1_in_the_default_namespace_verifies(dev_pki: DevPki, tmp_path: Path) -> None:
+    signed = _xmlsec1_signed_receipt(dev_pki, tmp_path)
+    assert b'<Signature xmlns="http://www.w3.org/2000/09/xmldsig#"' in signed
+    receipt = as4.parse_signal(signed, as4.SOAP_CONTENT_TYPE)
+    assert receipt.signer_certificate == dev_pki.access_points["ap2"].cert
+
+
+@needs_xmlsec1
+def test_receipt_signed_by_xmlsec1_in_the_default_namespace_is_refused_when_tampered(
+    dev_pki: DevPki, tmp_path: Path
+) -> None:
+    signed = _xmlsec1_signed_receipt(dev_pki, tmp_path)
+    tampered = signed.replace(b"<eb:Timestamp>2", b"<eb:Timestamp>1", 1)
+    assert tampered != signed
+    with pytest.raises(as4.InvalidReceipt, match="digest"):
+        as4.parse_signal(tampered, as4.SOAP_CONTENT_TYPE)
 
 
 _ = split
