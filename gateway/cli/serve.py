@@ -52,7 +52,10 @@ async def serve(settings: Settings) -> None:
                 worker = runtime.outbound_worker(app[METRICS])
                 workers = asyncio.create_task(worker.run(stop, settings.outbound_workers))
             if settings.webhook_workers > 0:
-                hooks = WebhookWorker(pool, poll_interval=settings.poll_interval)
+                hooks = WebhookWorker(
+                    pool, poll_interval=settings.poll_interval, retry_every=settings.webhook_retry_interval,
+                    give_up_after=settings.webhook_give_up_after, timeout=settings.webhook_timeout,
+                )  # fmt: skip
                 webhook_task = asyncio.create_task(hooks.run(stop))
             log.info(
                 "gateway_started",
