@@ -11,7 +11,10 @@ import asyncpg
 import smp
 from gateway.core.config import ConfigError, Settings
 from gateway.core.metrics import Metrics
-from gateway.duties.archive_store import ArchiveError, ArchiveStore, open_archive
+from gateway.duties.archive_store import ArchiveStore, open_archive
+from gateway.duties.errors import ArchiveError
+from gateway.duties.provider import Provider
+from gateway.duties.reporting import ReportService
 from gateway.duties.validation import ValidationResult, Validator, validate_document, validate_report
 from gateway.outbound.circuits import EndpointGuard
 from gateway.outbound.delivery import OutboundWorker
@@ -19,8 +22,7 @@ from gateway.security.identity import ApIdentity, load_identity, load_trust
 from gateway.security.trust import CertificateTrust
 
 if TYPE_CHECKING:
-    from gateway.duties.reporting import ReportService
-    from gateway.inbound.processing import InboundProcessor, Provider
+    from gateway.inbound.processing import InboundProcessor
 
 __all__ = ["Runtime", "build_runtime"]
 
@@ -72,6 +74,15 @@ class Runtime:
                 threshold=settings.circuit_threshold, cooldown=settings.circuit_cooldown,
                 max_concurrent=settings.per_endpoint,
             ),
+        )  # fmt: skip
+
+    def report_service(self, provider: Provider) -> ReportService:
+        """The reporting service as the settings describe it, checking reports in the pool."""
+        settings = self.settings
+        return ReportService(
+            self.pool, provider, receiver=settings.reporting_receiver, retry_window=settings.retry_window,
+            send=settings.reporting_send, check_interval=settings.reporting_check_interval,
+            validate=self.validate_report,
         )  # fmt: skip
 
     async def close(self) -> None:

@@ -101,13 +101,13 @@ async def _background_work(app: web.Application) -> AsyncIterator[None]:
     """Start-up: register this access point's SPID; then, while the app runs, the inbound
     processor (validation, MLS, linking answers), the certificate watcher, the monthly reporting
     schedule and the archiver."""
-    from gateway.duties.reporting import ReportService
-    from gateway.inbound.processing import InboundProcessor, ensure_provider
+    from gateway.duties.provider import ensure_provider
+    from gateway.inbound.processing import InboundProcessor
 
     runtime = app[RUNTIME]
     settings = app[SETTINGS]
     runtime.provider = await ensure_provider(runtime.pool, runtime.identity, runtime.registrar)
-    runtime.reports = ReportService.for_runtime(runtime, runtime.provider)
+    runtime.reports = runtime.report_service(runtime.provider)
     processor = InboundProcessor(
         runtime.pool, runtime.provider, runtime.validate, retry_window=settings.retry_window,
         poll_interval=settings.poll_interval, lease_seconds=settings.lease_seconds,
