@@ -26,6 +26,7 @@ from gateway.duties.provider import Provider
 from gateway.duties.responses import Issue, ReadDocument, build_mls, check_response, read_document, spid_of_seat
 from gateway.duties.validation import Finding, ValidationResult
 from gateway.inbound import queries
+from gateway.inbound.errors import AlreadyProcessed
 from gateway.outbound.delivery import SubmissionError, derive_submission, submit_document
 
 __all__ = ["InboundProcessor"]
@@ -110,7 +111,7 @@ class InboundProcessor:
                 mls_code = "AP" if result is not None else "AB"
         try:
             answers = await self._finish(message, business, read, accepted, mls_code, result)
-        except _AlreadyDone:
+        except AlreadyProcessed:
             return
         log.info(
             "inbound_processed", message=message.id, kind=message.kind, accepted=accepted, mls=mls_code,
@@ -141,7 +142,7 @@ class InboundProcessor:
                 accepted, json.dumps(result.as_json()) if result is not None else None, mls_code, answers
             )
             if not await queries.finish_inbound_processing(conn, message, outcome):
-                raise _AlreadyDone()
+                raise AlreadyProcessed()
             if mls_code is not None:
                 await self._queue_mls(conn, message, mls_code, result)
         return answers
@@ -178,7 +179,3 @@ class InboundProcessor:
             self.pool, derived, retry_window=self.retry_window, company_id=self.provider.company_id, conn=conn
         )
         await queries.set_inbound_mls(conn, message.id, job)
-
-
-class _AlreadyDone(Exception):
-    """Another worker finished this message first; roll back."""
