@@ -154,7 +154,7 @@ class PendingInbound:
     id: int
     company_id: uuid.UUID
     inbound_validation: str
-    status: str
+    status: MessageStatus
     kind: str
     sending_ap: str
     sender: str  # scheme::value
@@ -185,7 +185,7 @@ async def claim_inbound_processing(pool: asyncpg.Pool, lease_seconds: float = 30
         lease_seconds,
         ProcessingState.PENDING,
     )
-    return None if row is None else PendingInbound(**dict(row))
+    return None if row is None else PendingInbound(**{**dict(row), "status": MessageStatus(row["status"])})
 
 
 @dataclass(frozen=True)
