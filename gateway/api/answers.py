@@ -98,7 +98,7 @@ async def respond(request: web.Request) -> web.Response:
     if principal.company_id is None:
         raise ApiError(403, "insufficient_scope", "documents are answered by companies")
     raw = request.match_info["doc_id"]
-    if not (len(raw) > 1 and raw[0] == "r" and raw[1:].isdigit()):
+    if not (len(raw) > 1 and raw[0] == "r" and raw[1:].isascii() and raw[1:].isdigit() and int(raw[1:]) < 2**63):
         raise ApiError(404, "not_found", "no such received document")
     runtime = request.app[RUNTIME]
     pool = runtime.pool

@@ -17,6 +17,8 @@ from gateway.webhooks.states import DeliveryState
 
 __all__ = ["EVENTS", "add_notification_routes"]
 
+_MAX_ID = 2**63 - 1
+
 EVENTS = (
     "document.received",
     "document.delivered",
@@ -156,7 +158,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 async def retry_delivery(request: web.Request) -> web.Response:
     principal = _admin(request)
     raw = request.match_info["delivery_id"]
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > _MAX_ID:  # beyond bigint: no such row either
         raise ApiError(404, "not_found", "no such delivery")
     runtime = request.app[RUNTIME]
     now = datetime.now(UTC)
