@@ -21,10 +21,12 @@ from gateway.core.config import ConfigError, Settings
 from gateway.core.lifecycle import Lifecycle, Wakeup
 from gateway.core.metrics import Metrics
 from gateway.duties.archive import Archiver
-from gateway.duties.archive_store import ArchiveError, ArchiveStore, open_archive
+from gateway.duties.archive_store import ArchiveStore, open_archive
+from gateway.duties.errors import ArchiveError
+from gateway.duties.provider import Provider, ensure_provider
 from gateway.duties.reporting import ReportService
 from gateway.duties.validation import ValidationResult, Validator, validate_document, validate_report
-from gateway.inbound.processing import InboundProcessor, Provider, ensure_provider
+from gateway.inbound.processing import InboundProcessor
 from gateway.outbound.circuits import EndpointGuard
 from gateway.outbound.delivery import OutboundWorker
 from gateway.security.certificates import CertificateWatcher, WatchedIdentity
@@ -84,6 +86,15 @@ class Runtime:
                 threshold=settings.circuit_threshold, cooldown=settings.circuit_cooldown,
                 max_concurrent=settings.per_endpoint,
             ),
+        )  # fmt: skip
+
+    def report_service(self, provider: Provider) -> ReportService:
+        """The reporting service as the settings describe it, checking reports in the pool."""
+        settings = self.settings
+        return ReportService(
+            self.pool, provider, receiver=settings.reporting_receiver, retry_window=settings.retry_window,
+            send=settings.reporting_send, check_interval=settings.reporting_check_interval,
+            validate=self.validate_report,
         )  # fmt: skip
 
     async def close(self) -> None:
@@ -162,8 +173,11 @@ async def start_services(runtime: Runtime) -> Services:
         runtime.pool, provider, runtime.validate, retry_window=settings.retry_window,
         poll_interval=settings.poll_interval, lease_seconds=settings.lease_seconds, wake=runtime.inbound_wake,
     )  # fmt: skip
-    reports = ReportService.for_runtime(runtime, provider)
-    webhooks = WebhookWorker(runtime.pool, poll_interval=settings.poll_interval)
+    reports = runtime.report_service(provider)
+    webhooks = WebhookWorker(
+        runtime.pool, poll_interval=settings.poll_interval, retry_every=settings.webhook_retry_interval,
+        give_up_after=settings.webhook_give_up_after, timeout=settings.webhook_timeout,
+    )  # fmt: skip
     if settings.outbound_workers > 0:
         lifecycle.start("outbound.delivery", outbound.run(stop, settings.outbound_workers))
     for _ in range(settings.inbound_workers):

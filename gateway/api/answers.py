@@ -26,6 +26,7 @@ from gateway.duties.responses import (
     check_response,
     read_document,
 )
+from gateway.inbound import queries as inbound_queries
 from gateway.outbound import queries as outbound_queries
 from gateway.outbound.delivery import SubmissionError, derive_submission, submit_document
 
@@ -97,30 +98,23 @@ async def respond(request: web.Request) -> web.Response:
     if principal.company_id is None:
         raise ApiError(403, "insufficient_scope", "documents are answered by companies")
     raw = request.match_info["doc_id"]
-    if not (len(raw) > 1 and raw[0] == "r" and raw[1:].isdigit()):
+    if not (len(raw) > 1 and raw[0] == "r" and raw[1:].isascii() and raw[1:].isdigit() and int(raw[1:]) < 2**63):
         raise ApiError(404, "not_found", "no such received document")
     runtime = request.app[RUNTIME]
     pool = runtime.pool
-    row = await pool.fetchrow(
-        """SELECT m.id, m.instance_identifier, m.kind, m.response_outbound_id, d.content, c.country
-           FROM mailbox_entries e JOIN inbound_messages m ON m.id = e.message_id
-           JOIN documents d ON d.sha256 = m.document_sha256 JOIN companies c ON c.id = e.company_id
-           WHERE e.id = $1 AND e.company_id = $2""",
-        int(raw[1:]),
-        principal.company_id,
-    )
+    row = await inbound_queries.received_for_response(pool, int(raw[1:]), principal.company_id)
     if row is None:
         raise ApiError(404, "not_found", "no such received document")
     body = await _json(request)
     kind = body.get("type")
     if kind not in _TYPES:
         raise ApiError(400, "validation_error", f"type is one of {', '.join(_TYPES)}", {"field": "type"})
-    if row["kind"] in ("mls", "mlr", "report"):
-        raise ApiError(409, "wrong_document", f"a received {row['kind'].upper()} is not answered")
-    if row["response_outbound_id"] is not None:
+    if row.kind in ("mls", "mlr", "report"):
+        raise ApiError(409, "wrong_document", f"a received {row.kind.upper()} is not answered")
+    if row.response_outbound_id is not None:
         raise ApiError(409, "already_answered", "this document was answered already")
     try:
-        envelope, business = read_sbd(bytes(row["content"]), require_country=False)
+        envelope, business = read_sbd(row.content, require_country=False)
     except SbdhError:
         raise ApiError(500, "internal_error", "the stored envelope cannot be read") from None
     read = read_document(business)
@@ -138,25 +132,18 @@ async def respond(request: web.Request) -> web.Response:
         rules = ", ".join(rule for rule, _ in broken)
         raise ApiError(400, "validation_error", f"the response breaks: {rules}", {"rules": broken})
     try:
-        derived = derive_submission(document, sender=me, receiver=them, country_c1=row["country"])
+        derived = derive_submission(document, sender=me, receiver=them, country_c1=row.country)
     except SubmissionError as exc:
         raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
     async with pool.acquire() as conn, conn.transaction():
-        taken = await conn.fetchval(
-            "SELECT response_outbound_id FROM inbound_messages WHERE id = $1 FOR UPDATE", row["id"]
-        )
+        taken = await inbound_queries.lock_response(conn, row.id)
         if taken is not None:
             raise ApiError(409, "already_answered", "this document was answered already")
         job = await submit_document(
             pool, derived, retry_window=runtime.settings.retry_window, company_id=principal.company_id,
-            answers_inbound_id=row["id"], conn=conn,
+            answers_inbound_id=row.id, conn=conn,
         )  # fmt: skip
-        await conn.execute(
-            "UPDATE inbound_messages SET response_outbound_id = $2, response_code = $3 WHERE id = $1",
-            row["id"],
-            job,
-            body["code"],
-        )
+        await inbound_queries.set_response(conn, row.id, job, body["code"])
     status = await outbound_queries.outbound_status(pool, job)
     assert status is not None
     return ok(

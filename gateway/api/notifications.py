@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import secrets
-import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,9 +12,12 @@ from aiohttp import web
 from gateway.api.accounts import RUNTIME, _json, _uuid
 from gateway.api.auth import Principal, require
 from gateway.api.envelope import ApiError, ok
-from gateway.webhooks.delivery import GIVE_UP_AFTER
+from gateway.webhooks import queries
+from gateway.webhooks.states import DeliveryState
 
 __all__ = ["EVENTS", "add_notification_routes"]
+
+_MAX_ID = 2**63 - 1
 
 EVENTS = (
     "document.received",
@@ -31,20 +33,20 @@ def _admin(request: web.Request) -> Principal:
     return require(request, "webhooks:write" if principal.kind == "company" else "operator")
 
 
-def _owner(principal: Principal) -> tuple[str, uuid.UUID | None]:
+def _owner(principal: Principal) -> queries.Owner:
     if principal.kind == "company":
-        return "company_id = $1", principal.company_id
-    return "operator_id = $1", principal.operator_id
+        return queries.Owner("company", principal.company_id)
+    return queries.Owner("operator", principal.operator_id)
 
 
-def _hook_json(row: Any) -> dict[str, Any]:
+def _hook_json(hook: queries.Webhook) -> dict[str, Any]:
     return {
-        "id": str(row["id"]),
-        "destination_type": row["destination_type"],
-        "destination": row["destination"],
-        "events": list(row["events"]) if row["events"] is not None else list(EVENTS),
-        "created_at": row["created_at"].isoformat(),
-        "updated_at": row["updated_at"].isoformat(),
+        "id": str(hook.id),
+        "destination_type": hook.destination_type,
+        "destination": hook.destination,
+        "events": list(hook.events) if hook.events is not None else list(EVENTS),
+        "created_at": hook.created_at.isoformat(),
+        "updated_at": hook.updated_at.isoformat(),
     }
 
 
@@ -77,56 +79,46 @@ async def create_webhook(request: web.Request) -> web.Response:
         message = "companies register WEBHOOK, operators VENDOR_WEBHOOK"
         raise ApiError(400, "validation_error", message, {"field": "destination_type"})
     secret = "whsec_" + secrets.token_urlsafe(32)
-    row = await request.app[RUNTIME].pool.fetchrow(
-        "INSERT INTO webhooks (id, company_id, operator_id, destination_type, destination, events, secret) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
-        uuid.uuid4(), principal.company_id, principal.operator_id, kind,
-        _destination(body.get("destination")), _events(body.get("events")), secret,
+    hook = await queries.create_webhook(
+        request.app[RUNTIME].pool, company_id=principal.company_id, operator_id=principal.operator_id,
+        destination_type=kind, destination=_destination(body.get("destination")),
+        events=_events(body.get("events")), secret=secret,
     )  # fmt: skip
-    data = _hook_json(row)
+    data = _hook_json(hook)
     data["secret"] = secret  # shown once
     return ok(data, status=201)
 
 
 async def list_webhooks(request: web.Request) -> web.Response:
     principal = require(request)
-    clause, owner = _owner(principal)
-    rows = await request.app[RUNTIME].pool.fetch(f"SELECT * FROM webhooks WHERE {clause} ORDER BY created_at", owner)  # noqa: S608
-    return ok([_hook_json(r) for r in rows])
+    hooks = await queries.list_webhooks(request.app[RUNTIME].pool, _owner(principal))
+    return ok([_hook_json(h) for h in hooks])
 
 
-async def _own_hook(request: web.Request, principal: Principal) -> Any:
-    clause, owner = _owner(principal)
-    row = await request.app[RUNTIME].pool.fetchrow(
-        f"SELECT * FROM webhooks WHERE id = $2 AND {clause}",  # noqa: S608
-        owner,
-        _uuid(request.match_info["hook_id"], "webhook"),
+async def _own_hook(request: web.Request, principal: Principal) -> queries.Webhook:
+    hook = await queries.own_webhook(
+        request.app[RUNTIME].pool, _owner(principal), _uuid(request.match_info["hook_id"], "webhook")
     )
-    if row is None:
+    if hook is None:
         raise ApiError(404, "not_found", "no such webhook")
-    return row
+    return hook
 
 
 async def update_webhook(request: web.Request) -> web.Response:
     principal = _admin(request)
-    row = await _own_hook(request, principal)
+    hook = await _own_hook(request, principal)
     body = await _json(request)
-    destination = _destination(body["destination"]) if "destination" in body else row["destination"]
-    events = _events(body["events"]) if "events" in body else row["events"]
-    updated = await request.app[RUNTIME].pool.fetchrow(
-        "UPDATE webhooks SET destination = $2, events = $3, updated_at = now() WHERE id = $1 RETURNING *",
-        row["id"], destination, events,
-    )  # fmt: skip
+    destination = _destination(body["destination"]) if "destination" in body else hook.destination
+    events = _events(body["events"]) if "events" in body else hook.events
+    updated = await queries.update_webhook(request.app[RUNTIME].pool, hook.id, destination, events)
     return ok(_hook_json(updated))
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
     principal = _admin(request)
-    row = await _own_hook(request, principal)
+    hook = await _own_hook(request, principal)
     secret = "whsec_" + secrets.token_urlsafe(32)
-    updated = await request.app[RUNTIME].pool.fetchrow(
-        "UPDATE webhooks SET secret = $2, updated_at = now() WHERE id = $1 RETURNING *", row["id"], secret
-    )
+    updated = await queries.rotate_webhook_secret(request.app[RUNTIME].pool, hook.id, secret)
     data = _hook_json(updated)
     data["secret"] = secret
     return ok(data)
@@ -134,55 +126,47 @@ async def rotate_secret(request: web.Request) -> web.Response:
 
 async def delete_webhook(request: web.Request) -> web.Response:
     principal = _admin(request)
-    row = await _own_hook(request, principal)
-    await request.app[RUNTIME].pool.execute("DELETE FROM webhooks WHERE id = $1", row["id"])
-    return ok({"id": str(row["id"]), "deleted": True})
+    hook = await _own_hook(request, principal)
+    await queries.delete_webhook(request.app[RUNTIME].pool, hook.id)
+    return ok({"id": str(hook.id), "deleted": True})
 
 
-def _delivery_json(row: Any) -> dict[str, Any]:
+def _delivery_json(delivery: queries.Delivery) -> dict[str, Any]:
+    pending = delivery.status is DeliveryState.PENDING
     return {
-        "id": row["id"],
-        "webhook_id": str(row["webhook_id"]),
-        "event_id": str(row["event_id"]),
-        "status": row["status"],
-        "attempts": row["attempts"],
-        "next_attempt_at": row["next_attempt_at"].isoformat() if row["status"] == "pending" else None,
-        "last_status": row["last_status"],
-        "last_error": row["last_error"],
-        "created_at": row["created_at"].isoformat(),
-        "delivered_at": row["delivered_at"].isoformat() if row["delivered_at"] else None,
+        "id": delivery.id,
+        "webhook_id": str(delivery.webhook_id),
+        "event_id": str(delivery.event_id),
+        "status": str(delivery.status),
+        "attempts": delivery.attempts,
+        "next_attempt_at": delivery.next_attempt_at.isoformat() if pending else None,
+        "last_status": delivery.last_status,
+        "last_error": delivery.last_error,
+        "created_at": delivery.created_at.isoformat(),
+        "delivered_at": delivery.delivered_at.isoformat() if delivery.delivered_at else None,
     }
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
     principal = require(request)
-    clause, owner = _owner(principal)
-    status = request.query.get("status")
-    rows = await request.app[RUNTIME].pool.fetch(
-        f"""SELECT d.* FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-            WHERE w.{clause} AND ($2::text IS NULL OR d.status = $2) ORDER BY d.id DESC LIMIT 200""",  # noqa: S608
-        owner,
-        status,
+    deliveries = await queries.list_deliveries(
+        request.app[RUNTIME].pool, _owner(principal), request.query.get("status")
     )
-    return ok([_delivery_json(r) for r in rows])
+    return ok([_delivery_json(d) for d in deliveries])
 
 
 async def retry_delivery(request: web.Request) -> web.Response:
     principal = _admin(request)
-    clause, owner = _owner(principal)
     raw = request.match_info["delivery_id"]
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > _MAX_ID:  # beyond bigint: no such row either
         raise ApiError(404, "not_found", "no such delivery")
+    runtime = request.app[RUNTIME]
     now = datetime.now(UTC)
-    row = await request.app[RUNTIME].pool.fetchrow(
-        f"""UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = $3, give_up_at = $4,
-                locked_until = NULL
-            FROM webhooks w WHERE d.id = $2 AND w.id = d.webhook_id AND w.{clause} RETURNING d.*""",  # noqa: S608
-        owner, int(raw), now, now + GIVE_UP_AFTER,
-    )  # fmt: skip
-    if row is None:
+    give_up_at = now + timedelta(seconds=runtime.settings.webhook_give_up_after)
+    delivery = await queries.retry_delivery(runtime.pool, _owner(principal), int(raw), now, give_up_at)
+    if delivery is None:
         raise ApiError(404, "not_found", "no such delivery")
-    return ok(_delivery_json(row))
+    return ok(_delivery_json(delivery))
 
 
 def add_notification_routes(app: web.Application) -> None:

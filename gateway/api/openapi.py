@@ -12,7 +12,9 @@ from aiohttp import web
 
 from gateway.core.version import __version__
 from gateway.directory.states import ProfileStatus
+from gateway.duties.states import ReportState
 from gateway.security.credentials import KeyStatus
+from gateway.webhooks.states import DeliveryState
 
 __all__ = ["openapi_document", "serve_openapi"]
 
@@ -191,7 +193,7 @@ def openapi_document() -> dict[str, Any]:
                 "id": {"type": "integer"},
                 "kind": {"enum": ["TSR", "EUSR"]},
                 "month": {"type": "string"},
-                "status": {"enum": ["built", "invalid", "queued", "sent", "failed"]},
+                "status": {"enum": [str(state) for state in ReportState]},
                 "valid": {"type": "boolean"},
                 "errors": {"type": "array"},
                 "document": {"type": ["string", "null"]},
@@ -544,7 +546,7 @@ def openapi_document() -> dict[str, Any]:
             "get": _op(
                 "Recent deliveries",
                 _ok({"type": "array", "items": _ref("Delivery")}),
-                params=[_query("status", {"enum": ["pending", "delivered", "failed"]})],
+                params=[_query("status", {"enum": [str(state) for state in DeliveryState]})],
             )
         },
         "/v1/webhook_deliveries/{delivery_id}/retry": {

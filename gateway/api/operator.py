@@ -13,48 +13,41 @@ from gateway.api.auth import require
 from gateway.api.envelope import ApiError, ok
 from gateway.api.keys import SERVICES
 from gateway.duties import queries as duties_queries
-from gateway.duties.reporting import KINDS, ReportError, due_date
+from gateway.duties.errors import ReportError
+from gateway.duties.reporting import KINDS, due_date
+from gateway.duties.states import ReportState
 from gateway.outbound import queries as outbound_queries
 
 __all__ = ["add_operator_routes"]
 
 
-def _status(row: Any) -> str:
-    """built → (invalid) → queued → sent (receipt received) or failed."""
-    if not row["valid"]:
-        return "invalid"
-    if row["outbound_id"] is None:
-        return "built"
-    return {"delivered": "sent", "failed": "failed"}.get(row["outbound_state"], "queued")
-
-
-def _report_json(row: Any) -> dict[str, Any]:
-    validation = json.loads(row["validation"])
-    status = _status(row)
-    due = due_date(row["period_end"])
+def _report_json(report: duties_queries.ReportRow) -> dict[str, Any]:
+    validation = json.loads(report.validation)
+    status = report.state
+    due = due_date(report.period_end)
     return {
-        "id": row["id"],
-        "kind": row["kind"],
-        "month": f"{row['period_start']:%Y-%m}",
-        "period": {"start": row["period_start"].isoformat(), "end": row["period_end"].isoformat()},
-        "status": status,
-        "valid": row["valid"],
+        "id": report.id,
+        "kind": report.kind,
+        "month": f"{report.period_start:%Y-%m}",
+        "period": {"start": report.period_start.isoformat(), "end": report.period_end.isoformat()},
+        "status": str(status),
+        "valid": report.valid,
         "errors": validation.get("errors", []),
         "rules": validation.get("artefacts", {}),
-        "document": f"s{row['outbound_id']}" if row["outbound_id"] else None,
-        "receipt": bool(row["has_receipt"]),
-        "sent_at": row["delivered_at"].isoformat() if row["delivered_at"] else None,
-        "last_error": row["last_error"],
+        "document": f"s{report.outbound_id}" if report.outbound_id else None,
+        "receipt": bool(report.has_receipt),
+        "sent_at": report.delivered_at.isoformat() if report.delivered_at else None,
+        "last_error": report.last_error,
         "due": due.isoformat(),
-        "overdue": status != "sent" and datetime.now(UTC).date() > due,
-        "updated_at": row["updated_at"].isoformat(),
+        "overdue": status is not ReportState.SENT and datetime.now(UTC).date() > due,
+        "updated_at": report.updated_at.isoformat(),
     }
 
 
 async def list_reports(request: web.Request) -> web.Response:
     require(request, "operator")
-    rows = await duties_queries.list_reports(request.app[RUNTIME].pool)
-    return ok([_report_json(r) for r in rows])
+    reports = await duties_queries.list_reports(request.app[RUNTIME].pool)
+    return ok([_report_json(r) for r in reports])
 
 
 async def build_report(request: web.Request) -> web.Response:
@@ -77,9 +70,9 @@ async def build_report(request: web.Request) -> web.Response:
     except ReportError as exc:
         status = 400 if exc.code in ("invalid_month", "unknown_report") else 409
         raise ApiError(status, exc.code, exc.message) from None
-    row = next(r for r in await duties_queries.list_reports(request.app[RUNTIME].pool, 1000) if r["kind"] == kind
-               and f"{r['period_start']:%Y-%m}" == month)  # fmt: skip
-    return ok(_report_json(row), status=201)
+    stored = await duties_queries.report_row(request.app[RUNTIME].pool, kind, report.start)
+    assert stored is not None
+    return ok(_report_json(stored), status=201)
 
 
 async def list_endpoints(request: web.Request) -> web.Response:

@@ -12,8 +12,9 @@ from typing import Any
 from gateway.core.config import Settings
 from gateway.core.database import create_pool
 from gateway.dev.postgres import database_url
-from gateway.duties.reporting import ReportError, ReportService, previous_month
-from gateway.inbound.processing import ensure_provider
+from gateway.duties.errors import ReportError
+from gateway.duties.provider import ensure_provider
+from gateway.duties.reporting import previous_month
 from gateway.runtime import build_runtime
 
 __all__ = ["add_report_command"]
@@ -26,7 +27,7 @@ async def _report(args: argparse.Namespace, settings: Settings) -> tuple[int, di
             runtime = build_runtime(settings, pool)
             try:
                 provider = await ensure_provider(pool, runtime.identity, runtime.registrar)
-                service = ReportService.for_runtime(runtime, provider)
+                service = runtime.report_service(provider)
                 report = await service.build(args.kind.upper(), args.month, store_it=args.send)
                 summary: dict[str, Any] = {
                     "kind": report.kind,

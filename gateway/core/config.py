@@ -114,6 +114,11 @@ class Settings:
     circuit_cooldown: float = 30.0
     # [workers] the inbound processor (validation, MLS, linking responses) after the receipt
     inbound_workers: int = 1
+    # [webhooks] the retry schedule: a failed delivery is tried again every retry_interval
+    # seconds until give_up_after seconds after its event; each attempt waits at most timeout
+    webhook_retry_interval: float = 3600.0
+    webhook_give_up_after: float = 86400.0
+    webhook_timeout: float = 5.0
     # [reporting]
     reporting_schedule: bool = True
     reporting_send: bool = True
@@ -269,6 +274,9 @@ _FIELDS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("per_endpoint", "workers", "per_endpoint", _as_int(1, 1024)),
     ("circuit_threshold", "workers", "circuit_threshold", _as_int(1, 1000)),
     ("circuit_cooldown", "workers", "circuit_cooldown", _as_float(0.1, 86400)),
+    ("webhook_retry_interval", "webhooks", "retry_interval", _as_float(1, 86400)),
+    ("webhook_give_up_after", "webhooks", "give_up_after", _as_float(0, 30 * 86400)),
+    ("webhook_timeout", "webhooks", "timeout", _as_float(0.1, 300)),
     ("reporting_schedule", "reporting", "schedule", _as_bool),
     ("reporting_send", "reporting", "send", _as_bool),
     ("reporting_receiver", "reporting", "receiver", _as_str),

@@ -30,7 +30,8 @@ import structlog
 from gateway.core.lifecycle import run_loop
 from gateway.documents import queries as documents_queries
 from gateway.duties import queries
-from gateway.duties.archive_store import ArchiveError, ArchiveStore
+from gateway.duties.archive_store import ArchiveStore
+from gateway.duties.errors import ArchiveError
 
 __all__ = ["MANIFEST", "Archiver", "read_archived", "verify_entry"]
 
@@ -39,6 +40,10 @@ log = structlog.get_logger("gateway.duties.archive")
 MANIFEST = "manifest.json"
 LAYOUT_VERSION = 1
 _LOCK_KEY = 0x4152_4348_4956  # one archiver per database at a time
+# Which messages are complete, in the text the other domains' lifecycles store: a received one
+# whose processing is done, a sent one delivered or failed.
+_INBOUND_DONE = "done"
+_OUTBOUND_ENDED = ("delivered", "failed")
 
 
 def _jsonable(value: Any) -> Any:
@@ -55,20 +60,19 @@ def _entry_key(direction: str, row_id: int, when: datetime) -> str:
     return f"{direction}/{when:%Y/%m/%d}/{direction}-{row_id}"
 
 
-def _files(direction: str, row: Any) -> dict[str, bytes]:
-    skip = {"document", "message", "receipt", "audit"}
-    record = {k: _jsonable(v) for k, v in dict(row).items() if k not in skip}
-    record["direction"] = "received" if direction == "in" else "sent"
-    if direction == "out":
-        record["audit"] = json.loads(row["audit"]) if isinstance(row["audit"], str) else row["audit"]
+def _files(exchange: queries.ExchangeToArchive) -> dict[str, bytes]:
+    record = {k: _jsonable(v) for k, v in exchange.columns.items()}
+    record["direction"] = "received" if exchange.direction == "in" else "sent"
+    if exchange.direction == "out":
+        record["audit"] = exchange.audit
     files = {
-        "document.xml": bytes(row["document"]),
+        "document.xml": exchange.document,
         "record.json": json.dumps(record, indent=2, sort_keys=True).encode(),
     }
-    if row["message"] is not None:
-        files["as4-message.mime"] = bytes(row["message"])
-    if row["receipt"] is not None:
-        files["receipt.xml"] = bytes(row["receipt"])
+    if exchange.message is not None:
+        files["as4-message.mime"] = exchange.message
+    if exchange.receipt is not None:
+        files["receipt.xml"] = exchange.receipt
     return files
 
 
@@ -140,60 +144,48 @@ class Archiver:
         total = 0
         cutoff = self.clock() - self.after
         while True:
-            rows = [("in", r) for r in await queries.inbound_to_archive(self.pool, cutoff, self.batch)]
-            rows += [("out", r) for r in await queries.outbound_to_archive(self.pool, cutoff, self.batch)]
-            if not rows:
+            due = await queries.inbound_to_archive(self.pool, cutoff, self.batch, processed=_INBOUND_DONE)
+            due += await queries.outbound_to_archive(self.pool, cutoff, self.batch, ended=_OUTBOUND_ENDED)
+            if not due:
                 return total
-            for direction, row in rows:
-                await self._archive_one(direction, row)
-            total += len(rows)
+            for exchange in due:
+                await self._archive_one(exchange)
+            total += len(due)
 
-    async def _archive_one(self, direction: str, row: Any) -> None:
-        when = row["received_at"] if direction == "in" else row["created_at"]
-        key = _entry_key(direction, row["id"], when)
-        files = _files(direction, row)
+    async def _archive_one(self, exchange: queries.ExchangeToArchive) -> None:
+        key = _entry_key(exchange.direction, exchange.id, exchange.at)
+        files = _files(exchange)
         for name, data in files.items():
             await self.archive.put(f"{key}/{name}", data)
         await self.archive.put(f"{key}/{MANIFEST}", _manifest(key, files, self.clock()))  # last: complete
-        digests = [
-            bytes(d)
-            for d in (
-                row["document_sha256"],
-                row["message_sha256"] if direction == "in" else row["sent_message_sha256"],
-            )
-            if d is not None
-        ]
         async with self.pool.acquire() as conn, conn.transaction():
-            await queries.mark_archived(conn, direction, row["id"], key)
-            await documents_queries.release_documents(conn, digests)
+            await queries.mark_archived(conn, exchange.direction, exchange.id, key)
+            await documents_queries.release_documents(conn, list(exchange.digests))
 
     async def purge_expired(self) -> int:
         """Delete exchanges past their retention, from the archive and the database."""
         total = 0
         cutoff = self.clock() - self.retention
         while True:
-            rows = await queries.archived_before(self.pool, cutoff, self.batch)
-            if not rows:
+            expired = await queries.archived_before(self.pool, cutoff, self.batch)
+            if not expired:
                 return total
-            for row in rows:
-                for name in await self.archive.list(row["archive_key"] + "/"):
-                    if name != f"{row['archive_key']}/{MANIFEST}":
+            for entry in expired:
+                for name in await self.archive.list(entry.archive_key + "/"):
+                    if name != f"{entry.archive_key}/{MANIFEST}":
                         await self.archive.delete(name)
-                await self.archive.delete(f"{row['archive_key']}/{MANIFEST}")
+                await self.archive.delete(f"{entry.archive_key}/{MANIFEST}")
                 async with self.pool.acquire() as conn, conn.transaction():
-                    await queries.forget_exchange(conn, row["direction"], row["id"])
-            total += len(rows)
+                    await queries.forget_exchange(conn, entry.direction, entry.id)
+            total += len(expired)
 
     async def run_once(self) -> tuple[int, int]:
         """One pass, in one process of the deployment at a time."""
-        async with self.pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
+        async with queries.advisory_lock(self.pool, _LOCK_KEY) as mine:
+            if not mine:
                 return 0, 0
-            try:
-                archived = await self.archive_due()
-                purged = await self.purge_expired()
-            finally:
-                await conn.fetchval("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+            archived = await self.archive_due()
+            purged = await self.purge_expired()
         if archived or purged:
             log.info("archive_pass", archived=archived, purged=purged)
         return archived, purged

@@ -20,11 +20,9 @@ from xml.etree import ElementTree
 import aiohttp
 from yarl import URL
 
+from gateway.duties.errors import ArchiveError
+
 __all__ = ["ArchiveError", "ArchiveStore", "FileArchive", "S3Archive", "open_archive"]
-
-
-class ArchiveError(Exception):
-    """The archive cannot be read or written."""
 
 
 class ArchiveStore(Protocol):

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import datetime
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
+
+from gateway.duties.report_documents import EndUserActivity, ExchangeCount
+from gateway.duties.states import ReportState, report_state
+
+
+@asynccontextmanager
+async def advisory_lock(pool: asyncpg.Pool, key: int) -> AsyncIterator[bool]:
+    """Hold PostgreSQL advisory lock ``key`` for the block when no other session has it (yields
+    True), so one process of a deployment does a job at a time; yields False otherwise."""
+    async with pool.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            await conn.fetchval("SELECT pg_advisory_unlock($1)", key)
+
+
+async def mark_provider(conn: asyncpg.Connection, company_id: uuid.UUID) -> None:
+    """This company holds the access point's own SPID."""
+    await conn.execute("UPDATE companies SET provider = true WHERE id = $1", company_id)
 
 
 async def link_mls(
@@ -77,9 +103,9 @@ async def link_response(
     )
 
 
-async def month_exchange_counts(pool: asyncpg.Pool, start: datetime, end: datetime) -> list[Any]:
+async def month_exchange_counts(pool: asyncpg.Pool, start: datetime, end: datetime) -> list[ExchangeCount]:
     """Exchanges in [start, end) grouped by every TSR key (a few rows, however many messages)."""
-    return await pool.fetch(  # type: ignore[no-any-return]
+    rows = await pool.fetch(
         """SELECT direction, other_sp, document_type, process, transport_profile, country_c1, country_c4,
                   count(*) AS count
            FROM exchanges WHERE exchanged_at >= $1 AND exchanged_at < $2
@@ -87,12 +113,13 @@ async def month_exchange_counts(pool: asyncpg.Pool, start: datetime, end: dateti
         start,
         end,
     )
+    return [ExchangeCount(**dict(r)) for r in rows]
 
 
-async def month_end_users(pool: asyncpg.Pool, start: datetime, end: datetime) -> list[Any]:
+async def month_end_users(pool: asyncpg.Pool, start: datetime, end: datetime) -> list[EndUserActivity]:
     """Which end users (companies) were active in [start, end), per direction, document type,
     process and country: the EUSR counts distinct end users, never messages."""
-    return await pool.fetch(  # type: ignore[no-any-return]
+    rows = await pool.fetch(
         """SELECT DISTINCT company_id::text AS end_user, direction, document_type, process,
                   coalesce(end_user_country, 'ZZ') AS country
            FROM exchanges
@@ -100,10 +127,11 @@ async def month_end_users(pool: asyncpg.Pool, start: datetime, end: datetime) ->
         start,
         end,
     )
+    return [EndUserActivity(**dict(r)) for r in rows]
 
 
 async def save_report(
-    pool: asyncpg.Pool, kind: str, start: Any, end: Any, content: bytes, valid: bool, validation: str
+    pool: asyncpg.Pool, kind: str, start: date, end: date, content: bytes, valid: bool, validation: str
 ) -> int | None:
     """Store a built report; a report already sent for that month is kept (returns None)."""
     return await pool.fetchval(  # type: ignore[no-any-return]
@@ -123,15 +151,40 @@ async def save_report(
     )
 
 
-async def report_row(pool: asyncpg.Pool, kind: str, start: Any) -> Any:
-    """A month's report with the state of its delivery (NULL before it is sent)."""
-    return await pool.fetchrow(
-        """SELECT r.*, o.state AS outbound_state, o.last_error FROM reports r
-           LEFT JOIN outbound_messages o ON o.id = r.outbound_id
-           WHERE r.kind = $1 AND r.period_start = $2""",
-        kind,
-        start,
-    )
+@dataclass(frozen=True)
+class ReportRow:
+    """A stored report with the state of its delivery (the ``outbound_*`` facts are None before
+    it is sent)."""
+
+    id: int
+    kind: str
+    period_start: date
+    period_end: date
+    valid: bool
+    validation: str  # JSON
+    outbound_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    outbound_state: str | None
+    delivered_at: datetime | None
+    last_error: str | None
+    has_receipt: bool
+
+    @property
+    def state(self) -> ReportState:
+        return report_state(self.valid, self.outbound_id, self.outbound_state)
+
+
+_REPORT_SELECT = """SELECT r.id, r.kind, r.period_start, r.period_end, r.valid, r.validation, r.outbound_id,
+                  r.created_at, r.updated_at, o.state AS outbound_state, o.delivered_at, o.last_error,
+                  o.receipt IS NOT NULL AS has_receipt
+           FROM reports r LEFT JOIN outbound_messages o ON o.id = r.outbound_id"""
+
+
+async def report_row(pool: asyncpg.Pool, kind: str, start: date) -> ReportRow | None:
+    """A month's report with the state of its delivery."""
+    row = await pool.fetchrow(f"{_REPORT_SELECT} WHERE r.kind = $1 AND r.period_start = $2", kind, start)
+    return None if row is None else ReportRow(**dict(row))
 
 
 async def release_failed_report(pool: asyncpg.Pool, report_id: int) -> None:
@@ -143,34 +196,73 @@ async def set_report_sent(pool: asyncpg.Pool, report_id: int, outbound_id: int) 
     await pool.execute("UPDATE reports SET outbound_id = $2, updated_at = now() WHERE id = $1", report_id, outbound_id)
 
 
-async def list_reports(pool: asyncpg.Pool, limit: int = 48) -> list[Any]:
-    return await pool.fetch(  # type: ignore[no-any-return]
-        """SELECT r.id, r.kind, r.period_start, r.period_end, r.valid, r.validation, r.outbound_id,
-                  r.created_at, r.updated_at, o.state AS outbound_state, o.delivered_at, o.last_error,
-                  o.receipt IS NOT NULL AS has_receipt
-           FROM reports r LEFT JOIN outbound_messages o ON o.id = r.outbound_id
-           ORDER BY r.period_start DESC, r.kind LIMIT $1""",
-        limit,
+async def list_reports(pool: asyncpg.Pool, limit: int = 48) -> list[ReportRow]:
+    rows = await pool.fetch(f"{_REPORT_SELECT} ORDER BY r.period_start DESC, r.kind LIMIT $1", limit)
+    return [ReportRow(**dict(r)) for r in rows]
+
+
+@dataclass(frozen=True)
+class ExchangeToArchive:
+    """A completed exchange with everything its archive entry holds."""
+
+    direction: str  # "in" or "out"
+    id: int
+    at: datetime  # received (in) or created (out): the entry's date
+    document: bytes  # the Peppol envelope
+    message: bytes | None  # the AS4 message as received or sent
+    receipt: bytes | None
+    columns: dict[str, Any]  # every metadata column of the message row, for record.json
+    audit: list[Any] | None  # the audit trail of a sent document
+    digests: tuple[bytes, ...]  # the stored documents it uses, released once archived
+
+
+_CONTENT = {"document", "message", "receipt", "audit"}
+
+
+def _to_archive(direction: str, row: Any) -> ExchangeToArchive:
+    values = dict(row)
+    audit = values.get("audit")
+    if isinstance(audit, str):
+        audit = json.loads(audit)
+    sent = values["message_sha256"] if direction == "in" else values["sent_message_sha256"]
+    return ExchangeToArchive(
+        direction=direction,
+        id=values["id"],
+        at=values["received_at"] if direction == "in" else values["created_at"],
+        document=bytes(values["document"]),
+        message=None if values["message"] is None else bytes(values["message"]),
+        receipt=None if values["receipt"] is None else bytes(values["receipt"]),
+        columns={k: v for k, v in values.items() if k not in _CONTENT},
+        audit=audit if direction == "out" else None,
+        digests=tuple(bytes(d) for d in (values["document_sha256"], sent) if d is not None),
     )
 
 
-async def inbound_to_archive(pool: asyncpg.Pool, cutoff: datetime, limit: int) -> list[Any]:
-    """Received messages older than ``cutoff`` whose processing is done, with their content."""
-    return await pool.fetch(  # type: ignore[no-any-return]
+async def inbound_to_archive(
+    pool: asyncpg.Pool, cutoff: datetime, limit: int, *, processed: str
+) -> list[ExchangeToArchive]:
+    """Received messages older than ``cutoff`` whose processing is ``processed`` (done), with
+    their content."""
+    rows = await pool.fetch(
         """SELECT m.*, d.content AS document, e.content AS message
            FROM inbound_messages m
            JOIN documents d ON d.sha256 = m.document_sha256
            LEFT JOIN documents e ON e.sha256 = m.message_sha256
-           WHERE m.archived_at IS NULL AND m.processing = 'done' AND m.received_at < $1
+           WHERE m.archived_at IS NULL AND m.processing = $3 AND m.received_at < $1
            ORDER BY m.received_at LIMIT $2""",
         cutoff,
         limit,
+        processed,
     )
+    return [_to_archive("in", r) for r in rows]
 
 
-async def outbound_to_archive(pool: asyncpg.Pool, cutoff: datetime, limit: int) -> list[Any]:
-    """Sent documents that ended (delivered or failed) before ``cutoff``, with their content."""
-    return await pool.fetch(  # type: ignore[no-any-return]
+async def outbound_to_archive(
+    pool: asyncpg.Pool, cutoff: datetime, limit: int, *, ended: tuple[str, ...]
+) -> list[ExchangeToArchive]:
+    """Sent documents that ended (their state in ``ended``: delivered or failed) before
+    ``cutoff``, with their content."""
+    rows = await pool.fetch(
         """SELECT o.*, d.content AS document, s.content AS message,
                   (SELECT coalesce(json_agg(json_build_object('at', a.at, 'state', a.state, 'reason', a.reason)
                                             ORDER BY a.id), '[]'::json)
@@ -178,11 +270,13 @@ async def outbound_to_archive(pool: asyncpg.Pool, cutoff: datetime, limit: int) 
            FROM outbound_messages o
            JOIN documents d ON d.sha256 = o.document_sha256
            LEFT JOIN documents s ON s.sha256 = o.sent_message_sha256
-           WHERE o.archived_at IS NULL AND o.state IN ('delivered', 'failed') AND o.updated_at < $1
+           WHERE o.archived_at IS NULL AND o.state = ANY($3::text[]) AND o.updated_at < $1
            ORDER BY o.updated_at LIMIT $2""",
         cutoff,
         limit,
+        list(ended),
     )
+    return [_to_archive("out", r) for r in rows]
 
 
 async def mark_archived(conn: asyncpg.Connection, direction: str, row_id: int, key: str) -> None:
@@ -195,9 +289,16 @@ async def mark_archived(conn: asyncpg.Connection, direction: str, row_id: int, k
     )
 
 
-async def archived_before(pool: asyncpg.Pool, cutoff: datetime, limit: int) -> list[Any]:
-    """Archived exchanges past their retention: (direction, id, key)."""
-    return await pool.fetch(  # type: ignore[no-any-return]
+@dataclass(frozen=True)
+class ArchivedExchange:
+    direction: str  # "in" or "out"
+    id: int
+    archive_key: str
+
+
+async def archived_before(pool: asyncpg.Pool, cutoff: datetime, limit: int) -> list[ArchivedExchange]:
+    """Archived exchanges past their retention."""
+    rows = await pool.fetch(
         """(SELECT 'in' AS direction, id, archive_key FROM inbound_messages
             WHERE archived_at IS NOT NULL AND received_at < $1 LIMIT $2)
            UNION ALL
@@ -206,6 +307,7 @@ async def archived_before(pool: asyncpg.Pool, cutoff: datetime, limit: int) -> l
         cutoff,
         limit,
     )
+    return [ArchivedExchange(**dict(r)) for r in rows]
 
 
 async def forget_exchange(conn: asyncpg.Connection, direction: str, row_id: int) -> None:

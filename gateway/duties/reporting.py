@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 import structlog
@@ -21,14 +21,13 @@ import structlog
 import smp
 from gateway.core.lifecycle import run_loop
 from gateway.duties import queries
-from gateway.duties.report_documents import EndUserActivity, ExchangeCount, build_eusr, build_tsr, month_period
+from gateway.duties.errors import ReportError
+from gateway.duties.provider import Provider
+from gateway.duties.report_documents import build_eusr, build_tsr, month_period
+from gateway.duties.states import ReportState, check_move
 from gateway.duties.validation import ValidationResult, validate_report
-from gateway.inbound.processing import Provider
 from gateway.outbound.delivery import SubmissionError, derive_submission, submit_document
 from gateway.webhooks import queries as webhooks_queries
-
-if TYPE_CHECKING:
-    from gateway.runtime import Runtime
 
 __all__ = ["KINDS", "BuiltReport", "ReportError", "ReportService", "due_date", "previous_month"]
 
@@ -37,15 +36,6 @@ log = structlog.get_logger("gateway.duties.reporting")
 KINDS = {"TSR": smp.TSR, "EUSR": smp.EUSR}
 _LOCK_KEY = 0x5045_5050_5250  # advisory lock: one scheduler per database
 DUE_DAY = 15
-
-
-class ReportError(Exception):
-    """A report cannot be built or sent; ``code`` is stable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -95,16 +85,6 @@ class ReportService:
         self.send_enabled = send
         self.check_interval = check_interval
 
-    @classmethod
-    def for_runtime(cls, runtime: Runtime, provider: Provider) -> ReportService:
-        """The service as the settings describe it, checking reports in the runtime's pool."""
-        settings = runtime.settings
-        return cls(
-            runtime.pool, provider, receiver=settings.reporting_receiver, retry_window=settings.retry_window,
-            send=settings.reporting_send, check_interval=settings.reporting_check_interval,
-            validate=runtime.validate_report,
-        )  # fmt: skip
-
     async def build(self, kind: str, month: str, *, store_it: bool = True) -> BuiltReport:
         if kind not in KINDS:
             raise ReportError("unknown_report", f"{kind!r} is not TSR or EUSR")
@@ -115,10 +95,10 @@ class ReportService:
         lo, hi = _bounds(start, end)
         reporter = self.provider.seat_id
         if kind == "TSR":
-            counts = [ExchangeCount(**dict(r)) for r in await queries.month_exchange_counts(self.pool, lo, hi)]
+            counts = await queries.month_exchange_counts(self.pool, lo, hi)
             content = build_tsr(counts, start=start, end=end, reporter=reporter)
         else:
-            users = [EndUserActivity(**dict(r)) for r in await queries.month_end_users(self.pool, lo, hi)]
+            users = await queries.month_end_users(self.pool, lo, hi)
             content = build_eusr(users, start=start, end=end, reporter=reporter)
         result = await self.validate(content)
         report_id = None
@@ -134,6 +114,7 @@ class ReportService:
             raise ReportError("report_invalid", f"the {report.kind} breaks the reporting rules; it is not sent")
         if report.id is None:
             raise ReportError("report_sent", f"the {report.kind} for {report.start:%Y-%m} was sent already")
+        check_move(ReportState.BUILT, ReportState.QUEUED)
         document_type = KINDS[report.kind]
         try:
             derived = derive_submission(
@@ -157,22 +138,22 @@ class ReportService:
         done: list[str] = []
         for kind in KINDS:
             row = await queries.report_row(self.pool, kind, start)
-            if row is not None and row["outbound_state"] == "failed":
+            if row is not None and row.state is ReportState.FAILED:
                 # Delivery gave up (OpenPeppol's AP unreachable for the whole retry window):
                 # tell the operators, and send it again on this check.
-                log.error("report_delivery_failed", kind=kind, month=month, reason=row["last_error"])
+                log.error("report_delivery_failed", kind=kind, month=month, reason=row.last_error)
                 await webhooks_queries.add_operator_event(
                     self.pool, "report.failed",
-                    json.dumps({"kind": kind, "month": month, "reason": row["last_error"] or "delivery failed"}),
+                    json.dumps({"kind": kind, "month": month, "reason": row.last_error or "delivery failed"}),
                 )  # fmt: skip
-                await queries.release_failed_report(self.pool, row["id"])
-            elif row is not None and row["outbound_id"] is not None:
+                await queries.release_failed_report(self.pool, row.id)
+            elif row is not None and row.outbound_id is not None:
                 continue
             report = await self.build(kind, month)
             if not report.result.valid:
                 rules = [f["rule_id"] for f in report.result.as_json()["errors"]][:10]
                 log.error("report_invalid", kind=kind, month=month, rules=rules)
-                if row is None or row["valid"]:  # operators hear of it once, not at every check
+                if row is None or row.valid:  # operators hear of it once, not at every check
                     await webhooks_queries.add_operator_event(
                         self.pool, "report.failed", json.dumps({"kind": kind, "month": month, "rules": rules})
                     )
@@ -188,12 +169,9 @@ class ReportService:
     async def check_due(self, today: date) -> bool:
         """One check of the monthly schedule, by one process at a time (an advisory lock)."""
         try:
-            async with self.pool.acquire() as conn:
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
-                    try:
-                        await self.run_due(today)
-                    finally:
-                        await conn.fetchval("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+            async with queries.advisory_lock(self.pool, _LOCK_KEY) as mine:
+                if mine:
+                    await self.run_due(today)
         except ReportError as exc:
             log.error("reporting_failed", code=exc.code, reason=exc.message)
         return False

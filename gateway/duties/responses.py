@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
+from gateway.duties.errors import ResponseError
+
 __all__ = [
     "IR_CODES",
     "IR_REASONS",
@@ -69,15 +71,6 @@ _ROLES = {
     "CreditNote": ("AccountingSupplierParty", "AccountingCustomerParty"),
     "Order": ("BuyerCustomerParty", "SellerSupplierParty"),
 }
-
-
-class ResponseError(ValueError):
-    """A response cannot be built as asked; ``field`` names the input at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def spid_of_seat(seat_id: str) -> str:

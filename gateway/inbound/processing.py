@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import asyncpg
 import structlog
@@ -22,57 +20,20 @@ from lxml import etree
 
 import smp
 from gateway.core.lifecycle import Wakeup, run_loop
-from gateway.directory import queries as directory_queries
 from gateway.documents.envelope import SbdhError, read_sbd
 from gateway.duties import queries as duties_queries
+from gateway.duties.provider import Provider
 from gateway.duties.responses import Issue, ReadDocument, build_mls, check_response, read_document, spid_of_seat
 from gateway.duties.validation import Finding, ValidationResult
 from gateway.inbound import queries
+from gateway.inbound.errors import AlreadyProcessed
 from gateway.outbound.delivery import SubmissionError, derive_submission, submit_document
-from gateway.security.identity import ApIdentity
 
-__all__ = ["InboundProcessor", "Provider", "ensure_provider"]
+__all__ = ["InboundProcessor"]
 
 log = structlog.get_logger("gateway.inbound.processing")
 
 MAX_MLS_ISSUES = 50
-
-
-@dataclass(frozen=True)
-class Provider:
-    """This access point as a Peppol service provider: the company holding its SPID."""
-
-    company_id: uuid.UUID
-    spid: str  # "0242:000001"
-    country: str
-    seat_id: str
-
-
-def _subject(identity: ApIdentity, oid_name: str) -> str | None:
-    from cryptography.x509.oid import NameOID
-
-    attrs = identity.cert.subject.get_attributes_for_oid(getattr(NameOID, oid_name))
-    return str(attrs[0].value) if attrs else None
-
-
-async def ensure_provider(pool: asyncpg.Pool, identity: ApIdentity, registrar: smp.LocalSml | None) -> Provider:
-    """Register this access point's SPID as a participant receiving MLS (idempotent), and
-    publish it in the SML when this gateway manages an SML zone."""
-    spid = spid_of_seat(identity.seat_id)
-    country = (_subject(identity, "COUNTRY_NAME") or "ZZ").upper()
-    name = _subject(identity, "ORGANIZATION_NAME") or identity.seat_id
-    participant = smp.ParticipantId.parse(spid)
-    services = [(str(smp.MLS.document_type), str(p)) for p in smp.MLS.processes]
-    async with pool.acquire() as conn:
-        company_id = await directory_queries.add_company(conn, name, country, participant.local_id)
-        await conn.execute("UPDATE companies SET provider = true WHERE id = $1", company_id)
-        await directory_queries.add_participant(conn, company_id, participant.scheme, participant.value, services)
-    if registrar is not None:
-        try:
-            await registrar.register(participant)
-        except Exception as exc:  # the SML being down must not stop the gateway
-            log.warning("spid_sml_registration_failed", spid=spid, error=type(exc).__name__)
-    return Provider(company_id, spid, country, identity.seat_id)
 
 
 def _issues(result: ValidationResult) -> list[Issue]:
@@ -151,7 +112,7 @@ class InboundProcessor:
                 mls_code = "AP" if result is not None else "AB"
         try:
             answers = await self._finish(message, business, read, accepted, mls_code, result)
-        except _AlreadyDone:
+        except AlreadyProcessed:
             return
         log.info(
             "inbound_processed", message=message.id, kind=message.kind, accepted=accepted, mls=mls_code,
@@ -182,7 +143,7 @@ class InboundProcessor:
                 accepted, json.dumps(result.as_json()) if result is not None else None, mls_code, answers
             )
             if not await queries.finish_inbound_processing(conn, message, outcome):
-                raise _AlreadyDone()
+                raise AlreadyProcessed()
             if mls_code is not None:
                 await self._queue_mls(conn, message, mls_code, result)
         return answers
@@ -219,7 +180,3 @@ class InboundProcessor:
             self.pool, derived, retry_window=self.retry_window, company_id=self.provider.company_id, conn=conn
         )
         await queries.set_inbound_mls(conn, message.id, job)
-
-
-class _AlreadyDone(Exception):
-    """Another worker finished this message first; roll back."""

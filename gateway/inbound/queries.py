@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from gateway.documents.queries import sha256
+from gateway.inbound.states import MessageStatus, ProcessingState, check_move
 from gateway.outbound.queries import reporting_counts
 
 
@@ -68,66 +71,78 @@ async def store_inbound(
             "process": record.process,
         }
     )
+    held = record.pending
+    values = {
+        "as4_message_id": record.as4_message_id,
+        "sending_ap": record.sending_ap,
+        "sender_cert_subject": record.sender_cert_subject,
+        "conversation_id": record.conversation_id,
+        "sender_scheme": record.sender[0],
+        "sender_value": record.sender[1],
+        "receiver_scheme": record.receiver[0],
+        "receiver_value": record.receiver[1],
+        "document_type": record.document_type,
+        "process": record.process,
+        "country_c1": record.country_c1,
+        "document_sha256": doc,
+        "payload_bytes": len(sbd),
+        "message_bytes": len(message),
+        "receipt": receipt,
+        "sent_at": record.sent_at,
+        "instance_identifier": record.instance_identifier,
+        "message_sha256": evidence,
+        "company_id": record.company_id,
+        "document_id": record.document_id,
+        "kind": record.kind,
+        "status": MessageStatus.PENDING if held else MessageStatus.STORED,
+        "processing": ProcessingState.PENDING if record.processing else ProcessingState.DONE,
+        "mls_to": record.mls_to,
+        "mls_type": record.mls_type,
+        # not columns of inbound_messages
+        "document": sbd,
+        "message": message,
+        "held": held,
+        "event": event,
+        "company_country": record.company_country,
+        "counts_tsr": counts_tsr,
+        "counts_eusr": counts_eusr,
+        "trace_context": record.trace_context,
+    }
+    sql, args = _bind(
+        """WITH docs AS (
+               INSERT INTO documents (sha256, size_bytes, content)
+               VALUES (:document_sha256, :payload_bytes, :document), (:message_sha256, :message_bytes, :message)
+               ON CONFLICT (sha256) DO NOTHING),
+           msg AS (
+               INSERT INTO inbound_messages (
+                   as4_message_id, sending_ap, sender_cert_subject, conversation_id,
+                   sender_scheme, sender_value, receiver_scheme, receiver_value,
+                   document_type, process, country_c1, document_sha256, payload_bytes,
+                   message_bytes, receipt, sent_at, instance_identifier, message_sha256,
+                   company_id, document_id, kind, status, processing, mls_to, mls_type)
+               VALUES (:as4_message_id, :sending_ap, :sender_cert_subject, :conversation_id,
+                       :sender_scheme, :sender_value, :receiver_scheme, :receiver_value,
+                       :document_type, :process, :country_c1, :document_sha256, :payload_bytes,
+                       :message_bytes, :receipt, :sent_at, :instance_identifier, :message_sha256,
+                       :company_id, :document_id, :kind, :status, :processing, :mls_to, :mls_type)
+               RETURNING id),
+           box AS (
+               INSERT INTO mailbox_entries (company_id, message_id) SELECT :company_id, id FROM msg WHERE NOT :held),
+           exchange AS (
+               INSERT INTO exchanges (direction, source_id, exchanged_at, other_sp, document_type, process,
+                                      country_c1, country_c4, company_id, end_user_country, counts_for_eusr)
+               SELECT 'in', id, :sent_at, :sending_ap, :document_type, :process, :country_c1, :company_country,
+                      :company_id, :company_country, :counts_eusr
+               FROM msg WHERE :counts_tsr)
+           INSERT INTO events (company_id, kind, payload, trace_context)
+           SELECT :company_id, 'document.received', jsonb_set(:event::jsonb, '{message_id}', to_jsonb(id)),
+                  :trace_context
+           FROM msg WHERE NOT :held""",
+        values,
+    )
     try:
         # One statement: its data-modifying parts commit together or not at all.
-        await pool.execute(
-            """WITH docs AS (
-                   INSERT INTO documents (sha256, size_bytes, content)
-                   VALUES ($12, $13, $20), ($18, $14, $21)
-                   ON CONFLICT (sha256) DO NOTHING),
-               msg AS (
-                   INSERT INTO inbound_messages (
-                       as4_message_id, sending_ap, sender_cert_subject, conversation_id,
-                       sender_scheme, sender_value, receiver_scheme, receiver_value,
-                       document_type, process, country_c1, document_sha256, payload_bytes,
-                       message_bytes, receipt, sent_at, instance_identifier, message_sha256,
-                       company_id, document_id, kind, status, processing, mls_to, mls_type)
-                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,
-                           $23, $24, CASE WHEN $25 THEN 'pending' ELSE 'stored' END,
-                           CASE WHEN $26 THEN 'pending' ELSE 'done' END, $27, $28)
-                   RETURNING id),
-               box AS (
-                   INSERT INTO mailbox_entries (company_id, message_id) SELECT $19, id FROM msg WHERE NOT $25),
-               exchange AS (
-                   INSERT INTO exchanges (direction, source_id, exchanged_at, other_sp, document_type, process,
-                                          country_c1, country_c4, company_id, end_user_country, counts_for_eusr)
-                   SELECT 'in', id, $16, $2, $9, $10, $11, $29, $19, $29, $31 FROM msg WHERE $30)
-               INSERT INTO events (company_id, kind, payload, trace_context)
-               SELECT $19, 'document.received', jsonb_set($22::jsonb, '{message_id}', to_jsonb(id)), $32
-               FROM msg WHERE NOT $25""",
-            record.as4_message_id,
-            record.sending_ap,
-            record.sender_cert_subject,
-            record.conversation_id,
-            record.sender[0],
-            record.sender[1],
-            record.receiver[0],
-            record.receiver[1],
-            record.document_type,
-            record.process,
-            record.country_c1,
-            doc,
-            len(sbd),
-            len(message),
-            receipt,
-            record.sent_at,
-            record.instance_identifier,
-            evidence,
-            record.company_id,
-            sbd,
-            message,
-            event,
-            record.document_id,
-            record.kind,
-            record.pending,
-            record.processing,
-            record.mls_to,
-            record.mls_type,
-            record.company_country,
-            counts_tsr,
-            counts_eusr,
-            record.trace_context,
-        )
+        await pool.execute(sql, *args)
     except asyncpg.UniqueViolationError:
         first = await find_inbound_receipt(pool, record.as4_message_id, record.sending_ap)
         return False, first or receipt
@@ -139,7 +154,7 @@ class PendingInbound:
     id: int
     company_id: uuid.UUID
     inbound_validation: str
-    status: str
+    status: MessageStatus
     kind: str
     sending_ap: str
     sender: str  # scheme::value
@@ -158,7 +173,7 @@ async def claim_inbound_processing(pool: asyncpg.Pool, lease_seconds: float = 30
         """WITH claimed AS (
                UPDATE inbound_messages m SET processing_until = now() + make_interval(secs => $1)
                WHERE m.id = (SELECT id FROM inbound_messages
-                             WHERE processing = 'pending' AND (processing_until IS NULL OR processing_until < now())
+                             WHERE processing = $2 AND (processing_until IS NULL OR processing_until < now())
                              ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1)
                RETURNING m.*)
            SELECT c.id, c.company_id, co.inbound_validation, c.status, c.kind, c.sending_ap,
@@ -168,8 +183,9 @@ async def claim_inbound_processing(pool: asyncpg.Pool, lease_seconds: float = 30
            FROM claimed c JOIN documents d ON d.sha256 = c.document_sha256
            JOIN companies co ON co.id = c.company_id""",
         lease_seconds,
+        ProcessingState.PENDING,
     )
-    return None if row is None else PendingInbound(**dict(row))
+    return None if row is None else PendingInbound(**{**dict(row), "status": MessageStatus(row["status"])})
 
 
 @dataclass(frozen=True)
@@ -183,21 +199,26 @@ class InboundOutcome:
 async def finish_inbound_processing(conn: asyncpg.Connection, message: PendingInbound, outcome: InboundOutcome) -> bool:
     """Record the outcome; a message held out of the mailbox enters it now if accepted. False
     when another worker finished it first (the caller's transaction must then roll back)."""
-    status = await conn.fetchval(
-        """UPDATE inbound_messages SET processing = 'done', processing_until = NULL,
-               status = CASE WHEN $2 THEN 'stored' ELSE 'rejected' END,
-               validation = $3::jsonb, mls_code = $4, answers_outbound_id = $5
-           WHERE id = $1 AND processing = 'pending'
+    status = check_move(
+        MessageStatus(message.status), MessageStatus.STORED if outcome.accepted else MessageStatus.REJECTED
+    )
+    done = check_move(ProcessingState.PENDING, ProcessingState.DONE)
+    before = await conn.fetchval(
+        """UPDATE inbound_messages SET processing = $6, processing_until = NULL,
+               status = $2, validation = $3::jsonb, mls_code = $4, answers_outbound_id = $5
+           WHERE id = $1 AND processing = $7
            RETURNING (SELECT status FROM inbound_messages WHERE id = $1)""",
         message.id,
-        outcome.accepted,
+        status,
         outcome.validation,
         outcome.mls_code,
         outcome.answers_outbound_id,
+        done,
+        ProcessingState.PENDING,
     )
-    if status is None:
+    if before is None:
         return False
-    if status == "pending" and outcome.accepted:
+    if before == MessageStatus.PENDING and outcome.accepted:
         await conn.execute(
             """WITH box AS (
                    INSERT INTO mailbox_entries (company_id, message_id) VALUES ($1, $2)
@@ -217,3 +238,66 @@ async def finish_inbound_processing(conn: asyncpg.Connection, message: PendingIn
 
 async def set_inbound_mls(conn: asyncpg.Connection, inbound_id: int, outbound_id: int) -> None:
     await conn.execute("UPDATE inbound_messages SET mls_outbound_id = $2 WHERE id = $1", inbound_id, outbound_id)
+
+
+_PLACEHOLDER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+def _bind(sql: str, values: Mapping[str, object]) -> tuple[str, list[object]]:
+    """``:name`` placeholders to asyncpg's ``$n``, so a long statement names what it binds."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _PLACEHOLDER.sub(number, sql), [values[name] for name in names]
+
+
+@dataclass(frozen=True)
+class ReceivedForResponse:
+    """A received document in a company's mailbox, with what answering it needs."""
+
+    id: int  # inbound_messages.id
+    instance_identifier: str
+    kind: str
+    response_outbound_id: int | None  # set once it was answered
+    content: bytes  # the stored envelope
+    country: str  # the receiving company's
+
+
+async def received_for_response(pool: asyncpg.Pool, entry_id: int, company_id: uuid.UUID) -> ReceivedForResponse | None:
+    """The document behind one of the company's mailbox entries; None when it is not theirs."""
+    row = await pool.fetchrow(
+        """SELECT m.id, m.instance_identifier, m.kind, m.response_outbound_id, d.content, c.country
+           FROM mailbox_entries e JOIN inbound_messages m ON m.id = e.message_id
+           JOIN documents d ON d.sha256 = m.document_sha256 JOIN companies c ON c.id = e.company_id
+           WHERE e.id = $1 AND e.company_id = $2""",
+        entry_id,
+        company_id,
+    )
+    if row is None:
+        return None
+    values = dict(row)
+    values["content"] = bytes(values["content"])
+    return ReceivedForResponse(**values)
+
+
+async def lock_response(conn: asyncpg.Connection, inbound_id: int) -> int | None:
+    """Lock the received message for answering (until the transaction ends); the outbound id
+    of an answer sent meanwhile, or None when it is still unanswered."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT response_outbound_id FROM inbound_messages WHERE id = $1 FOR UPDATE", inbound_id
+    )
+
+
+async def set_response(conn: asyncpg.Connection, inbound_id: int, outbound_id: int, code: str) -> None:
+    """The received message is answered by ``outbound_id`` with ``code``."""
+    await conn.execute(
+        "UPDATE inbound_messages SET response_outbound_id = $2, response_code = $3 WHERE id = $1",
+        inbound_id,
+        outbound_id,
+        code,
+    )
