@@ -14,7 +14,7 @@ from gateway.core.metrics import Metrics
 from gateway.duties.archive_store import ArchiveError, ArchiveStore, open_archive
 from gateway.duties.validation import ValidationResult, Validator, validate_document, validate_report
 from gateway.outbound.circuits import EndpointGuard
-from gateway.outbound.delivery import OutboundWorker
+from gateway.outbound.worker import OutboundWorker
 from gateway.security.identity import ApIdentity, load_identity, load_trust
 from gateway.security.trust import CertificateTrust
 

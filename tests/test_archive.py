@@ -28,7 +28,7 @@ from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
 from gateway.duties.archive import Archiver, read_archived, verify_entry
 from gateway.duties.archive_store import ArchiveError, FileArchive, S3Archive
-from gateway.outbound.delivery import derive_submission
+from gateway.outbound.submission import derive_submission
 from tests.gateways import InProcessGateway, in_process_gateway, new_database, register_company, send_as_peer
 from tests.test_api import Caller, token
 

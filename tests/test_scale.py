@@ -14,7 +14,7 @@ from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
 from gateway.directory import queries as directory_queries
 from gateway.documents import queries as documents_queries
-from gateway.outbound.delivery import derive_submission
+from gateway.outbound.submission import derive_submission
 from tests.gateways import GatewayProcess, free_port, gateway_env, new_database
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

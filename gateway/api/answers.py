@@ -27,7 +27,7 @@ from gateway.duties.responses import (
     read_document,
 )
 from gateway.outbound import queries as outbound_queries
-from gateway.outbound.delivery import SubmissionError, derive_submission, submit_document
+from gateway.outbound.submission import SubmissionError, SubmitRequest, submit
 
 __all__ = ["add_response_routes"]
 
@@ -137,20 +137,21 @@ async def respond(request: web.Request) -> web.Response:
     if broken:
         rules = ", ".join(rule for rule, _ in broken)
         raise ApiError(400, "validation_error", f"the response breaks: {rules}", {"rules": broken})
-    try:
-        derived = derive_submission(document, sender=me, receiver=them, country_c1=row["country"])
-    except SubmissionError as exc:
-        raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
+    answer = SubmitRequest(
+        document, runtime.settings.retry_window, sender=me, receiver=them, country_c1=row["country"],
+        company_id=principal.company_id, answers_inbound_id=row["id"],
+    )  # fmt: skip
     async with pool.acquire() as conn, conn.transaction():
         taken = await conn.fetchval(
             "SELECT response_outbound_id FROM inbound_messages WHERE id = $1 FOR UPDATE", row["id"]
         )
         if taken is not None:
             raise ApiError(409, "already_answered", "this document was answered already")
-        job = await submit_document(
-            pool, derived, retry_window=runtime.settings.retry_window, company_id=principal.company_id,
-            answers_inbound_id=row["id"], conn=conn,
-        )  # fmt: skip
+        try:
+            submitted = await submit(conn, answer)
+        except SubmissionError as exc:
+            raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
+        job, derived = submitted.job_id, submitted.derived
         await conn.execute(
             "UPDATE inbound_messages SET response_outbound_id = $2, response_code = $3 WHERE id = $1",
             row["id"],

@@ -14,6 +14,7 @@ from gateway.api.envelope import ApiError, ok
 from gateway.duties import queries as duties_queries
 from gateway.duties.reporting import KINDS, ReportError, due_date
 from gateway.outbound import queries as outbound_queries
+from gateway.outbound.states import OutboundState
 
 __all__ = ["add_operator_routes"]
 
@@ -24,7 +25,7 @@ def _status(row: Any) -> str:
         return "invalid"
     if row["outbound_id"] is None:
         return "built"
-    return {"delivered": "sent", "failed": "failed"}.get(row["outbound_state"], "queued")
+    return {OutboundState.DELIVERED: "sent", OutboundState.FAILED: "failed"}.get(row["outbound_state"], "queued")
 
 
 def _report_json(row: Any) -> dict[str, Any]:
@@ -87,12 +88,12 @@ async def list_endpoints(request: web.Request) -> web.Response:
     return ok(
         [
             {
-                "endpoint": r["url"],
-                "state": r["state"],
-                "consecutive_failures": r["failures"],
-                "cooldown_seconds": r["cooldown"],
-                "documents_waiting": r["waiting"],
-                "updated_at": r["updated_at"].isoformat(),
+                "endpoint": r.url,
+                "state": r.state,
+                "consecutive_failures": r.failures,
+                "cooldown_seconds": r.cooldown,
+                "documents_waiting": r.waiting,
+                "updated_at": r.updated_at.isoformat(),
             }
             for r in rows
         ]

@@ -24,7 +24,8 @@ from gateway.duties import queries
 from gateway.duties.report_documents import EndUserActivity, ExchangeCount, build_eusr, build_tsr, month_period
 from gateway.duties.validation import ValidationResult, validate_report
 from gateway.inbound.processing import Provider
-from gateway.outbound.delivery import SubmissionError, derive_submission, submit_document
+from gateway.outbound.states import OutboundState
+from gateway.outbound.submission import SubmissionError, SubmitRequest, submit
 from gateway.webhooks import queries as webhooks_queries
 
 if TYPE_CHECKING:
@@ -135,17 +136,15 @@ class ReportService:
         if report.id is None:
             raise ReportError("report_sent", f"the {report.kind} for {report.start:%Y-%m} was sent already")
         document_type = KINDS[report.kind]
+        request = SubmitRequest(
+            report.content, self.retry_window, sender=self.provider.spid, receiver=self.receiver,
+            document_type=str(document_type.document_type), process=str(document_type.process),
+            country_c1=self.provider.country, company_id=self.provider.company_id,
+        )  # fmt: skip
         try:
-            derived = derive_submission(
-                report.content, sender=self.provider.spid, receiver=self.receiver,
-                document_type=str(document_type.document_type), process=str(document_type.process),
-                country_c1=self.provider.country,
-            )  # fmt: skip
+            job = (await submit(self.pool, request)).job_id
         except SubmissionError as exc:
             raise ReportError("report_not_sendable", exc.message) from None
-        job = await submit_document(
-            self.pool, derived, retry_window=self.retry_window, company_id=self.provider.company_id
-        )
         await queries.set_report_sent(self.pool, report.id, job)
         log.info("report_queued", kind=report.kind, month=f"{report.start:%Y-%m}", job=job)
         return job
@@ -157,7 +156,7 @@ class ReportService:
         done: list[str] = []
         for kind in KINDS:
             row = await queries.report_row(self.pool, kind, start)
-            if row is not None and row["outbound_state"] == "failed":
+            if row is not None and row["outbound_state"] == OutboundState.FAILED:
                 # Delivery gave up (OpenPeppol's AP unreachable for the whole retry window):
                 # tell the operators, and send it again on this check.
                 log.error("report_delivery_failed", kind=kind, month=month, reason=row["last_error"])
