@@ -14,7 +14,7 @@ from typing import TypeAlias
 
 import asyncpg
 
-from gateway.documents.queries import sha256
+from gateway.documents.queries import StoredRef, sha256
 from gateway.outbound.states import IN_FLIGHT, WAITING, OutboundState
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
@@ -313,3 +313,141 @@ async def outbound_status(conn: Db, job_id: int) -> OutboundStatus | None:
         last_error=row["last_error"], next_attempt_at=row["next_attempt_at"],
         audit=[(a["at"], a["state"], a["reason"]) for a in audit],
     )  # fmt: skip
+
+
+# -- sent documents, as the API reads them ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SentDocument:
+    """A document a company sent, with what answered it (entries in its mailbox)."""
+
+    id: int
+    kind: str
+    state: OutboundState
+    sender: str
+    receiver: str
+    document_type: str
+    process: str
+    as4_message_id: str
+    attempts: int
+    error_code: str | None
+    last_error: str | None
+    validation: str | None  # JSON: the findings recorded when it was sent anyway
+    mls_code: str | None
+    mls_reason: str | None
+    mls_at: datetime | None
+    response_code: str | None
+    response_entry_id: int | None
+    answers_entry_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None
+
+
+_SENT_SELECT = """
+    SELECT o.id, o.kind, o.state, o.sender, o.receiver, o.document_type, o.process, o.as4_message_id,
+           o.attempts, o.error_code, o.last_error, o.validation, o.mls_code, o.mls_reason, o.mls_at,
+           o.response_code,
+           (SELECT e.id FROM mailbox_entries e
+            WHERE e.message_id = o.response_inbound_id AND e.company_id = o.company_id) AS response_entry_id,
+           (SELECT e.id FROM mailbox_entries e
+            WHERE e.message_id = o.answers_inbound_id AND e.company_id = o.company_id) AS answers_entry_id,
+           o.created_at, o.updated_at, o.delivered_at
+    FROM outbound_messages o"""
+_SENT_ONE = _SENT_SELECT + " WHERE o.id = $1 AND o.company_id = $2"
+_SENT_PAGE = (
+    _SENT_SELECT
+    + """ WHERE o.company_id = $1 AND ($2::bigint IS NULL OR o.id < $2)
+         AND ($3::timestamptz IS NULL OR o.created_at >= $3) AND ($4::timestamptz IS NULL OR o.created_at < $4)
+         AND o.document_type LIKE ANY($5::text[]) AND ($6::text IS NULL OR o.document_type = $6)
+         AND ($7::text IS NULL OR o.state = $7)
+       ORDER BY o.id DESC LIMIT $8"""
+)
+
+
+def _sent(row: asyncpg.Record) -> SentDocument:
+    fields = dict(row)
+    fields["state"] = OutboundState(fields["state"])
+    return SentDocument(**fields)
+
+
+async def sent_document(pool: Db, company_id: uuid.UUID, job_id: int) -> SentDocument | None:
+    row = await pool.fetchrow(_SENT_ONE, job_id, company_id)
+    return None if row is None else _sent(row)
+
+
+async def list_sent(
+    pool: Db,
+    company_id: uuid.UUID,
+    *,
+    before: int | None,
+    start: datetime | None,
+    end: datetime | None,
+    document_types: list[str],
+    document_type: str | None,
+    state: str | None,
+    limit: int,
+) -> list[SentDocument]:
+    """Newest first, ids below ``before``; ``document_types`` are LIKE patterns, ``state`` a job state."""
+    rows = await pool.fetch(_SENT_PAGE, company_id, before, start, end, document_types, document_type, state, limit)
+    return [_sent(r) for r in rows]
+
+
+_SENT_REF = "SELECT document_sha256, archive_key FROM outbound_messages WHERE id = $1 AND company_id = $2"
+
+
+async def sent_ref(pool: Db, company_id: uuid.UUID, job_id: int) -> StoredRef | None:
+    """Where a sent document's envelope is stored."""
+    row = await pool.fetchrow(_SENT_REF, job_id, company_id)
+    return None if row is None else StoredRef(bytes(row["document_sha256"]), row["archive_key"])
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """The answer given to a request with an Idempotency-Key, to give again."""
+
+    status: int
+    response: str  # JSON
+
+
+_IDEMPOTENT = "SELECT status, response FROM idempotency_keys WHERE company_id = $1 AND key = $2"
+_REMEMBER = "INSERT INTO idempotency_keys (company_id, key, status, response) VALUES ($1, $2, $3, $4)"
+
+
+async def idempotent_answer(pool: Db, company_id: uuid.UUID, key: str) -> StoredAnswer | None:
+    row = await pool.fetchrow(_IDEMPOTENT, company_id, key)
+    return None if row is None else StoredAnswer(row["status"], row["response"])
+
+
+async def remember_answer(pool: Db, company_id: uuid.UUID, key: str, status: int, response: str) -> bool:
+    """Keep the answer for the key; False when a concurrent request with the key answered first."""
+    try:
+        await pool.execute(_REMEMBER, company_id, key, status, response)
+    except asyncpg.UniqueViolationError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class CompanyUsage:
+    id: uuid.UUID
+    name: str
+    sent: int
+    delivered: int
+    received: int
+
+
+_USAGE = """
+    SELECT c.id, c.name,
+           (SELECT count(*) FROM outbound_messages o WHERE o.company_id = c.id AND o.created_at >= $2) AS sent,
+           (SELECT count(*) FROM outbound_messages o WHERE o.company_id = c.id AND o.created_at >= $2
+                AND o.state = $3) AS delivered,
+           (SELECT count(*) FROM mailbox_entries e WHERE e.company_id = c.id AND e.created_at >= $2) AS received
+    FROM companies c WHERE c.id = ANY($1::uuid[]) ORDER BY c.name"""
+
+
+async def company_usage(pool: Db, companies: list[uuid.UUID | None], since: datetime) -> list[CompanyUsage]:
+    """Documents each company sent, had delivered and received since ``since``."""
+    rows = await pool.fetch(_USAGE, companies, since, _DELIVERED)
+    return [CompanyUsage(**dict(r)) for r in rows]
