@@ -15,6 +15,7 @@ from aiohttp import web
 from gateway.api.accounts import RUNTIME, _json
 from gateway.api.auth import require
 from gateway.api.envelope import ApiError, ok
+from gateway.documents.business import BusinessDocument
 from gateway.documents.envelope import SbdhError, read_sbd
 from gateway.duties.responses import (
     Issue,
@@ -131,14 +132,13 @@ async def respond(request: web.Request) -> web.Response:
         )
     except ResponseError as exc:
         raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
-    from as4._xml import parse_xml
-
-    broken = check_response(parse_xml(document, "response"))
+    response = BusinessDocument.parse(document)
+    broken = check_response(response.root)
     if broken:
         rules = ", ".join(rule for rule, _ in broken)
         raise ApiError(400, "validation_error", f"the response breaks: {rules}", {"rules": broken})
     answer = SubmitRequest(
-        document, runtime.settings.retry_window, sender=me, receiver=them, country_c1=row["country"],
+        response, runtime.settings.retry_window, sender=me, receiver=them, country_c1=row["country"],
         company_id=principal.company_id, answers_inbound_id=row["id"],
     )  # fmt: skip
     async with pool.acquire() as conn, conn.transaction():

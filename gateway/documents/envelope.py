@@ -136,11 +136,11 @@ def is_sbd(root: etree._Element) -> bool:
     return root.tag == _n("StandardBusinessDocument")
 
 
-def read_submitted(data: bytes) -> tuple[Envelope | None, BusinessDocument]:
+def read_submitted(data: bytes | BusinessDocument) -> tuple[Envelope | None, BusinessDocument]:
     """Parse what was submitted once: a ready SBD gives its envelope (checked for sending) and
     the document inside it; a bare document gives no envelope. Raises ``as4.As4Error`` when the
     bytes are not XML, :class:`SbdhError` when the envelope breaks a rule."""
-    business = BusinessDocument.parse(data)
+    business = data if isinstance(data, BusinessDocument) else BusinessDocument.parse(data)
     if not is_sbd(business.root):
         return None, business
     return read_envelope(business.root)

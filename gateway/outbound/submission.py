@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from lxml import etree
 
 import as4
 import smp
@@ -61,7 +62,7 @@ class SubmitRequest:
     """What to send and how: the document (bytes, or already derived), what the envelope
     should say where the document does not tell, and the job's options."""
 
-    document: bytes | Derived
+    document: bytes | BusinessDocument | Derived
     retry_window: float
     sender: str | None = None
     receiver: str | None = None
@@ -102,8 +103,17 @@ def _from_envelope(envelope: Envelope, business: BusinessDocument, sbd: bytes) -
     )
 
 
+def _as_bytes(document: bytes | BusinessDocument) -> bytes:
+    """A ready SBD is queued as it was submitted (serialized only if it came as a tree)."""
+    if isinstance(document, bytes):
+        return document
+    if document.data is not None:
+        return document.data
+    return bytes(etree.tostring(document.root, xml_declaration=True, encoding="UTF-8"))
+
+
 def derive_submission(
-    document: bytes,
+    document: bytes | BusinessDocument,
     *,
     sender: str | None = None,
     receiver: str | None = None,
@@ -119,7 +129,7 @@ def derive_submission(
     try:
         envelope, business = read_submitted(document)
         if envelope is not None:
-            return _from_envelope(envelope, business, document)
+            return _from_envelope(envelope, business, _as_bytes(document))
     except as4.As4Error as exc:
         raise SubmissionError("document", exc.reason) from None
     except SbdhError as exc:
