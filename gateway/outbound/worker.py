@@ -148,6 +148,7 @@ class OutboundWorker:
         except asyncio.CancelledError:
             # Stopping with a delivery in flight: give the job back now instead of leaving it
             # to its lease (the receiver answers a resend of a delivered message as a duplicate).
+            check_move(OutboundState.SENDING, OutboundState.RETRYING)
             await asyncio.shield(queries.release_outbound(self.pool, job.id, "released: the gateway stopped"))
             raise
         return True
