@@ -25,7 +25,7 @@ from gateway.dev.pki import create_dev_pki
 from gateway.dev.postgres import EmbeddedPostgres
 from gateway.directory import queries as directory_queries
 from gateway.duties.validation import Validator
-from gateway.outbound.delivery import derive_submission, submit_document
+from gateway.outbound.submission import derive_submission, submit_document
 
 ROOT = Path(__file__).parent.parent
 ZONE = "sml.e2e.test"

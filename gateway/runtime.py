@@ -28,7 +28,7 @@ from gateway.duties.reporting import ReportService
 from gateway.duties.validation import ValidationResult, Validator, validate_document, validate_report
 from gateway.inbound.processing import InboundProcessor
 from gateway.outbound.circuits import EndpointGuard
-from gateway.outbound.delivery import OutboundWorker
+from gateway.outbound.worker import OutboundWorker
 from gateway.security.certificates import CertificateWatcher, WatchedIdentity
 from gateway.security.identity import ApIdentity, load_identity, load_trust
 from gateway.security.trust import CertificateTrust

@@ -15,6 +15,7 @@ from aiohttp import web
 from gateway.api.accounts import RUNTIME, _json
 from gateway.api.auth import require
 from gateway.api.envelope import ApiError, ok
+from gateway.documents.business import BusinessDocument
 from gateway.documents.envelope import SbdhError, read_sbd
 from gateway.duties.responses import (
     Issue,
@@ -28,7 +29,7 @@ from gateway.duties.responses import (
 )
 from gateway.inbound import queries as inbound_queries
 from gateway.outbound import queries as outbound_queries
-from gateway.outbound.delivery import SubmissionError, derive_submission, submit_document
+from gateway.outbound.submission import SubmissionError, SubmitRequest, submit
 
 __all__ = ["add_response_routes"]
 
@@ -125,24 +126,24 @@ async def respond(request: web.Request) -> web.Response:
         )
     except ResponseError as exc:
         raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
-    from as4._xml import parse_xml
-
-    broken = check_response(parse_xml(document, "response"))
+    response = BusinessDocument.parse(document)
+    broken = check_response(response.root)
     if broken:
         rules = ", ".join(rule for rule, _ in broken)
         raise ApiError(400, "validation_error", f"the response breaks: {rules}", {"rules": broken})
-    try:
-        derived = derive_submission(document, sender=me, receiver=them, country_c1=row.country)
-    except SubmissionError as exc:
-        raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
+    answer = SubmitRequest(
+        response, runtime.settings.retry_window, sender=me, receiver=them, country_c1=row.country,
+        company_id=principal.company_id, answers_inbound_id=row.id,
+    )  # fmt: skip
     async with pool.acquire() as conn, conn.transaction():
         taken = await inbound_queries.lock_response(conn, row.id)
         if taken is not None:
             raise ApiError(409, "already_answered", "this document was answered already")
-        job = await submit_document(
-            pool, derived, retry_window=runtime.settings.retry_window, company_id=principal.company_id,
-            answers_inbound_id=row.id, conn=conn,
-        )  # fmt: skip
+        try:
+            submitted = await submit(conn, answer)
+        except SubmissionError as exc:
+            raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
+        job, derived = submitted.job_id, submitted.derived
         await inbound_queries.set_response(conn, row.id, job, body["code"])
     status = await outbound_queries.outbound_status(pool, job)
     assert status is not None

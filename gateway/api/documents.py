@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,12 +21,16 @@ from opentelemetry import trace
 from gateway.api.accounts import RUNTIME, _parse_time
 from gateway.api.auth import Principal, require
 from gateway.api.envelope import ApiError, ok
+from gateway.directory import queries as directory_queries
+from gateway.documents import queries as documents_queries
 from gateway.documents.envelope import SbdhError, read_sbd
 from gateway.duties.archive import read_archived
 from gateway.duties.archive_store import ArchiveError
 from gateway.duties.validation import Validator
+from gateway.inbound import queries as inbound_queries
 from gateway.outbound import queries as outbound_queries
-from gateway.outbound.delivery import SubmissionError, derive_submission, submit_document
+from gateway.outbound.states import OutboundState
+from gateway.outbound.submission import Derived, SubmissionError, SubmitRequest, submit
 
 __all__ = ["add_document_routes"]
 
@@ -41,15 +46,14 @@ def _pool(request: web.Request) -> asyncpg.Pool:
     return request.app[RUNTIME].pool
 
 
-def _kinds(request: web.Request) -> tuple[str, ...]:
-    return _INVOICE_ROOTS if request.path.startswith("/v1/invoices") else _ALL
+def _kinds(request: web.Request) -> list[str]:
+    return list(_INVOICE_ROOTS if request.path.startswith("/v1/invoices") else _ALL)
 
 
 async def _verified_company(request: web.Request, principal: Principal) -> uuid.UUID:
     if principal.company_id is None:
         raise ApiError(403, "insufficient_scope", "documents are sent and received by companies")
-    verified = await _pool(request).fetchval("SELECT verified FROM companies WHERE id = $1", principal.company_id)
-    if not verified:
+    if not await directory_queries.company_verified(_pool(request), principal.company_id):
         raise ApiError(403, "company_not_verified", "an operator must verify the company first")
     return principal.company_id
 
@@ -81,170 +85,151 @@ async def _upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
     return document, fields
 
 
+def _sending_checks(request: web.Request, company_id: uuid.UUID) -> Callable[[Derived], Awaitable[str | None]]:
+    """What the API checks of a derived document before it is queued: the resource's document
+    types, the company's validation policy, and that the sender is the company's own. Returns
+    the findings to record when it is sent anyway."""
+
+    async def check(derived: Derived) -> str | None:
+        if request.path.startswith("/v1/invoices") and not any(
+            str(derived.document_type).startswith(root[:-1]) for root in _INVOICE_ROOTS
+        ):
+            raise ApiError(400, "validation_error", "only invoices and credit notes here; use /v1/documents")
+        pool = _pool(request)
+        validator = request.app[RUNTIME].validator
+        recorded: str | None = None
+        if validator is not None:
+            result = await validator.validate(derived.sbd)
+            policy = await directory_queries.outbound_validation(pool, company_id)
+            if not result.valid and policy != "warn":
+                errors = result.as_json()["errors"]
+                rules = ", ".join(e["rule_id"] for e in errors[:10])
+                raise ApiError(
+                    400, "validation_error", f"the document breaks: {rules}", {"validation": result.as_json()}
+                )
+            if result.findings:
+                report = result.as_json()
+                report["warnings"] = report["errors"] + report["warnings"]  # sent anyway: all are warnings now
+                recorded = json.dumps(report)
+        if not await directory_queries.owns_participant(pool, company_id, derived.sender.scheme, derived.sender.key):
+            raise ApiError(
+                400, "validation_error", f"the sender {derived.sender} is not a participant of this company",
+                {"field": "sender"},
+            )  # fmt: skip
+        return recorded
+
+    return check
+
+
+def _replay(answer: outbound_queries.StoredAnswer) -> web.Response:
+    return web.json_response(json.loads(answer.response), status=answer.status)
+
+
 async def send_document(request: web.Request) -> web.Response:
+    """Queue a document (202 with its status); an Idempotency-Key replays the first answer."""
     principal = require(request, "documents:send")
     company_id = await _verified_company(request, principal)
     pool = _pool(request)
     key = request.headers.get("Idempotency-Key")
-    if key:
-        earlier = await pool.fetchrow(
-            "SELECT status, response FROM idempotency_keys WHERE company_id = $1 AND key = $2",
-            company_id,
-            key,
-        )
-        if earlier is not None:
-            return web.json_response(json.loads(earlier["response"]), status=earlier["status"])
+    earlier = await outbound_queries.idempotent_answer(pool, company_id, key) if key else None
+    if earlier is not None:
+        return _replay(earlier)
     document, fields = await _upload(request)
+    wanted = SubmitRequest(
+        document, request.app[RUNTIME].settings.retry_window, sender=fields.get("sender"),
+        receiver=fields.get("receiver") or fields.get("recipient"), document_type=fields.get("document_type"),
+        process=fields.get("process"), country_c1=fields.get("country"), mls_type=fields.get("mls_type"),
+        company_id=company_id,
+    )  # fmt: skip
     try:
-        derived = derive_submission(
-            document,
-            sender=fields.get("sender"),
-            receiver=fields.get("receiver") or fields.get("recipient"),
-            document_type=fields.get("document_type"),
-            process=fields.get("process"),
-            country_c1=fields.get("country"),
-            mls_type=fields.get("mls_type"),
-        )
+        job = await submit(pool, wanted, check=_sending_checks(request, company_id))
     except SubmissionError as exc:
         raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
-    if request.path.startswith("/v1/invoices") and not any(
-        str(derived.document_type).startswith(root[:-1]) for root in _INVOICE_ROOTS
-    ):
-        raise ApiError(400, "validation_error", "only invoices and credit notes here; use /v1/documents")
-    validator = request.app[RUNTIME].validator
-    recorded: str | None = None
-    if validator is not None:
-        result = await validator.validate(derived.sbd)
-        policy = await pool.fetchval("SELECT outbound_validation FROM companies WHERE id = $1", company_id)
-        if not result.valid and policy != "warn":
-            errors = result.as_json()["errors"]
-            rules = ", ".join(e["rule_id"] for e in errors[:10])
-            raise ApiError(400, "validation_error", f"the document breaks: {rules}", {"validation": result.as_json()})
-        if result.findings:
-            report = result.as_json()
-            report["warnings"] = report["errors"] + report["warnings"]  # sent anyway: all are warnings now
-            recorded = json.dumps(report)
-    owns = await pool.fetchval(
-        "SELECT true FROM participants WHERE company_id = $1 AND scheme = $2 AND value = $3",
-        company_id,
-        derived.sender.scheme,
-        derived.sender.key,
-    )
-    if not owns:
-        raise ApiError(
-            400, "validation_error", f"the sender {derived.sender} is not a participant of this company",
-            {"field": "sender"},
-        )  # fmt: skip
-    settings = request.app[RUNTIME].settings
-    job_id = await submit_document(
-        pool, derived, retry_window=settings.retry_window, company_id=company_id, validation=recorded
-    )
-    data = await _sent(pool, company_id, job_id)
+    data = await _sent(pool, company_id, job.job_id)
     trace.get_current_span().set_attribute("peppol.document_id", data["id"])
     body = {"success": True, "data": data, "meta": {"timestamp": datetime.now(UTC).isoformat()}}
-    if key:
-        try:
-            await pool.execute(
-                "INSERT INTO idempotency_keys (company_id, key, status, response) VALUES ($1, $2, 202, $3)",
-                company_id,
-                key,
-                json.dumps(body),
-            )
-        except asyncpg.UniqueViolationError:  # a concurrent retry won: answer as it did
-            earlier = await pool.fetchrow(
-                "SELECT status, response FROM idempotency_keys WHERE company_id = $1 AND key = $2",
-                company_id,
-                key,
-            )
-            return web.json_response(json.loads(earlier["response"]), status=earlier["status"])
+    if key and not await outbound_queries.remember_answer(pool, company_id, key, 202, json.dumps(body)):
+        # a concurrent retry won: answer as it did
+        won = await outbound_queries.idempotent_answer(pool, company_id, key)
+        assert won is not None
+        return _replay(won)
     return ok(data, status=202)
 
 
 async def _sent(pool: asyncpg.Pool, company_id: uuid.UUID, job_id: int) -> dict[str, Any]:
-    row = await pool.fetchrow(_SENT_SELECT + " WHERE o.id = $1 AND o.company_id = $2", job_id, company_id)
-    if row is None:
+    sent = await outbound_queries.sent_document(pool, company_id, job_id)
+    if sent is None:
         raise ApiError(404, "not_found", "no such document")
-    return _sent_json(row)
+    return _sent_json(sent)
 
 
 def _stamp(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-_SENT_SELECT = """
-    SELECT o.*, (SELECT e.id FROM mailbox_entries e
-                 WHERE e.message_id = o.response_inbound_id AND e.company_id = o.company_id) AS response_entry_id,
-                (SELECT e.id FROM mailbox_entries e
-                 WHERE e.message_id = o.answers_inbound_id AND e.company_id = o.company_id) AS answers_entry_id
-    FROM outbound_messages o"""
+# The job's states as the API names them (a retry is still "sending").
+_API_STATUS = {OutboundState.QUEUED: "queued", OutboundState.SENDING: "sending", OutboundState.RETRYING: "sending"}
 
 
-def _sent_status(row: Any) -> str:
+def _sent_status(sent: outbound_queries.SentDocument) -> str:
     """queued/sending/failed while in transport; delivered with the receipt; accepted or rejected
     once the receiving access point's Message Level Status says so."""
-    if row["state"] == "delivered" and row["mls_code"] is not None:
-        return "rejected" if row["mls_code"] == "RE" else "accepted"
-    return {"sending": "sending", "queued": "queued", "retrying": "sending"}.get(row["state"], row["state"])
+    if sent.state == OutboundState.DELIVERED and sent.mls_code is not None:
+        return "rejected" if sent.mls_code == "RE" else "accepted"
+    return _API_STATUS.get(sent.state, str(sent.state))
 
 
-def _sent_json(row: Any) -> dict[str, Any]:
+def _sent_json(sent: outbound_queries.SentDocument) -> dict[str, Any]:
     return {
-        "id": f"s{row['id']}",
+        "id": f"s{sent.id}",
         "direction": "SENT",
-        "status": _sent_status(row),
-        "kind": row["kind"],
-        "mls": {"code": row["mls_code"], "reason": row["mls_reason"], "at": _stamp(row["mls_at"])}
-        if row["mls_code"]
+        "status": _sent_status(sent),
+        "kind": sent.kind,
+        "mls": {"code": sent.mls_code, "reason": sent.mls_reason, "at": _stamp(sent.mls_at)} if sent.mls_code else None,
+        "response": {"code": sent.response_code, "document": f"r{sent.response_entry_id}"}
+        if sent.response_code
         else None,
-        "response": {"code": row["response_code"], "document": f"r{row['response_entry_id']}"}
-        if row["response_code"]
-        else None,
-        "answers": f"r{row['answers_entry_id']}" if row["answers_entry_id"] else None,
-        "warnings": (json.loads(row["validation"]) or {}).get("warnings") if row["validation"] else None,
-        "sender": row["sender"],
-        "receiver": row["receiver"],
-        "document_type": row["document_type"],
-        "process": row["process"],
-        "as4_message_id": row["as4_message_id"],
-        "attempts": row["attempts"],
-        "error": {"code": row["error_code"], "reason": row["last_error"]} if row["state"] == "failed" else None,
-        "created_at": _stamp(row["created_at"]),
-        "updated_at": _stamp(row["updated_at"]),
-        "delivered_at": _stamp(row["delivered_at"]),
+        "answers": f"r{sent.answers_entry_id}" if sent.answers_entry_id else None,
+        "warnings": (json.loads(sent.validation) or {}).get("warnings") if sent.validation else None,
+        "sender": sent.sender,
+        "receiver": sent.receiver,
+        "document_type": sent.document_type,
+        "process": sent.process,
+        "as4_message_id": sent.as4_message_id,
+        "attempts": sent.attempts,
+        "error": {"code": sent.error_code, "reason": sent.last_error} if sent.state == OutboundState.FAILED else None,
+        "created_at": _stamp(sent.created_at),
+        "updated_at": _stamp(sent.updated_at),
+        "delivered_at": _stamp(sent.delivered_at),
     }
 
 
-def _received_json(row: Any) -> dict[str, Any]:
-    validation = json.loads(row["validation"]) if row["validation"] else None
+def _received_json(entry: inbound_queries.ReceivedDocument) -> dict[str, Any]:
+    validation = json.loads(entry.validation) if entry.validation else None
     return {
-        "id": f"r{row['entry_id']}",
+        "id": f"r{entry.entry_id}",
         "direction": "RECEIVED",
-        "status": "answered" if row["response_code"] else "received",
-        "kind": row["kind"],
-        "answers": f"s{row['answers_outbound_id']}" if row["answers_outbound_id"] else None,
-        "response": {"code": row["response_code"], "document": f"s{row['response_outbound_id']}"}
-        if row["response_code"]
+        "status": "answered" if entry.response_code else "received",
+        "kind": entry.kind,
+        "answers": f"s{entry.answers_outbound_id}" if entry.answers_outbound_id else None,
+        "response": {"code": entry.response_code, "document": f"s{entry.response_outbound_id}"}
+        if entry.response_code
         else None,
-        "mls_sent": row["mls_code"],
+        "mls_sent": entry.mls_code,
         "validation": {"valid": validation["valid"], "errors": validation["errors"], "warnings": validation["warnings"]}
         if validation
         else None,
-        "sender": f"{row['sender_scheme']}::{row['sender_value']}",
-        "receiver": f"{row['receiver_scheme']}::{row['receiver_value']}",
-        "document_type": row["document_type"],
-        "process": row["process"],
-        "country_c1": row["country_c1"],
-        "as4_message_id": row["as4_message_id"],
-        "sending_access_point": row["sending_ap"],
-        "size": row["payload_bytes"],
-        "received_at": _stamp(row["received_at"]),
-        "acknowledged_at": _stamp(row["read_at"]),
+        "sender": f"{entry.sender_scheme}::{entry.sender_value}",
+        "receiver": f"{entry.receiver_scheme}::{entry.receiver_value}",
+        "document_type": entry.document_type,
+        "process": entry.process,
+        "country_c1": entry.country_c1,
+        "as4_message_id": entry.as4_message_id,
+        "sending_access_point": entry.sending_ap,
+        "size": entry.payload_bytes,
+        "received_at": _stamp(entry.received_at),
+        "acknowledged_at": _stamp(entry.read_at),
     }
-
-
-_RECEIVED_SELECT = """
-    SELECT e.id AS entry_id, e.read_at, m.*
-    FROM mailbox_entries e JOIN inbound_messages m ON m.id = e.message_id"""
 
 
 def _split_id(raw: str) -> tuple[str, int]:
@@ -253,16 +238,11 @@ def _split_id(raw: str) -> tuple[str, int]:
     raise ApiError(404, "not_found", "no such document")
 
 
-async def _received_row(request: web.Request, company_id: uuid.UUID, entry_id: int) -> Any:
-    row = await _pool(request).fetchrow(
-        _RECEIVED_SELECT + " WHERE e.id = $1 AND e.company_id = $2 AND m.document_type LIKE ANY($3::text[])",
-        entry_id,
-        company_id,
-        list(_kinds(request)),
-    )
-    if row is None:
+async def _received_row(request: web.Request, company_id: uuid.UUID, entry_id: int) -> inbound_queries.ReceivedDocument:
+    entry = await inbound_queries.received_document(_pool(request), company_id, entry_id, _kinds(request))
+    if entry is None:
         raise ApiError(404, "not_found", "no such document")
-    return row
+    return entry
 
 
 async def get_document(request: web.Request) -> web.Response:
@@ -279,8 +259,8 @@ async def get_audit(request: web.Request) -> web.Response:
     assert principal.company_id is not None
     kind, number = _split_id(request.match_info["doc_id"])
     if kind != "s":
-        row = await _received_row(request, principal.company_id, number)
-        return ok([{"at": _stamp(row["received_at"]), "state": "received", "reason": "stored and receipt sent"}])
+        entry = await _received_row(request, principal.company_id, number)
+        return ok([{"at": _stamp(entry.received_at), "state": "received", "reason": "stored and receipt sent"}])
     await _sent(_pool(request), principal.company_id, number)
     status = await outbound_queries.outbound_status(_pool(request), number)
     assert status is not None
@@ -293,23 +273,20 @@ async def _content(request: web.Request) -> bytes:
     kind, number = _split_id(request.match_info["doc_id"])
     pool = _pool(request)
     if kind == "s":
-        row = await pool.fetchrow(
-            "SELECT document_sha256, archive_key FROM outbound_messages WHERE id = $1 AND company_id = $2",
-            number,
-            principal.company_id,
-        )
-        if row is None:
+        ref = await outbound_queries.sent_ref(pool, principal.company_id, number)
+        if ref is None:
             raise ApiError(404, "not_found", "no such document")
     else:
-        row = await _received_row(request, principal.company_id, number)
-    content = await pool.fetchval("SELECT content FROM documents WHERE sha256 = $1", row["document_sha256"])
+        entry = await _received_row(request, principal.company_id, number)
+        ref = documents_queries.StoredRef(entry.document_sha256, entry.archive_key)
+    content = await documents_queries.document_content(pool, ref.sha256)
     if content is not None:
-        return bytes(content)
+        return content
     archive = request.app[RUNTIME].archive
-    if row["archive_key"] is None or archive is None:
+    if ref.archive_key is None or archive is None:
         raise ApiError(500, "internal_error", "the document was archived and the archive is not configured")
     try:
-        return await read_archived(archive, row["archive_key"])
+        return await read_archived(archive, ref.archive_key)
     except (ArchiveError, ValueError) as exc:
         raise ApiError(503, "archive_unavailable", f"the archive cannot be read now: {exc}") from None
 
@@ -375,11 +352,7 @@ async def acknowledge(request: web.Request) -> web.Response:
     if kind != "r":
         raise ApiError(404, "not_found", "only received documents are acknowledged")
     await _received_row(request, principal.company_id, number)
-    await _pool(request).execute(
-        "UPDATE mailbox_entries SET read_at = coalesce(read_at, now()) WHERE id = $1 AND company_id = $2",
-        number,
-        principal.company_id,
-    )
+    await inbound_queries.acknowledge_received(_pool(request), principal.company_id, number)
     return ok(_received_json(await _received_row(request, principal.company_id, number)))
 
 
@@ -403,42 +376,27 @@ async def list_documents(request: web.Request) -> web.Response:
     cursor = request.query.get("cursor")
     start = _parse_time(request.query.get("received_at_start"), "received_at_start")
     end = _parse_time(request.query.get("received_at_end"), "received_at_end")
-    kinds = list(_kinds(request))
+    kinds = _kinds(request)
     document_type = request.query.get("document_type")
     sender = request.query.get("sender")
     fields = [f for f in (request.query.get("fields") or "").split(",") if f]
     pool = _pool(request)
+    items: list[dict[str, Any]]
     if direction == "RECEIVED":
         after = _split_id(cursor)[1] if cursor else None
         acknowledged = request.query.get("acknowledged")
-        rows = await pool.fetch(
-            _RECEIVED_SELECT
-            + """ WHERE e.company_id = $1 AND ($2::bigint IS NULL OR e.id < $2)
-                  AND ($3::timestamptz IS NULL OR m.received_at >= $3)
-                  AND ($4::timestamptz IS NULL OR m.received_at < $4)
-                  AND m.document_type LIKE ANY($5::text[])
-                  AND ($6::text IS NULL OR m.document_type = $6)
-                  AND ($7::text IS NULL OR m.sender_scheme || '::' || m.sender_value = lower($7)
-                       OR m.sender_value = lower($7))
-                  AND ($8::boolean IS NULL OR (e.read_at IS NOT NULL) = $8)
-                ORDER BY e.id DESC LIMIT $9""",
-            company_id, after, start, end, kinds, document_type, sender,
-            None if acknowledged is None else acknowledged.lower() == "true", limit,
+        received = await inbound_queries.list_received(
+            pool, company_id, before=after, start=start, end=end, document_types=kinds, document_type=document_type,
+            sender=sender, acknowledged=None if acknowledged is None else acknowledged.lower() == "true", limit=limit,
         )  # fmt: skip
-        items = [_received_json(r) for r in rows]
+        items = [_received_json(r) for r in received]
     elif direction == "SENT":
         after = _split_id(cursor)[1] if cursor else None
-        status = request.query.get("status")
-        rows = await pool.fetch(
-            _SENT_SELECT
-            + """ WHERE o.company_id = $1 AND ($2::bigint IS NULL OR o.id < $2)
-                 AND ($3::timestamptz IS NULL OR o.created_at >= $3) AND ($4::timestamptz IS NULL OR o.created_at < $4)
-                 AND o.document_type LIKE ANY($5::text[]) AND ($6::text IS NULL OR o.document_type = $6)
-                 AND ($7::text IS NULL OR o.state = $7)
-               ORDER BY o.id DESC LIMIT $8""",
-            company_id, after, start, end, kinds, document_type, status, limit,
+        sent = await outbound_queries.list_sent(
+            pool, company_id, before=after, start=start, end=end, document_types=kinds, document_type=document_type,
+            state=request.query.get("status"), limit=limit,
         )  # fmt: skip
-        items = [_sent_json(r) for r in rows]
+        items = [_sent_json(r) for r in sent]
     else:
         raise ApiError(400, "validation_error", "direction is RECEIVED or SENT", {"field": "direction"})
     if fields:
@@ -455,28 +413,15 @@ async def usage(request: web.Request) -> web.Response:
     if principal.kind == "company":
         companies = [principal.company_id]
     else:
-        companies = [
-            r["id"]
-            for r in await _pool(request).fetch(
-                "SELECT id FROM companies WHERE operator_id = $1", principal.operator_id
-            )
-        ]
-    rows = await _pool(request).fetch(
-        """SELECT c.id, c.name,
-                  (SELECT count(*) FROM outbound_messages o WHERE o.company_id = c.id AND o.created_at >= $2) AS sent,
-                  (SELECT count(*) FROM outbound_messages o WHERE o.company_id = c.id AND o.created_at >= $2
-                       AND o.state = 'delivered') AS delivered,
-                  (SELECT count(*) FROM mailbox_entries e WHERE e.company_id = c.id AND e.created_at >= $2) AS received
-           FROM companies c WHERE c.id = ANY($1::uuid[]) ORDER BY c.name""",
-        companies,
-        start,
-    )
+        operator = principal.operator_id
+        companies = list(await directory_queries.operator_companies(_pool(request), operator)) if operator else []
+    rows = await outbound_queries.company_usage(_pool(request), companies, start)
     return ok(
         {
             "period": {"start": start.isoformat(), "end": now.isoformat()},
             "companies": [
-                {"company_id": str(r["id"]), "name": r["name"], "sent": r["sent"], "delivered": r["delivered"],
-                 "received": r["received"]}
+                {"company_id": str(r.id), "name": r.name, "sent": r.sent, "delivered": r.delivered,
+                 "received": r.received}
                 for r in rows
             ],
         }

@@ -82,12 +82,12 @@ async def list_endpoints(request: web.Request) -> web.Response:
     return ok(
         [
             {
-                "endpoint": r["url"],
-                "state": r["state"],
-                "consecutive_failures": r["failures"],
-                "cooldown_seconds": r["cooldown"],
-                "documents_waiting": r["waiting"],
-                "updated_at": r["updated_at"].isoformat(),
+                "endpoint": r.url,
+                "state": r.state,
+                "consecutive_failures": r.failures,
+                "cooldown_seconds": r.cooldown,
+                "documents_waiting": r.waiting,
+                "updated_at": r.updated_at.isoformat(),
             }
             for r in rows
         ]

@@ -17,7 +17,8 @@ from gateway.dev.postgres import database_url
 from gateway.directory.errors import BadParticipant, UnknownProfile
 from gateway.directory.profiles import profile_services, receiving_participant
 from gateway.directory.registration import enrol_company
-from gateway.outbound.delivery import SubmissionError, derive_submission, submit_document
+from gateway.outbound.states import OutboundState
+from gateway.outbound.submission import SubmissionError, SubmitRequest, derive_submission, submit
 from gateway.runtime import build_runtime
 from gateway.security.credentials import create_api_key, create_operator
 from gateway.security.identity import load_cert
@@ -94,13 +95,10 @@ async def _send(args: argparse.Namespace, settings: Settings, document: bytes) -
     async with database_url(settings) as dsn:
         pool = await create_pool(settings, dsn)
         try:
-            job_id = await submit_document(
-                pool,
-                derived,
-                retry_window=settings.retry_window,
-                endpoint_url=args.endpoint,
-                endpoint_cert=endpoint_cert,
+            request = SubmitRequest(
+                derived, settings.retry_window, endpoint_url=args.endpoint, endpoint_cert=endpoint_cert
             )
+            job_id = (await submit(pool, request)).job_id
             runtime = build_runtime(settings, pool)
             try:
                 status = await runtime.outbound_worker().deliver_and_wait(job_id)
@@ -121,7 +119,7 @@ async def _send(args: argparse.Namespace, settings: Settings, document: bytes) -
         "last_error": status.last_error,
         "audit": [{"at": at.isoformat(), "state": state, "reason": reason} for at, state, reason in status.audit],
     }
-    code = {"delivered": 0, "failed": 1}.get(status.state, 3)
+    code = {OutboundState.DELIVERED: 0, OutboundState.FAILED: 1}.get(status.state, 3)
     return code, report
 
 

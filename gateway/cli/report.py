@@ -15,6 +15,7 @@ from gateway.dev.postgres import database_url
 from gateway.duties.errors import ReportError
 from gateway.duties.provider import ensure_provider
 from gateway.duties.reporting import previous_month
+from gateway.outbound.states import OutboundState
 from gateway.runtime import build_runtime
 
 __all__ = ["add_report_command"]
@@ -41,7 +42,7 @@ async def _report(args: argparse.Namespace, settings: Settings) -> tuple[int, di
                     job = await service.send(report)
                     status = await runtime.outbound_worker().deliver_and_wait(job)
                     summary.update(job_id=job, state=status.state, error=status.last_error)
-                    code = {"delivered": 0, "failed": 1}.get(status.state, 3)
+                    code = {OutboundState.DELIVERED: 0, OutboundState.FAILED: 1}.get(status.state, 3)
             finally:
                 await runtime.close()
         finally:

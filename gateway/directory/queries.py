@@ -368,3 +368,32 @@ async def live_profile_count(conn: Executor, scheme: str, value: str) -> int:
         ProfileStatus.REMOVED.value,
     )
     return count
+
+
+async def company_verified(conn: asyncpg.Connection | asyncpg.Pool, company_id: uuid.UUID) -> bool:
+    """Whether an operator verified the company (only verified companies send and receive)."""
+    return bool(await conn.fetchval("SELECT verified FROM companies WHERE id = $1", company_id))
+
+
+async def outbound_validation(conn: asyncpg.Connection | asyncpg.Pool, company_id: uuid.UUID) -> str | None:
+    """The company's policy for documents it sends that break rules: "reject" or "warn"."""
+    policy = await conn.fetchval("SELECT outbound_validation FROM companies WHERE id = $1", company_id)
+    return None if policy is None else str(policy)
+
+
+async def owns_participant(
+    conn: asyncpg.Connection | asyncpg.Pool, company_id: uuid.UUID, scheme: str, value: str
+) -> bool:
+    """Whether the participant is the company's own (a company sends only as itself)."""
+    found = await conn.fetchval(
+        "SELECT true FROM participants WHERE company_id = $1 AND scheme = $2 AND value = $3",
+        company_id,
+        scheme,
+        value,
+    )
+    return bool(found)
+
+
+async def operator_companies(conn: asyncpg.Connection | asyncpg.Pool, operator_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await conn.fetch("SELECT id FROM companies WHERE operator_id = $1", operator_id)
+    return [r["id"] for r in rows]

@@ -1,11 +1,14 @@
 """The Peppol business message envelope (SBDH 2.0): wrap a business document, read one back.
 
 Reading checks what a receiving access point must check (Peppol Envelope 2.0.1 and the 2.0.2
-MLS keys) and fails with :class:`SbdhError`, whose ``code`` names the rule.
+MLS keys) and fails with :class:`SbdhError`, whose ``code`` names the rule. Building and reading
+take and give :class:`~gateway.documents.business.BusinessDocument`, so a document submitted to
+the gateway is parsed once (:func:`read_submitted`) and every later step reuses that tree.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from dataclasses import dataclass
@@ -15,8 +18,9 @@ from lxml import etree
 
 import as4
 from as4._xml import parse_xml
+from gateway.documents.business import BusinessDocument
 
-__all__ = ["SBDH_NS", "Envelope", "SbdhError", "build_sbd", "read_sbd"]
+__all__ = ["SBDH_NS", "Envelope", "SbdhError", "build_sbd", "is_sbd", "read_envelope", "read_sbd", "read_submitted"]
 
 SBDH_NS = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
 PARTICIPANT_SCHEME = "iso6523-actorid-upis"
@@ -70,7 +74,7 @@ def _sub(parent: etree._Element, local: str, text: str | None = None, **attrs: s
 
 
 def build_sbd(
-    document: bytes,
+    document: bytes | BusinessDocument,
     *,
     sender: str,
     receiver: str,
@@ -84,8 +88,12 @@ def build_sbd(
     mls_to: str | None = None,
     mls_type: str | None = None,
 ) -> bytes:
-    """Wrap an XML business document in a Peppol SBDH and return the whole SBD as UTF-8."""
-    doc = parse_xml(document, "business document", large=True)
+    """Wrap an XML business document in a Peppol SBDH and return the whole SBD as UTF-8.
+
+    A :class:`BusinessDocument` is not parsed again; its tree is copied into the envelope (the
+    document object stays as it was, for the steps after this one)."""
+    business = document if isinstance(document, BusinessDocument) else BusinessDocument.parse(document)
+    doc = copy.deepcopy(business.root)
     root_ns, _, local = doc.tag[1:].partition("}") if doc.tag.startswith("{") else ("", "", doc.tag)
     type_version = document_type.rsplit("::", 1)[-1] if "::" in document_type else "2.1"
     sbd = etree.Element(_n("StandardBusinessDocument"), nsmap={None: SBDH_NS})
@@ -123,15 +131,40 @@ def _text(parent: etree._Element, path: str) -> str:
     return (parent.findtext(path) or "").strip()
 
 
-def read_sbd(data: bytes, *, require_country: bool = True) -> tuple[Envelope, etree._Element]:
-    """Parse an SBD, check the envelope rules, and return it with the business document root.
+def is_sbd(root: etree._Element) -> bool:
+    """Whether a parsed root is a Standard Business Document (an envelope, not a bare document)."""
+    return root.tag == _n("StandardBusinessDocument")
+
+
+def read_submitted(data: bytes | BusinessDocument) -> tuple[Envelope | None, BusinessDocument]:
+    """Parse what was submitted once: a ready SBD gives its envelope (checked for sending) and
+    the document inside it; a bare document gives no envelope. Raises ``as4.As4Error`` when the
+    bytes are not XML, :class:`SbdhError` when the envelope breaks a rule."""
+    business = data if isinstance(data, BusinessDocument) else BusinessDocument.parse(data)
+    if not is_sbd(business.root):
+        return None, business
+    return read_envelope(business.root)
+
+
+def read_envelope(data: bytes | etree._Element, *, require_country: bool = True) -> tuple[Envelope, BusinessDocument]:
+    """:func:`read_sbd`, with the business document as a :class:`BusinessDocument`."""
+    envelope, doc = read_sbd(data, require_country=require_country)
+    return envelope, BusinessDocument(doc)
+
+
+def read_sbd(data: bytes | etree._Element, *, require_country: bool = True) -> tuple[Envelope, etree._Element]:
+    """Parse an SBD (or take its parsed root), check the envelope rules, and return it with the
+    business document root.
 
     A receiving access point accepts an envelope without ``COUNTRY_C1`` (``require_country=False``):
     the message is non-compliant, but it was delivered and is reported with country ``ZZ``."""
-    try:
-        root = parse_xml(data, "business message", large=True)
-    except as4.As4Error as exc:  # not well-formed, or a DTD / entity
-        raise SbdhError("invalid-sbd-xml", exc.reason) from None
+    if isinstance(data, etree._Element):
+        root = data
+    else:
+        try:
+            root = parse_xml(data, "business message", large=True)
+        except as4.As4Error as exc:  # not well-formed, or a DTD / entity
+            raise SbdhError("invalid-sbd-xml", exc.reason) from None
     if root.tag != _n("StandardBusinessDocument"):
         raise SbdhError("missing-sbdh", "the root element is not StandardBusinessDocument")
     header = root.find(_n("StandardBusinessDocumentHeader"))

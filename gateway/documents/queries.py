@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -35,3 +36,17 @@ async def release_documents(conn: asyncpg.Connection, digests: list[bytes]) -> i
         digests,
     )
     return int(result.split()[-1])
+
+
+@dataclass(frozen=True)
+class StoredRef:
+    """Where a message's document is: the documents table, or the archive once released."""
+
+    sha256: bytes
+    archive_key: str | None
+
+
+async def document_content(conn: asyncpg.Connection | asyncpg.Pool, digest: bytes) -> bytes | None:
+    """The stored bytes, or None once they were released to the archive."""
+    content = await conn.fetchval("SELECT content FROM documents WHERE sha256 = $1", digest)
+    return None if content is None else bytes(content)

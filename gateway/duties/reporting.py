@@ -26,7 +26,7 @@ from gateway.duties.provider import Provider
 from gateway.duties.report_documents import build_eusr, build_tsr, month_period
 from gateway.duties.states import ReportState, check_move
 from gateway.duties.validation import ValidationResult, validate_report
-from gateway.outbound.delivery import SubmissionError, derive_submission, submit_document
+from gateway.outbound.submission import SubmissionError, SubmitRequest, submit
 from gateway.webhooks import queries as webhooks_queries
 
 __all__ = ["KINDS", "BuiltReport", "ReportError", "ReportService", "due_date", "previous_month"]
@@ -116,17 +116,15 @@ class ReportService:
             raise ReportError("report_sent", f"the {report.kind} for {report.start:%Y-%m} was sent already")
         check_move(ReportState.BUILT, ReportState.QUEUED)
         document_type = KINDS[report.kind]
+        request = SubmitRequest(
+            report.content, self.retry_window, sender=self.provider.spid, receiver=self.receiver,
+            document_type=str(document_type.document_type), process=str(document_type.process),
+            country_c1=self.provider.country, company_id=self.provider.company_id,
+        )  # fmt: skip
         try:
-            derived = derive_submission(
-                report.content, sender=self.provider.spid, receiver=self.receiver,
-                document_type=str(document_type.document_type), process=str(document_type.process),
-                country_c1=self.provider.country,
-            )  # fmt: skip
+            job = (await submit(self.pool, request)).job_id
         except SubmissionError as exc:
             raise ReportError("report_not_sendable", exc.message) from None
-        job = await submit_document(
-            self.pool, derived, retry_window=self.retry_window, company_id=self.provider.company_id
-        )
         await queries.set_report_sent(self.pool, report.id, job)
         log.info("report_queued", kind=report.kind, month=f"{report.start:%Y-%m}", job=job)
         return job

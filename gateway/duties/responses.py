@@ -2,8 +2,8 @@
 providers (MLS 1.0), and the business responses a receiving company sends back: Message Level
 Response (BIS 36a), Invoice Response (BIS 63a) and Order Response (BIS 28a).
 
-Builders take typed input and return UBL bytes; :func:`read_document` tells what a received
-UBL document is and what it answers, so the gateway can link answers to what they answer.
+Builders take typed input and return UBL bytes; :func:`read_document` (kept here from
+:mod:`gateway.documents.business`) tells what a received UBL document is and what it answers.
 No package ships the official schemas or rules of these documents, so :func:`check_mls` and
 :func:`check_response` implement their published rules here (MLS rule ids ``SCH-MLS-nn``; the
 BIS code lists for the responses).
@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from lxml import etree
 
+from gateway.documents.business import ReadDocument, read_document
 from gateway.duties.errors import ResponseError
 
 __all__ = [
@@ -66,12 +67,6 @@ IR_NEEDS_REASON = ("UQ", "CA", "RE")
 OR_CODES = ("AB", "RE", "AP", "CA")
 OR_LINE_CODES = ("3", "5", "7")  # changed, accepted without amendment, not accepted
 
-_ROLES = {
-    "Invoice": ("AccountingSupplierParty", "AccountingCustomerParty"),
-    "CreditNote": ("AccountingSupplierParty", "AccountingCustomerParty"),
-    "Order": ("BuyerCustomerParty", "SellerSupplierParty"),
-}
-
 
 def spid_of_seat(seat_id: str) -> str:
     """A service provider's SPID (ICD 0242) from its seat id: the six digits of ``POP000306``."""
@@ -99,21 +94,6 @@ class LineStatus:
     quantity: str | None = None
     unit_code: str | None = None
     note: str | None = None
-
-
-@dataclass(frozen=True)
-class ReadDocument:
-    """What a received UBL document is, and what it answers if it is an answer."""
-
-    root: str  # local name
-    customization: str
-    document_id: str
-    kind: str  # "business", "response", "mls", "mlr" or "report"
-    answers: tuple[str, ...] = ()  # ids it references (instance identifier or document id)
-    code: str | None = None
-    reasons: tuple[str, ...] = field(default_factory=tuple)
-    sender_name: str | None = None
-    receiver_name: str | None = None
 
 
 def _el(parent: etree._Element, ns: str, local: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -338,7 +318,7 @@ def build_order_response(
     return _bytes(root)
 
 
-# -- reading ---------------------------------------------------------------------------------------
+# -- reading helpers for the rules ----------------------------------------------------------------
 
 
 def _t(el: etree._Element, path: str) -> str:
@@ -351,52 +331,6 @@ def _c(local: str) -> str:
 
 def _a(local: str) -> str:
     return f"{{{CAC}}}{local}"
-
-
-def _party_name(doc: etree._Element, role: str | None) -> str | None:
-    if role is None:
-        return None
-    holder = doc.find(_a(role))
-    if holder is None:
-        return None
-    party = holder.find(_a("Party"))
-    party = party if party is not None else holder
-    for path in (f"{_a('PartyLegalEntity')}/{_c('RegistrationName')}", f"{_a('PartyName')}/{_c('Name')}"):
-        name = _t(party, path)
-        if name:
-            return name
-    return None
-
-
-def read_document(doc: etree._Element) -> ReadDocument:
-    """Classify a business document and, for answers, read what they answer and their code."""
-    local = etree.QName(doc).localname
-    namespace = etree.QName(doc).namespace or ""
-    customization = _t(doc, _c("CustomizationID"))
-    doc_id = _t(doc, _c("ID"))
-    roles = _ROLES.get(local, (None, None))
-    sender_name, receiver_name = _party_name(doc, roles[0]), _party_name(doc, roles[1])
-    if namespace.startswith("urn:fdc:peppol:") and "statistics-report" in namespace:
-        return ReadDocument(local, customization, doc_id, "report")
-    if local == "ApplicationResponse":
-        reference = _t(doc, f"{_a('DocumentResponse')}/{_a('DocumentReference')}/{_c('ID')}")
-        code = _t(doc, f"{_a('DocumentResponse')}/{_a('Response')}/{_c('ResponseCode')}") or None
-        reasons = tuple(
-            " ".join((el.text or "").split())
-            for el in doc.iterfind(f"{_a('DocumentResponse')}//{_c('StatusReasonCode')}")
-        )
-        if customization.startswith(MLS_CUSTOMIZATION):
-            kind = "mls"
-        elif customization.startswith(MLR_CUSTOMIZATION):
-            kind = "mlr"
-        else:
-            kind = "response"
-        return ReadDocument(local, customization, doc_id, kind, (reference,) if reference else (), code, reasons)
-    if local == "OrderResponse":
-        reference = _t(doc, f"{_a('OrderReference')}/{_c('ID')}")
-        code = _t(doc, _c("OrderResponseCode")) or None
-        return ReadDocument(local, customization, doc_id, "response", (reference,) if reference else (), code)
-    return ReadDocument(local, customization, doc_id, "business", sender_name=sender_name, receiver_name=receiver_name)
 
 
 # -- rules -------------------------------------------------------------------------------------------

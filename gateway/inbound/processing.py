@@ -27,7 +27,7 @@ from gateway.duties.responses import Issue, ReadDocument, build_mls, check_respo
 from gateway.duties.validation import Finding, ValidationResult
 from gateway.inbound import queries
 from gateway.inbound.errors import AlreadyProcessed
-from gateway.outbound.delivery import SubmissionError, derive_submission, submit_document
+from gateway.outbound.submission import SubmissionError, SubmitRequest, submit
 
 __all__ = ["InboundProcessor"]
 
@@ -167,16 +167,14 @@ class InboundProcessor:
             description=f"rejected by the receiving access point: {len(issues)} rule(s) broken" if issues else None,
             issues=issues,
         )
+        request = SubmitRequest(
+            document, self.retry_window, sender=self.provider.spid, receiver=target,
+            document_type=str(smp.MLS.document_type), process=str(smp.MLS.process),
+            country_c1=self.provider.country, company_id=self.provider.company_id,
+        )  # fmt: skip
         try:
-            derived = derive_submission(
-                document, sender=self.provider.spid, receiver=target,
-                document_type=str(smp.MLS.document_type), process=str(smp.MLS.process),
-                country_c1=self.provider.country,
-            )  # fmt: skip
+            job = await submit(conn, request)
         except SubmissionError as exc:
             log.warning("mls_not_built", message=message.id, error=exc.message)
             return
-        job = await submit_document(
-            self.pool, derived, retry_window=self.retry_window, company_id=self.provider.company_id, conn=conn
-        )
-        await queries.set_inbound_mls(conn, message.id, job)
+        await queries.set_inbound_mls(conn, message.id, job.job_id)

@@ -15,6 +15,97 @@ from gateway.documents.queries import sha256
 from gateway.inbound.states import MessageStatus, ProcessingState, check_move
 from gateway.outbound.queries import reporting_counts
 
+# -- the mailbox, as the API reads it
+
+
+@dataclass(frozen=True)
+class ReceivedDocument:
+    """A company's mailbox entry and the received message it holds."""
+
+    entry_id: int
+    read_at: datetime | None
+    id: int  # the received message
+    kind: str
+    sender_scheme: str
+    sender_value: str
+    receiver_scheme: str
+    receiver_value: str
+    document_type: str
+    process: str
+    country_c1: str | None
+    as4_message_id: str
+    sending_ap: str
+    payload_bytes: int
+    received_at: datetime
+    validation: str | None  # JSON of the receiving company's validation, when it ran
+    mls_code: str | None
+    answers_outbound_id: int | None
+    response_code: str | None
+    response_outbound_id: int | None
+    document_sha256: bytes
+    archive_key: str | None
+
+
+_RECEIVED_SELECT = """
+    SELECT e.id AS entry_id, e.read_at, m.id, m.kind, m.sender_scheme, m.sender_value, m.receiver_scheme,
+           m.receiver_value, m.document_type, m.process, m.country_c1, m.as4_message_id, m.sending_ap,
+           m.payload_bytes, m.received_at, m.validation, m.mls_code, m.answers_outbound_id, m.response_code,
+           m.response_outbound_id, m.document_sha256, m.archive_key
+    FROM mailbox_entries e JOIN inbound_messages m ON m.id = e.message_id"""
+_RECEIVED_ONE = _RECEIVED_SELECT + " WHERE e.id = $1 AND e.company_id = $2 AND m.document_type LIKE ANY($3::text[])"
+_RECEIVED_PAGE = (
+    _RECEIVED_SELECT
+    + """ WHERE e.company_id = $1 AND ($2::bigint IS NULL OR e.id < $2)
+          AND ($3::timestamptz IS NULL OR m.received_at >= $3)
+          AND ($4::timestamptz IS NULL OR m.received_at < $4)
+          AND m.document_type LIKE ANY($5::text[])
+          AND ($6::text IS NULL OR m.document_type = $6)
+          AND ($7::text IS NULL OR m.sender_scheme || '::' || m.sender_value = lower($7)
+               OR m.sender_value = lower($7))
+          AND ($8::boolean IS NULL OR (e.read_at IS NOT NULL) = $8)
+        ORDER BY e.id DESC LIMIT $9"""
+)
+_ACKNOWLEDGE = "UPDATE mailbox_entries SET read_at = coalesce(read_at, now()) WHERE id = $1 AND company_id = $2"
+
+
+def _received(row: asyncpg.Record) -> ReceivedDocument:
+    fields = dict(row)
+    fields["document_sha256"] = bytes(fields["document_sha256"])
+    return ReceivedDocument(**fields)
+
+
+async def received_document(
+    pool: asyncpg.Pool | asyncpg.Connection, company_id: uuid.UUID, entry_id: int, document_types: list[str]
+) -> ReceivedDocument | None:
+    """One entry of the company's mailbox, if its document type matches a LIKE pattern given."""
+    row = await pool.fetchrow(_RECEIVED_ONE, entry_id, company_id, document_types)
+    return None if row is None else _received(row)
+
+
+async def list_received(
+    pool: asyncpg.Pool | asyncpg.Connection,
+    company_id: uuid.UUID,
+    *,
+    before: int | None,
+    start: datetime | None,
+    end: datetime | None,
+    document_types: list[str],
+    document_type: str | None,
+    sender: str | None,
+    acknowledged: bool | None,
+    limit: int,
+) -> list[ReceivedDocument]:
+    """Newest first, entry ids below ``before``; ``sender`` matches with or without its scheme."""
+    rows = await pool.fetch(
+        _RECEIVED_PAGE, company_id, before, start, end, document_types, document_type, sender, acknowledged, limit
+    )
+    return [_received(r) for r in rows]
+
+
+async def acknowledge_received(pool: asyncpg.Pool | asyncpg.Connection, company_id: uuid.UUID, entry_id: int) -> None:
+    """Mark the entry read (the first acknowledgement's time is kept)."""
+    await pool.execute(_ACKNOWLEDGE, entry_id, company_id)
+
 
 @dataclass(frozen=True)
 class InboundRecord:

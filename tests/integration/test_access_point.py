@@ -20,7 +20,7 @@ from gateway.dev.sandbox import COMPANIES, DemoCompany, demo_services
 from gateway.directory import queries as directory_queries
 from gateway.documents.envelope import build_sbd
 from gateway.outbound import queries as outbound_queries
-from gateway.outbound.delivery import derive_submission, submit_document
+from gateway.outbound.submission import derive_submission, submit_document
 from tests.support.as4 import DOCTYPE, PROCESS
 from tests.support.gateways import (
     InProcessGateway,

@@ -12,7 +12,7 @@ from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
 from gateway.directory import queries as directory_queries
 from gateway.outbound import queries as outbound_queries
-from gateway.outbound.delivery import derive_submission, submit_document
+from gateway.outbound.submission import derive_submission, submit_document
 from tests.support.gateways import (
     GatewayProcess,
     free_port,

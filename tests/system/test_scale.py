@@ -13,7 +13,7 @@ from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
 from gateway.directory import queries as directory_queries
 from gateway.documents import queries as documents_queries
-from gateway.outbound.delivery import derive_submission
+from gateway.outbound.submission import derive_submission
 from tests.support.gateways import GatewayProcess, free_port, gateway_env, new_database
 from tests.support.paths import EXAMPLES
 

@@ -24,7 +24,7 @@ from gateway.dev.pki import DevPki
 from gateway.documents.envelope import SBDH_NS
 from gateway.duties.report_documents import EUSR_NS, TSR_NS
 from gateway.duties.responses import build_mls
-from gateway.outbound.delivery import derive_submission, submit_document
+from gateway.outbound.submission import derive_submission, submit_document
 from gateway.security.credentials import create_api_key, create_operator
 from tests.support.api import Caller, token
 from tests.support.gateways import (

@@ -11,7 +11,8 @@ from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
 from gateway.outbound import queries as outbound_queries
 from gateway.outbound.circuits import EndpointGuard
-from gateway.outbound.delivery import OutboundWorker, derive_submission, submit_document
+from gateway.outbound.submission import derive_submission, submit_document
+from gateway.outbound.worker import OutboundWorker
 from gateway.security.credentials import create_operator
 from tests.support.api import token
 from tests.support.gateways import in_process_gateway, new_database

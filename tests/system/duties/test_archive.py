@@ -27,7 +27,7 @@ from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
 from gateway.duties.archive import Archiver, read_archived, verify_entry
 from gateway.duties.archive_store import ArchiveError, FileArchive, S3Archive
-from gateway.outbound.delivery import derive_submission
+from gateway.outbound.submission import derive_submission
 from gateway.security.credentials import create_api_key
 from tests.support.api import Caller, token
 from tests.support.gateways import InProcessGateway, in_process_gateway, new_database, register_company, send_as_peer

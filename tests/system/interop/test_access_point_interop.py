@@ -11,7 +11,7 @@ from pathlib import Path
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
 from gateway.outbound import queries as outbound_queries
-from gateway.outbound.delivery import derive_submission, submit_document
+from gateway.outbound.submission import derive_submission, submit_document
 from tests.support.gateways import free_port, in_process_gateway, new_database, register_company, wait_for_state
 from tests.support.paths import EXAMPLES
 from tests.system.interop.test_as4_interop import (

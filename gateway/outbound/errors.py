@@ -1,0 +1,47 @@
+"""The outbound package's exceptions, under one root.
+
+::
+
+    OutboundError
+    ├── SubmissionError (also ValueError)   a document cannot be submitted; ``field`` says why
+    └── DeliveryError                       an attempt did not deliver (``code``, ``reason``)
+        ├── Permanent                       trying again cannot succeed: the job fails now
+        └── Transient                       it may succeed later: retry until the window closes
+
+:class:`~gateway.outbound.states.IllegalMove` is not here on purpose: it is a bug, not an
+outcome anyone handles.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DeliveryError", "OutboundError", "Permanent", "SubmissionError", "Transient"]
+
+
+class OutboundError(Exception):
+    """Anything the outbound path reports as an expected failure."""
+
+
+class SubmissionError(OutboundError, ValueError):
+    """A document cannot be submitted; ``field`` names what is wrong or missing."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class DeliveryError(OutboundError):
+    """One delivery attempt failed; ``code`` is stable (recorded as the job's error code)."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class Permanent(DeliveryError):
+    """Delivery cannot succeed by trying again."""
+
+
+class Transient(DeliveryError):
+    """Delivery may succeed later."""

@@ -1,0 +1,246 @@
+"""The one path that sends a document: derive its envelope, check it, queue the job.
+
+The API, the CLI, the Message Level Status sender and the reports all call :func:`submit`.
+What is submitted is parsed once (:func:`~gateway.documents.envelope.read_submitted`); the
+envelope is derived from that tree and wrapped around it without parsing again. The document
+and its job are stored in one transaction and the workers are woken.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from lxml import etree
+
+import as4
+import smp
+from gateway.core import tracing
+from gateway.documents.business import BusinessDocument
+from gateway.documents.envelope import Envelope, SbdhError, build_sbd, read_submitted
+from gateway.outbound import queries
+from gateway.outbound.errors import SubmissionError
+
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "Derived",
+    "SubmissionError",
+    "SubmitRequest",
+    "SubmittedJob",
+    "derive_submission",
+    "submit",
+    "submit_document",
+]
+
+NOTIFY_CHANNEL = "outbound_ready"
+MLS_TYPES = ("FAILURE_ONLY", "ALWAYS_SEND")
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A document ready to queue: its whole SBD and what the job records of it."""
+
+    sbd: bytes
+    sender: smp.ParticipantId
+    receiver: smp.ParticipantId
+    document_type: smp.DocumentTypeId
+    process: smp.ProcessId
+    country_c1: str
+    instance_identifier: str
+    document_id: str = ""
+    kind: str = "business"
+    business: BusinessDocument | None = None  # the parsed document, for steps after this one
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """What to send and how: the document (bytes, or already derived), what the envelope
+    should say where the document does not tell, and the job's options."""
+
+    document: bytes | BusinessDocument | Derived
+    retry_window: float
+    sender: str | None = None
+    receiver: str | None = None
+    document_type: str | None = None
+    process: str | None = None
+    country_c1: str | None = None
+    mls_type: str | None = None
+    company_id: uuid.UUID | None = None
+    endpoint_url: str | None = None
+    endpoint_cert: x509.Certificate | None = None
+    answers_inbound_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    job_id: int
+    derived: Derived
+
+
+# Checks a caller runs on the derived document before it is queued; returns the validation
+# report to record with the job (JSON), or raises to refuse.
+Check = Callable[[Derived], Awaitable[str | None]]
+
+
+def _from_envelope(envelope: Envelope, business: BusinessDocument, sbd: bytes) -> Derived:
+    assert envelope.country_c1 is not None  # required when reading for sending
+    return Derived(
+        sbd=sbd,
+        sender=smp.ParticipantId.parse(envelope.sender),
+        receiver=smp.ParticipantId.parse(envelope.receiver),
+        document_type=smp.DocumentTypeId.of(envelope.document_type_scheme, envelope.document_type),
+        process=smp.ProcessId.of(envelope.process_scheme, envelope.process),
+        country_c1=envelope.country_c1,
+        instance_identifier=envelope.instance_identifier,
+        document_id=business.read.document_id,
+        kind=business.read.kind,
+        business=business,
+    )
+
+
+def _as_bytes(document: bytes | BusinessDocument) -> bytes:
+    """A ready SBD is queued as it was submitted (serialized only if it came as a tree)."""
+    if isinstance(document, bytes):
+        return document
+    if document.data is not None:
+        return document.data
+    return bytes(etree.tostring(document.root, xml_declaration=True, encoding="UTF-8"))
+
+
+def derive_submission(
+    document: bytes | BusinessDocument,
+    *,
+    sender: str | None = None,
+    receiver: str | None = None,
+    document_type: str | None = None,
+    process: str | None = None,
+    country_c1: str | None = None,
+    mls_type: str | None = None,
+) -> Derived:
+    """Wrap a bare UBL document in a Peppol envelope (or take a ready SBD as it is), deriving
+    what is not given: participants from the parties' EndpointIDs, the document type from the
+    root element and CustomizationID, the process from ProfileID, C1's country from the sender's
+    address. Raises :class:`SubmissionError` naming the field it could not determine."""
+    try:
+        envelope, business = read_submitted(document)
+        if envelope is not None:
+            return _from_envelope(envelope, business, _as_bytes(document))
+    except as4.As4Error as exc:
+        raise SubmissionError("document", exc.reason) from None
+    except SbdhError as exc:
+        raise SubmissionError("document", f"invalid Peppol envelope: {exc}") from None
+    except smp.IdentifierError as exc:
+        raise SubmissionError(exc.field, str(exc)) from None
+
+    sender = sender or business.sender_endpoint
+    receiver = receiver or business.receiver_endpoint
+    if not sender:
+        raise SubmissionError("sender", "not given and no sender EndpointID in the document")
+    if not receiver:
+        raise SubmissionError("receiver", "not given and no receiver EndpointID in the document")
+    if document_type is None:
+        customization = business.customization
+        if not customization or not business.namespace:
+            raise SubmissionError("document_type", "not given and the document has no CustomizationID")
+        version = business.ubl_version or "2.1"
+        document_type = f"{business.namespace}::{business.name}##{customization}::{version}"
+    if mls_type not in (None, *MLS_TYPES):
+        raise SubmissionError("mls_type", "MLS type is FAILURE_ONLY or ALWAYS_SEND")
+    process = process or business.profile or None
+    if not process:
+        raise SubmissionError("process", "not given and the document has no ProfileID")
+    country_c1 = country_c1 or business.sender_country
+    if not country_c1:
+        raise SubmissionError("country_c1", "not given and the sender has no country in the document")
+    try:
+        sender_id = smp.ParticipantId.parse(sender)
+        receiver_id = smp.ParticipantId.parse(receiver)
+        doc_id = smp.DocumentTypeId.parse(document_type)
+        process_id = smp.ProcessId.parse(process)
+    except smp.IdentifierError as exc:
+        raise SubmissionError(exc.field.replace(" ", "_"), str(exc)) from None
+    instance = str(uuid.uuid4())
+    sbd = build_sbd(
+        business,
+        sender=sender_id.value,
+        receiver=receiver_id.value,
+        document_type=doc_id.value,
+        document_type_scheme=doc_id.scheme,
+        process=process_id.value,
+        process_scheme=process_id.scheme,
+        country_c1=country_c1,
+        instance_identifier=instance,
+        mls_type=mls_type,
+    )
+    read = business.read
+    return Derived(
+        sbd, sender_id, receiver_id, doc_id, process_id, country_c1, instance, read.document_id, read.kind, business
+    )
+
+
+def derive(request: SubmitRequest) -> Derived:
+    """The request's document with its envelope (derived once, or as the caller derived it)."""
+    if isinstance(request.document, Derived):
+        return request.document
+    return derive_submission(
+        request.document, sender=request.sender, receiver=request.receiver, document_type=request.document_type,
+        process=request.process, country_c1=request.country_c1, mls_type=request.mls_type,
+    )  # fmt: skip
+
+
+async def submit(
+    db: asyncpg.Pool | asyncpg.Connection, request: SubmitRequest, *, check: Check | None = None
+) -> SubmittedJob:
+    """Send a document: derive its envelope, run the caller's ``check``, queue the job and wake
+    the workers. With a connection the job joins the caller's transaction (the wake-up is
+    delivered at its commit). Raises :class:`SubmissionError` before anything is stored."""
+    derived = derive(request)
+    validation = await check(derived) if check is not None else None
+    cert = request.endpoint_cert.public_bytes(Encoding.DER) if request.endpoint_cert else None
+    submission = queries.OutboundSubmission(
+        sender=str(derived.sender),
+        receiver=str(derived.receiver),
+        document_type=str(derived.document_type),
+        process=str(derived.process),
+        country_c1=derived.country_c1,
+        instance_identifier=derived.instance_identifier,
+        sbd=derived.sbd,
+        as4_message_id=as4.new_message_id("peppol-gateway"),
+        conversation_id=str(uuid.uuid4()),
+        give_up_at=datetime.now(UTC) + timedelta(seconds=request.retry_window),
+        company_id=request.company_id,
+        endpoint_url=request.endpoint_url,
+        endpoint_cert=cert,
+        document_id=derived.document_id or None,
+        kind=derived.kind,
+        answers_inbound_id=request.answers_inbound_id,
+        validation=validation,
+        trace_context=tracing.traceparent(),
+    )
+    job_id = await queries.submit_outbound(db, submission)
+    await db.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+    return SubmittedJob(job_id, derived)
+
+
+async def submit_document(
+    pool: asyncpg.Pool,
+    derived: Derived,
+    *,
+    retry_window: float,
+    company_id: uuid.UUID | None = None,
+    endpoint_url: str | None = None,
+    endpoint_cert: x509.Certificate | None = None,
+    answers_inbound_id: int | None = None,
+    conn: asyncpg.Connection | None = None,
+) -> int:
+    """:func:`submit` for a document derived already; returns the job id."""
+    request = SubmitRequest(
+        derived, retry_window, company_id=company_id, endpoint_url=endpoint_url, endpoint_cert=endpoint_cert,
+        answers_inbound_id=answers_inbound_id,
+    )  # fmt: skip
+    return (await submit(conn if conn is not None else pool, request)).job_id

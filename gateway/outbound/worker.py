@@ -1,0 +1,312 @@
+"""The outbound worker: claim a due job, route it, send it over AS4, record the outcome.
+
+Workers (any number, in any number of processes) claim jobs with ``FOR UPDATE SKIP LOCKED``,
+find the receiver with ``smp``, build and send the AS4 message with ``as4``, verify the
+receipt, and record the outcome with an audit line. What an outcome means (fail, retry when,
+give up) is decided in :mod:`gateway.outbound.outcome`; the retry schedule lives in PostgreSQL
+so it survives restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+import structlog
+from cryptography import x509
+
+import as4
+import smp
+from gateway.core import tracing
+from gateway.core.lifecycle import Wakeup, run_loop
+from gateway.core.metrics import Metrics
+from gateway.documents.envelope import read_sbd
+from gateway.outbound import outcome, queries
+from gateway.outbound.circuits import EndpointGuard
+from gateway.outbound.errors import DeliveryError, Permanent
+from gateway.outbound.states import OutboundState, check_move
+from gateway.outbound.submission import NOTIFY_CHANNEL
+from gateway.security.identity import ApIdentity
+from gateway.security.trust import CertificateTrust
+
+__all__ = ["OutboundWorker"]
+
+log = structlog.get_logger("gateway.outbound.worker")
+
+
+class OutboundWorker:
+    """Deliver queued jobs until stopped."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        identity: ApIdentity,
+        trust: CertificateTrust,
+        discovery: smp.SmpClient | None,
+        *,
+        retry_initial: float = 5.0,
+        retry_max: float = 900.0,
+        poll_interval: float = 1.0,
+        send_timeout: float = 60.0,
+        metrics: Metrics | None = None,
+        lease_seconds: float = 300.0,
+        guard: EndpointGuard | None = None,
+    ) -> None:
+        self.guard = guard or EndpointGuard()
+        self.lease_seconds = lease_seconds
+        self.metrics = metrics
+        self.pool = pool
+        self.identity = identity
+        self.trust = trust
+        self.discovery = discovery
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.poll_interval = poll_interval
+        self.send_timeout = send_timeout
+        # One permit per "there is work" signal: a notification wakes one idle worker, which
+        # then keeps claiming until the queue is empty (waking all of them would only make
+        # the others run empty claims).
+        self._work = Wakeup()
+        self._session: aiohttp.ClientSession | None = None
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt``."""
+        return outcome.backoff(attempt, initial=self.retry_initial, maximum=self.retry_max)
+
+    def wake(self) -> None:
+        self._work.set()
+
+    async def run(self, stop: asyncio.Event, concurrency: int = 1) -> None:
+        """Work until ``stop`` is set, with ``concurrency`` jobs in flight."""
+        listener: asyncpg.Connection | None = None
+
+        self._work.limit = max(1, concurrency)  # more permits than loops would be empty claims
+
+        def on_notify(*_: object) -> None:
+            self.wake()
+
+        try:
+            listener = await self.pool.acquire()
+            await listener.add_listener(NOTIFY_CHANNEL, on_notify)
+        except (OSError, asyncpg.PostgresError):
+            listener = None
+        self._session = aiohttp.ClientSession()
+        try:
+            await asyncio.gather(
+                *(
+                    run_loop("outbound.delivery", self.run_once, stop, interval=self.poll_interval, wake=self._work)
+                    for _ in range(concurrency)
+                )
+            )
+        finally:
+            await self._session.close()
+            if listener is not None:
+                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await listener.remove_listener(NOTIFY_CHANNEL, on_notify)
+                await self.pool.release(listener)
+
+    async def deliver_now(self, job_id: int) -> bool:
+        """Deliver one given job in this process (False if a worker elsewhere already took it)."""
+        job = await queries.claim_outbound(self.pool, job_id=job_id)
+        if job is None:
+            return False
+        own = self._session is None
+        if own:
+            self._session = aiohttp.ClientSession()
+        try:
+            await self.deliver(job)
+        finally:
+            if own and self._session is not None:
+                await self._session.close()
+                self._session = None
+        return True
+
+    async def deliver_and_wait(self, job_id: int, timeout: float = 60.0) -> queries.OutboundStatus:
+        """Deliver a job in this process, or, when a running gateway took it first, wait up to
+        ``timeout`` seconds for that gateway's outcome (for commands that print one)."""
+        await self.deliver_now(job_id)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            status = await queries.outbound_status(self.pool, job_id)
+            assert status is not None
+            pending = status.state in (OutboundState.QUEUED, OutboundState.SENDING)
+            if not pending or asyncio.get_running_loop().time() > deadline:
+                return status
+            await asyncio.sleep(0.1)
+
+    async def run_once(self) -> bool:
+        """Claim and deliver one job; False when there was nothing to do."""
+        job = await queries.claim_outbound(self.pool, self.lease_seconds)
+        if job is None:
+            return False
+        try:
+            await self.deliver(job)
+        except asyncio.CancelledError:
+            # Stopping with a delivery in flight: give the job back now instead of leaving it
+            # to its lease (the receiver answers a resend of a delivered message as a duplicate).
+            check_move(OutboundState.SENDING, OutboundState.RETRYING)
+            await asyncio.shield(queries.release_outbound(self.pool, job.id, "released: the gateway stopped"))
+            raise
+        return True
+
+    async def _route(self, job: queries.OutboundJob) -> tuple[str, x509.Certificate]:
+        if job.fixed_endpoint and job.endpoint_url and job.endpoint_cert:
+            return job.endpoint_url, x509.load_der_x509_certificate(job.endpoint_cert)
+        if self.discovery is None:
+            raise Permanent("no_discovery", "no SML/SMP discovery configured and no fixed endpoint")
+        try:
+            with tracing.span("smp.discovery", **{"peppol.receiver": job.receiver}):
+                route = await self.discovery.find_endpoint(
+                    smp.ParticipantId.parse(job.receiver),
+                    smp.DocumentTypeId.parse(job.document_type),
+                    smp.ProcessId.parse(job.process),
+                )
+        except smp.DiscoveryError as exc:
+            raise outcome.discovery_failure(exc) from None
+        return route.endpoint.url, route.endpoint.certificate
+
+    async def deliver(self, job: queries.OutboundJob) -> None:
+        """Deliver a claimed job, continuing the trace of its submission."""
+        with (
+            tracing.continued(job.trace_context),
+            tracing.span(
+                "outbound.deliver", **{"peppol.document_id": f"s{job.id}", "as4.message_id": job.as4_message_id,
+                                       "peppol.receiver": job.receiver, "peppol.attempt": job.attempts},
+            ),
+        ):  # fmt: skip
+            await self._deliver(job)
+
+    async def _deliver(self, job: queries.OutboundJob) -> None:
+        endpoint_url: str | None = job.endpoint_url
+        receiver_ap: str | None = None
+        try:
+            endpoint_url, receiver_cert = await self._route(job)
+            receiver_ap = as4.seat_id(receiver_cert)
+            try:
+                await self.trust.check(receiver_cert)
+            except as4.FailedAuthentication as exc:
+                raise Permanent("receiver_certificate_untrusted", exc.reason) from None
+            wait = await self.guard.admit(endpoint_url)
+            if wait > 0:
+                await self._defer(job, endpoint_url, wait)
+                return
+            transport_failure = False
+            try:
+                receipt, message, header = await self._send(job, endpoint_url, receiver_cert, receiver_ap)
+            except as4.SendError as exc:
+                transport_failure = not isinstance(exc, as4.EbmsErrorReceived) and exc.retryable
+                raise
+            finally:
+                await self._endpoint_finished(endpoint_url, transport_failure)
+        except as4.EbmsErrorReceived as exc:
+            if outcome.is_duplicate(exc):
+                done = outcome.Delivered("the receiver reports a duplicate: delivered earlier")
+                await self._mark(job, done.state, done.reason, endpoint_url=endpoint_url, receiver_ap=receiver_ap,
+                                 exchanged_at=datetime.now(UTC))  # fmt: skip
+                return
+            await self._failed(job, exc, endpoint_url, receiver_ap)
+            return
+        except Exception as exc:
+            if outcome.failure_of(exc) is None:
+                raise
+            await self._failed(job, exc, endpoint_url, receiver_ap)
+            return
+        await self._mark(
+            job, OutboundState.DELIVERED, f"receipt {receipt.message_id} verified",
+            receipt=receipt.raw, sent_message=bytes(message.body),
+            endpoint_url=endpoint_url, receiver_ap=receiver_ap, exchanged_at=header.timestamp,
+            trace_context=tracing.traceparent(),
+        )  # fmt: skip
+        log.info("outbound_delivered", job=job.id, receiver=job.receiver, attempts=job.attempts)
+        self._count(OutboundState.DELIVERED, "ok")
+
+    async def _defer(self, job: queries.OutboundJob, endpoint_url: str, wait: float) -> None:
+        """Put the job back without counting the attempt: its endpoint is not taking it now."""
+        state = self.guard.circuits[endpoint_url].state
+        reason = "circuit open" if state != "closed" else "endpoint at its concurrency limit"
+        check_move(OutboundState.SENDING, OutboundState.RETRYING)
+        await queries.defer_outbound(
+            self.pool, job.id, datetime.now(UTC) + timedelta(seconds=wait), f"waiting: {reason}",
+            audit=state != "closed",
+        )  # fmt: skip
+
+    async def _failed(
+        self, job: queries.OutboundJob, exc: Exception, endpoint_url: str | None, receiver_ap: str | None
+    ) -> None:
+        """Record a failed attempt: the job fails, or is retried after its backoff."""
+        error = outcome.failure_of(exc)
+        assert isinstance(error, DeliveryError)
+        decided = outcome.after_failure(
+            error, attempts=job.attempts, give_up_at=job.give_up_at, now=datetime.now(UTC),
+            delay=self.backoff(job.attempts),
+        )  # fmt: skip
+        if isinstance(decided, outcome.Retry):
+            await self._mark(job, decided.state, decided.reason, next_attempt_at=decided.next_attempt_at,
+                             error_code=decided.code, endpoint_url=endpoint_url, receiver_ap=receiver_ap)  # fmt: skip
+            log.info("outbound_retry", job=job.id, attempt=job.attempts, delay=decided.delay, reason=error.reason)
+        else:
+            await self._mark(job, decided.state, decided.reason, error_code=decided.code, endpoint_url=endpoint_url,
+                             receiver_ap=receiver_ap)  # fmt: skip
+            if decided.gave_up:
+                log.info("outbound_gave_up", job=job.id, attempts=job.attempts, reason=error.reason)
+            else:
+                log.info("outbound_failed", job=job.id, code=decided.code, reason=decided.reason)
+        self._count(decided.state, decided.code)
+
+    async def _mark(self, job: queries.OutboundJob, state: OutboundState, reason: str, **fields: Any) -> None:
+        """Record the outcome of this attempt (a claimed job is sending)."""
+        check_move(OutboundState.SENDING, state)
+        await queries.mark_outbound(self.pool, job.id, state, reason, **fields)
+
+    async def _endpoint_finished(self, url: str, transport_failure: bool) -> None:
+        changed = self.guard.finished(url, transport_failure=transport_failure)
+        if changed is None:
+            return
+        circuit = self.guard.circuits[url]
+        log.warning("endpoint_circuit", endpoint=url, state=changed, failures=circuit.failures)
+        try:
+            await queries.record_circuit(self.pool, url, changed, circuit.failures, circuit.cooldown)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("endpoint_circuit_not_recorded", error=type(exc).__name__)
+
+    async def _send(
+        self, job: queries.OutboundJob, endpoint_url: str, receiver_cert: x509.Certificate, receiver_ap: str
+    ) -> tuple[as4.Receipt, as4.BuiltMessage, as4.UserMessageHeader]:
+        """Build the AS4 message for a job and send it; the verified receipt, or SendError."""
+        envelope, _ = read_sbd(job.sbd)
+        header = as4.UserMessageHeader(
+            message_id=job.as4_message_id,
+            conversation_id=job.conversation_id,
+            timestamp=datetime.now(UTC),
+            from_party=self.identity.seat_id,
+            to_party=receiver_ap,
+            service=envelope.process,
+            service_type=envelope.process_scheme,
+            action=envelope.action,
+            original_sender=envelope.sender,
+            final_recipient=envelope.receiver,
+        )
+        message = as4.build_user_message(
+            header,
+            job.sbd,
+            signing_key=self.identity.key,
+            signing_cert=self.identity.cert,
+            receiver_cert=receiver_cert,
+        )
+        assert self._session is not None
+        with tracing.span("as4.send", **{"as4.message_id": job.as4_message_id, "url.full": endpoint_url}) as current:
+            receipt = await as4.send_message(
+                self._session, endpoint_url, message, receiver_cert=receiver_cert, timeout=self.send_timeout
+            )
+            current.set_attribute("as4.receipt_id", receipt.message_id)
+        return receipt, message, header
+
+    def _count(self, outcome: str, code: str) -> None:
+        if self.metrics is not None:
+            self.metrics.inc(
+                "peppol_outbound_attempts_total", "Outbound delivery attempts by outcome", outcome=outcome, code=code
+            )
