@@ -36,7 +36,10 @@ import org.eclipse.jetty.ee10.servlet.ServletHolder;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 import org.w3c.dom.Element;
+import com.helger.collection.commons.CommonsArrayList;
+import com.helger.dns.dnsjava.CustomServerConfigProvider;
 import org.xbill.DNS.Lookup;
+import org.xbill.DNS.ResolverConfig;
 import org.xbill.DNS.SimpleResolver;
 
 /**
@@ -144,10 +147,12 @@ public final class Phase4Peer {
     seatId = Pem.certificate(Path.of(req.get("cert"))).getSubjectX500Principal().getName().replaceAll(".*CN=([^,]+).*", "$1");
 
     if (req.containsKey("dns")) {
+      // phase4's NAPTR lookup takes its servers from dnsjava's resolver configuration
       String[] hp = req.get("dns").split(":");
-      SimpleResolver resolver = new SimpleResolver(new InetSocketAddress(hp[0], Integer.parseInt(hp[1])));
-      resolver.setTCP(false);
-      Lookup.setDefaultResolver(resolver);
+      InetSocketAddress server = new InetSocketAddress(hp[0], Integer.parseInt(hp[1]));
+      ResolverConfig.setConfigProviders(List.of(new CustomServerConfigProvider(new CommonsArrayList<>(server))));
+      ResolverConfig.refresh();
+      Lookup.setDefaultResolver(new SimpleResolver(server));
     }
 
     // The receiver: phase4's AS4 servlet in Jetty. "/as4" answers with our own identity; "/as4-foreign"
