@@ -31,6 +31,7 @@ run: system-deps $(STAMP) pki
 
 test: system-deps $(STAMP)
 	@bash .ci/peers
+	@bash .ci/phase4
 	@bash .ci/container-deps
 	@bash .ci/k8s-tools
 	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
