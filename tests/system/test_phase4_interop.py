@@ -1,5 +1,5 @@
 """The gateway against phase4 (`com.helger.phase4` 4.4.1, the reference Java Peppol AS4
-implementation), run as one JVM for the whole session (tests/peers/phase4, built by .ci/phase4):
+implementation), run as one JVM for the whole session (tests/support/peers/phase4, built by .ci/phase4):
 
 * phase4's Peppol sender (``Phase4PeppolSender``) sends to our ``/as4``, once to a given endpoint
   and once through discovery: its own U-NAPTR lookup in our SML zone (Knot) and its own SMP client
@@ -44,21 +44,20 @@ from typing import Any
 import aiohttp
 import pytest
 from cryptography import x509
+from gateway.outbound.delivery import derive_submission, submit_document
 
 import as4
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki, create_dev_pki
 from gateway.outbound import queries as outbound_queries
-from gateway.outbound.delivery import derive_submission, submit_document
-from tests.as4_support import DATA, DOCTYPE, NS, PROCESS, RECEIVER, SENDER, build, tamper
-from tests.conftest import SML_ZONE
-from tests.gateways import InProcessGateway, in_process_gateway, new_database, register_company, wait_for_state
+from tests.support.as4 import DOCTYPE, NS, PROCESS, RECEIVER, SENDER, build, tamper
+from tests.support.gateways import InProcessGateway, in_process_gateway, new_database, register_company, wait_for_state
+from tests.support.paths import DATA, EXAMPLES, PEERS, ROOT
+from tests.support.services import SML_ZONE
 
-ROOT = Path(__file__).resolve().parents[2]
-PEER_DIR = ROOT / "tests" / "peers" / "phase4"
+PEER_DIR = PEERS / "phase4"
 PEER_JAR = PEER_DIR / "target" / "phase4-peer.jar"
 PEER_CLASSPATH = PEER_DIR / "target" / "classpath.txt"
-EXAMPLES = ROOT / "examples"
 UBL = DATA / "invoice-bis3.xml"
 
 
