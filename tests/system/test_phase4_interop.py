@@ -44,7 +44,7 @@ from typing import Any
 import aiohttp
 import pytest
 from cryptography import x509
-from gateway.outbound.delivery import derive_submission, submit_document
+from gateway.outbound.submission import derive_submission, submit_document
 
 import as4
 from gateway.dev.dns import KnotDns
