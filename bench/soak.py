@@ -31,6 +31,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
+import structlog
 from aiohttp import web
 from lxml import etree
 
@@ -611,11 +613,11 @@ def orphans(exclude: set[int]) -> list[tuple[int, str]]:
 # -- checks ------------------------------------------------------------------------------------
 
 
-def _pct(values: list[float], q: float) -> float | None:
+def _spread(values: list[float]) -> dict[str, float | int | None]:
+    """Median, maximum and count of a few seconds' figures."""
     if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+        return {"p50": None, "max": None, "count": 0}
+    return {"p50": round(statistics.median(values), 2), "max": round(max(values), 2), "count": len(values)}
 
 
 async def _numbers_of(api: Api, base: str, ids: list[str], concurrency: int = 8) -> dict[str, str | None]:
@@ -798,11 +800,7 @@ async def soak(opts: Options, work: Path) -> dict[str, Any]:
                 "submitted": round(len(subs.answered) / submit_span, 2),
                 "delivered": round(len(delivered_at) / deliver_span, 2),
             },
-            "recovery_s": {
-                "p50": _pct(every, 0.5),
-                "max": round(max(every), 2) if every else None,
-                "per_ap": {k: {"p50": _pct(v, 0.5), "max": _pct(v, 1.0)} for k, v in recovery.items()},
-            },
+            "recovery_s": {**_spread(every), "per_ap": {k: _spread(v) for k, v in recovery.items()}},
             "settle_s": round(settled - faults_over, 1),
             "duration_s": round(time.time() - started, 1),
             "examples": {
@@ -814,7 +812,7 @@ async def soak(opts: Options, work: Path) -> dict[str, Any]:
             },
         }
         summary["ok"] = (
-            duplicated == lost.__len__() == len(stuck) == len(left) == 0
+            duplicated == len(lost) == len(stuck) == len(left) == 0
             and not subs.refused
             and len(delivered_events) == len(expected_events)
             and hooks.bad_signature == 0
@@ -834,6 +832,8 @@ async def soak(opts: Options, work: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_options(argv)
+    # the embedded database's and DNS server's log lines are progress too: stdout is the summary's
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     work = Path(tempfile.mkdtemp(prefix="peppol-soak-"))
     os.chmod(work, 0o755)  # as root, the postgres user must reach its cluster here
     try:
