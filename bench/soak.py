@@ -481,6 +481,7 @@ class Hooks:
     fail_fraction: float = 0.0
     rng: random.Random = field(default_factory=random.Random)
     delivered: dict[str, str] = field(default_factory=dict)  # event id -> as4 message id
+    seen: set[str] = field(default_factory=set)  # event ids offered at least once, even if refused
     attempts: int = 0
     refused_500: int = 0
     bad_signature: int = 0
@@ -491,6 +492,7 @@ class Hooks:
         if not verify_signature(self.secret, body, request.headers.get("X-Gateway-Signature", "")):
             self.bad_signature += 1
             return web.Response(status=401)
+        self.seen.add(request.headers.get("X-Gateway-Event-Id", ""))
         if self.rng.random() < self.fail_fraction:
             self.refused_500 += 1
             return web.Response(status=500)
@@ -543,15 +545,19 @@ async def inject_faults(
     net: Network, session: aiohttp.ClientSession, opts: Options, rng: random.Random,
     progress: Callable[[], int], faults: Faults,
 ) -> None:  # fmt: skip
-    """SIGKILL the gateways and crash PostgreSQL at random points of the submission progress,
-    one fault at a time; each victim comes back after a short random pause."""
+    """SIGKILL the gateways and crash PostgreSQL at random points of the progress (submission
+    and arrival together), one fault at a time; each victim comes back after a short random
+    pause. Progress that stalls for 20 s does not hold the next fault back."""
     plan = ["AP-A"] * opts.kills_a + ["AP-B"] * opts.kills_b + ["PG"] * opts.pg_restarts
     points = sorted(rng.uniform(0.03, 0.9) * opts.docs for _ in plan)
     rng.shuffle(plan)
     gateways = {"AP-A": net.a, "AP-B": net.b}
     for point, victim in zip(points, plan, strict=True):
-        while progress() < point:
+        last, since = progress(), time.monotonic()
+        while progress() < point and time.monotonic() - since < 20:
             await asyncio.sleep(0.1)
+            if progress() != last:
+                last, since = progress(), time.monotonic()
         pause = rng.uniform(0.2, 2.0) if victim != "PG" else rng.uniform(0.5, 3.0)
         at = time.time()
         if victim == "PG":
@@ -700,7 +706,9 @@ async def soak(opts: Options, work: Path) -> dict[str, Any]:
             kills_b=opts.kills_b, pg_restarts=opts.pg_restarts)  # fmt: skip
 
         def progress() -> int:
-            return len(subs.answered) + len(subs.refused)
+            """Documents answered and documents arrived (their event offered), halved: faults
+            land while submitting and while delivering, however fast either is."""
+            return (len(subs.answered) + len(subs.refused) + len(hooks.seen)) // 2
 
         async def report_progress() -> None:
             while True:
