@@ -10,7 +10,7 @@ CONTAINER  ?= podman
 BASE_IMAGE ?= docker.io/library/python:3.11-slim-bookworm
 IMAGE      ?= localhost/peppol-gateway:dev
 
-.PHONY: run test test-unit lint bench system-deps venv pki image clean
+.PHONY: run test test-unit lint bench soak system-deps venv pki image clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ lint: $(STAMP)
 bench: system-deps $(STAMP)
 	@bash .ci/peers
 	$(BIN)/python -m bench
+
+# Kill and restart both gateways and PostgreSQL under load; nothing lost, nothing twice.
+# SOAK_ARGS="--docs 1000 --kills-a 5 --kills-b 5 --pg-restarts 1 --seed 7" changes the run.
+soak: system-deps $(STAMP)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 # The container image (deploy/Containerfile); BASE_IMAGE=<image> changes the base.
 image: $(STAMP)

@@ -44,12 +44,12 @@ from typing import Any
 import aiohttp
 import pytest
 from cryptography import x509
-from gateway.outbound.submission import derive_submission, submit_document
 
 import as4
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki, create_dev_pki
 from gateway.outbound import queries as outbound_queries
+from gateway.outbound.submission import derive_submission, submit_document
 from tests.support.as4 import DOCTYPE, NS, PROCESS, RECEIVER, SENDER, build, tamper
 from tests.support.gateways import InProcessGateway, in_process_gateway, new_database, register_company, wait_for_state
 from tests.support.paths import DATA, EXAMPLES, PEERS, ROOT
