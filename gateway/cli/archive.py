@@ -8,11 +8,12 @@ import json
 import sys
 from typing import Any
 
+from gateway.cli.registry import Commands
 from gateway.core.config import Settings
 from gateway.duties.archive import MANIFEST, verify_entry
 from gateway.duties.archive_store import ArchiveError, open_archive
 
-__all__ = ["add_archive_command"]
+__all__ = ["register"]
 
 
 async def _verify(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
@@ -51,15 +52,19 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if not report["problems"] else 1
 
 
-def add_archive_command(sub: Any, commands: dict[str, Any]) -> None:
-    p = sub.add_parser(
+def register(commands: Commands) -> None:
+    archive_sub = commands.group(
         "archive",
         help="check the archive",
         description="Check archived exchanges: every file must match its SHA-256 in the entry's "
         "manifest.json. Exit 0 all good, 1 problems found (listed), 2 no archive.",
     )
-    archive_sub = p.add_subparsers(dest="archive_command", metavar="ACTION", required=True)
-    verify = archive_sub.add_parser("verify", help="verify entries (all of them, or under --prefix, or KEYs)")
+    verify = archive_sub.add(
+        "verify",
+        _command,
+        help="verify entries (all of them, or under --prefix, or KEYs)",
+        description="Verify archived entries against their manifests: all of them, those under "
+        "--prefix, or the KEYs given.",
+    )
     verify.add_argument("keys", nargs="*", help="entry keys, e.g. in/2026/11/24/in-1234")
     verify.add_argument("--prefix", help="only entries under this prefix, e.g. in/2026/11/")
-    commands["archive"] = _command

@@ -20,11 +20,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import as4
+from gateway.cli.registry import Commands
 from gateway.core.config import ConfigError
 from gateway.documents.envelope import SbdhError, read_sbd
 from gateway.security import identity
 
-__all__ = ["add_as4_commands"]
+__all__ = ["KeyFileError", "register"]
 
 
 class KeyFileError(Exception):
@@ -187,16 +188,16 @@ def build_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_as4_commands(sub: Any) -> dict[str, Any]:
-    """Register ``as4 inspect`` and ``as4 build`` on the CLI's subparsers."""
-    p = sub.add_parser(
+def register(commands: Commands) -> None:
+    """``as4 inspect`` and ``as4 build``."""
+    as4_sub = commands.group(
         "as4",
         help="inspect or build AS4 messages",
         description="AS4 diagnostics: inspect a message a partner sent, or build one by hand.",
     )
-    as4_sub = p.add_subparsers(dest="as4_command", metavar="ACTION", required=True)
-    i = as4_sub.add_parser(
+    i = as4_sub.add(
         "inspect",
+        lambda args, settings: inspect_command(args),
         help="parse and verify a message, print a JSON report",
         description="Parse an AS4 message (the HTTP body in FILE) and print one JSON object: "
         "headers, each signature reference and its verdict, the signer, the decryption verdict and "
@@ -209,8 +210,9 @@ def add_as4_commands(sub: Any) -> dict[str, Any]:
     i.add_argument("--trust", help="PEM file of AP CA certificates the signer must chain to")
     i.add_argument("--payload-out", help="write the decrypted, decompressed payload here")
     i.add_argument("--receipt-out", help="write the signed receipt we would answer with here")
-    b = as4_sub.add_parser(
+    b = as4_sub.add(
         "build",
+        lambda args, settings: build_command(args),
         help="build a signed, encrypted message from an SBD file",
         description="Build a complete AS4 message; sender, receiver, document type and process "
         "come from the SBDH. Writes the HTTP body to OUT and its Content-Type to OUT.content-type.",
@@ -222,4 +224,3 @@ def add_as4_commands(sub: Any) -> dict[str, Any]:
     b.add_argument("--out", required=True, help="where to write the HTTP body")
     b.add_argument("--message-id", help="use this MessageId (default: a new one)")
     b.add_argument("--conversation-id", help="use this ConversationId (default: a new one)")
-    return {"inspect": inspect_command, "build": build_command}

@@ -13,9 +13,10 @@ from cryptography import x509
 
 import as4
 import smp
+from gateway.cli.registry import Commands
 from gateway.core.config import Settings
 
-__all__ = ["add_lookup_command", "lookup_command"]
+__all__ = ["lookup_command", "register"]
 
 DEFAULT_DOCUMENT = smp.profile_services("INVOICE_AND_CREDIT_NOTE")[0]
 
@@ -159,9 +160,10 @@ def lookup_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def add_lookup_command(sub: Any) -> None:
-    p = sub.add_parser(
+def register(commands: Commands) -> None:
+    p = commands.add(
         "lookup",
+        lookup_command,
         help="find a participant's SMP and AS4 endpoint",
         description="Resolve a participant through the SML (U-NAPTR) to its SMP, verify the SMP's "
         "signed answer and print the chosen AS4 endpoint with each verification step. Without "

@@ -14,11 +14,9 @@ from pathlib import Path
 
 import asyncpg
 
-from gateway.cli.archive import add_archive_command
-from gateway.cli.as4 import KeyFileError, add_as4_commands
-from gateway.cli.lookup import add_lookup_command, lookup_command
-from gateway.cli.operations import add_ops_commands
-from gateway.cli.report import add_report_command
+from gateway.cli import archive, as4, lookup, operations, report
+from gateway.cli.as4 import KeyFileError
+from gateway.cli.registry import Commands, ExitCode, Handler
 from gateway.core.config import ConfigError, Settings, load_settings
 from gateway.core.database import DatabaseUnavailable
 from gateway.core.errors import GatewayError
@@ -29,10 +27,8 @@ from gateway.dev.postgres import EmbeddedPostgresError, database_url
 
 __all__ = ["main"]
 
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-
-Command = Callable[[argparse.Namespace, Settings], int]
+EXIT_FAILURE = ExitCode.FAILED
+EXIT_USAGE = ExitCode.USAGE
 
 
 class CliError(GatewayError):
@@ -127,39 +123,28 @@ def _cmd_dev_pki(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
-    parser = argparse.ArgumentParser(
-        prog="peppol-gateway",
-        description="Peppol access point and network gateway.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--config",
-        type=Path,
-        help="TOML configuration file (default: $PEPPOL_CONFIG, else built-in defaults)",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    commands: dict[str, Command] = {}
-
-    p = sub.add_parser(
+def _register_own(commands: Commands) -> None:
+    """The commands that live in this module: serve, migrate, dev-pki, validate, sandbox."""
+    p = commands.add(
         "serve",
+        _cmd_serve,
         help="run the gateway service",
         description="Run the HTTP service. Without DATABASE_URL an embedded PostgreSQL is started "
         "in the data folder and stopped on exit. Stops cleanly on SIGTERM or Ctrl-C.",
     )
     p.add_argument("--host", help="listen address (overrides http.host)")
     p.add_argument("--port", type=int, help="listen port (overrides http.port)")
-    commands["serve"] = _cmd_serve
 
-    p = sub.add_parser(
+    commands.add(
         "migrate",
+        _cmd_migrate,
         help="apply pending database migrations",
         description="Apply pending schema migrations in one transaction and exit. Running it again is a no-op.",
     )
-    commands["migrate"] = _cmd_migrate
 
-    p = sub.add_parser(
+    p = commands.add(
         "dev-pki",
+        _cmd_dev_pki,
         help="create the development PKI",
         description="Create a root CA, an AP CA, an SMP CA, two access point certificates "
         "(POP000001, POP000002) and an SMP certificate for local use.",
@@ -167,40 +152,58 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     p.add_argument("--dir", default="certs-dev", help="output folder (default: certs-dev)")
     p.add_argument("--if-missing", action="store_true", help="do nothing if it already exists")
     p.add_argument("--force", action="store_true", help="replace an existing PKI")
-    commands["dev-pki"] = _cmd_dev_pki
 
-    add_lookup_command(sub)
-    commands["lookup"] = lookup_command
-    add_ops_commands(sub, commands)
-    add_report_command(sub, commands)
-    add_archive_command(sub, commands)
-
-    p = sub.add_parser(
+    p = commands.add(
         "validate",
+        _cmd_validate,
         help="validate a document (UBL schema, EN 16931, Peppol BIS rules)",
         description="Validate a UBL document or a Peppol SBD. Exit 0 valid, 1 invalid (the failed "
         "rules are listed), 2 unreadable input.",
     )
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    commands["validate"] = _cmd_validate
 
-    p = sub.add_parser(
+    commands.add(
         "sandbox",
+        _cmd_sandbox,
         help="run a complete local Peppol network (what `make run` starts)",
         description="Start an embedded PostgreSQL, a DNS server as the SML zone and two access points "
         "(AP-A, AP-B) with demo companies; write .sandbox/sandbox.json; stop everything on Ctrl-C.",
     )
-    commands["sandbox"] = _cmd_sandbox
 
-    as4_actions = add_as4_commands(sub)
-    commands["as4"] = lambda args, settings: as4_actions[args.as4_command](args)
 
+# Every command module, in the order its commands appear in --help.
+REGISTER: tuple[Callable[[Commands], None], ...] = (
+    _register_own,
+    lookup.register,
+    operations.register,
+    report.register,
+    archive.register,
+    as4.register,
+)
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, Commands]:
+    parser = argparse.ArgumentParser(
+        prog="peppol-gateway",
+        description="Peppol access point and network gateway. Exit status: 0 done, 1 the check or "
+        "the work failed, 2 bad input or usage, 3 not done yet (queued for a retry, or a check that "
+        "could not run), 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML configuration file (default: $PEPPOL_CONFIG, else built-in defaults)",
+    )
+    commands = Commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    for register in REGISTER:
+        register(commands)
     return parser, commands
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, commands = build_parser()
+    parser, _ = build_parser()
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
@@ -212,7 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level = "warning"  # one-shot commands print their results, not the service's events
     configure_logging(settings.log_format, level)
     try:
-        return commands[args.command](args, settings)
+        run: Handler = args.run
+        return run(args, settings)
     except ConfigError as exc:
         print(f"peppol-gateway: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -226,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"peppol-gateway: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     except OSError as exc:
         print(f"peppol-gateway: {exc}", file=sys.stderr)
         return EXIT_FAILURE

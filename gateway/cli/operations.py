@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import smp
+from gateway.cli.registry import Commands
 from gateway.core.config import Settings
 from gateway.core.database import create_pool
 from gateway.dev.postgres import database_url
@@ -23,7 +24,7 @@ from gateway.runtime import build_runtime
 from gateway.security.credentials import create_api_key, create_operator
 from gateway.security.identity import load_cert
 
-__all__ = ["add_ops_commands"]
+__all__ = ["register"]
 
 
 class OpsError(Exception):
@@ -214,24 +215,28 @@ def _mailbox_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
-    m = sub.add_parser(
+def register(commands: Commands) -> None:
+    m = commands.add(
         "mailbox",
+        _mailbox_command,
         help="list received documents",
         description="List the documents this access point received, newest first; --show N prints one.",
     )
     m.add_argument("--show", type=int, help="print the envelope and document of entry N")
     m.add_argument("--limit", type=int, default=50, help="how many entries to list (default 50)")
-    commands["mailbox"] = _mailbox_command
 
-    p = sub.add_parser(
+    company_sub = commands.group(
         "company",
         help="register a receiving company",
         description="Register a verified company and its Peppol participant: published in our SMP "
         "and, with a local SML configured, in the SML.",
     )
-    company_sub = p.add_subparsers(dest="company_command", metavar="ACTION", required=True)
-    add = company_sub.add_parser("add", help="add a company that receives documents")
+    add = company_sub.add(
+        "add",
+        _company_command,
+        help="add a company that receives documents",
+        description="Add a verified company, publish its participant in our SMP and register it in the SML.",
+    )
     add.add_argument("--name", required=True)
     add.add_argument("--country", required=True, help="ISO 3166 code, e.g. NO")
     add.add_argument("--business-id", required=True, help="e.g. the organisation number")
@@ -239,20 +244,20 @@ def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
     add.add_argument("--profiles", default="INVOICE_AND_CREDIT_NOTE", help="comma-separated receiving profiles")
     add.add_argument("--profile-version", default="PEPPOLBIS30", help="PEPPOLBIS30 or EHF30")
     add.add_argument("--operator", help="link the company to this operator id")
-    commands["company"] = _company_command
 
-    o = sub.add_parser(
+    operator_sub = commands.group(
         "operator",
         help="create an operator (API credentials for managing companies)",
         description="Create an operator and print its id and API key (shown once).",
     )
-    operator_sub = o.add_subparsers(dest="operator_command", metavar="ACTION", required=True)
-    oadd = operator_sub.add_parser("add", help="add an operator")
+    oadd = operator_sub.add(
+        "add", _operator_command, help="add an operator", description="Add an operator and print its API key once."
+    )
     oadd.add_argument("--name", required=True)
-    commands["operator"] = _operator_command
 
-    s = sub.add_parser(
+    s = commands.add(
         "send",
+        _send_command,
         help="send a document",
         description="Queue a document for delivery and deliver it now. A bare UBL document is wrapped "
         "in a Peppol envelope; sender, receiver, document type, process and C1 country come from "
@@ -267,4 +272,3 @@ def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
     s.add_argument("--endpoint", help="send straight to this AS4 URL (skips SML/SMP discovery)")
     s.add_argument("--endpoint-cert", help="the receiving AP's certificate (PEM), with --endpoint")
     s.add_argument("--json", action="store_true", help="print one JSON object")
-    commands["send"] = _send_command

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.cli.registry import Commands
 from gateway.core.config import Settings
 from gateway.core.database import create_pool
 from gateway.dev.postgres import database_url
@@ -18,7 +19,7 @@ from gateway.duties.reporting import previous_month
 from gateway.outbound.states import OutboundState
 from gateway.runtime import build_runtime
 
-__all__ = ["add_report_command"]
+__all__ = ["register"]
 
 
 async def _report(args: argparse.Namespace, settings: Settings) -> tuple[int, dict[str, Any], bytes]:
@@ -65,11 +66,12 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
     return code
 
 
-def add_report_command(sub: Any, commands: dict[str, Any]) -> None:
+def register(commands: Commands) -> None:
     from datetime import UTC, datetime
 
-    p = sub.add_parser(
+    p = commands.add(
         "report",
+        _command,
         help="build (and send) a Peppol TSR or EUSR",
         description="Build this access point's Transaction Statistics Report (tsr) or End User "
         "Statistics Report (eusr) for a month from the recorded exchanges and check it against the "
@@ -81,4 +83,3 @@ def add_report_command(sub: Any, commands: dict[str, Any]) -> None:
     p.add_argument("--month", default=previous_month(datetime.now(UTC).date()), help="YYYY-MM (default: last month)")
     p.add_argument("--out", help="write the report to this file")
     p.add_argument("--send", action="store_true", help="store it and send it now")
-    commands["report"] = _command
