@@ -22,7 +22,7 @@ from gateway.dev.pki import DevPki, create_dev_pki
 from gateway.documents.envelope import build_sbd
 
 ROOT = Path(__file__).parent.parent
-INVOICE = (ROOT / "tests" / "data" / "invoice-bis3.xml").read_bytes()
+INVOICE = (ROOT / "tests" / "support" / "data" / "invoice-bis3.xml").read_bytes()
 PEER_PYTHON = ROOT / ".data" / "peers" / "as4" / "bin" / "python"
 PEER_BENCH = Path(__file__).parent / "as4_peer_bench.py"
 DOCTYPE = (

@@ -52,13 +52,13 @@ from aiohttp import web
 from lxml import etree
 
 import smp
-from gateway.api.auth import create_api_key
 from gateway.core.migrate import apply_migrations
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import create_dev_pki
 from gateway.dev.postgres import EmbeddedPostgres
 from gateway.dev.sandbox import COMPANIES, DemoCompany, demo_services
 from gateway.directory import queries as directory_queries
+from gateway.security.credentials import create_api_key
 from gateway.webhooks.delivery import verify_signature
 
 ROOT = Path(__file__).resolve().parent.parent
