@@ -275,17 +275,38 @@ async def delete_webhook(pool: asyncpg.Pool, webhook_id: uuid.UUID) -> None:
     await pool.execute("DELETE FROM webhooks WHERE id = $1", webhook_id)
 
 
-async def list_deliveries(pool: asyncpg.Pool, owner: Owner, status: str | None, limit: int = 200) -> list[Delivery]:
-    """The owner's latest deliveries, optionally only those in one state."""
+class DeliveryPage(NamedTuple):
+    """One page of deliveries, newest first; ``next_before`` continues it (None: the last page)."""
+
+    items: list[Delivery]
+    next_before: int | None
+
+
+async def list_deliveries(
+    pool: asyncpg.Pool,
+    owner: Owner,
+    *,
+    status: DeliveryState | None = None,
+    webhook_id: uuid.UUID | None = None,
+    before: int | None = None,
+    limit: int = 200,
+) -> DeliveryPage:
+    """The owner's deliveries with ids below ``before``, newest first, optionally of one state or
+    one webhook. Ids only grow, so paging by id neither repeats nor loses a row while new
+    deliveries are added."""
     rows = await pool.fetch(
         f"""SELECT d.* FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
             WHERE w.{owner.column} = $1 AND ($2::text IS NULL OR d.status = $2)
-            ORDER BY d.id DESC LIMIT $3""",  # noqa: S608
+              AND ($3::uuid IS NULL OR d.webhook_id = $3) AND ($4::bigint IS NULL OR d.id < $4)
+            ORDER BY d.id DESC LIMIT $5""",  # noqa: S608
         owner.id,
         status,
-        limit,
+        webhook_id,
+        before,
+        limit + 1,
     )
-    return [_delivery(r) for r in rows]
+    items = [_delivery(r) for r in rows[:limit]]
+    return DeliveryPage(items, items[-1].id if len(rows) > limit else None)
 
 
 async def retry_delivery(
