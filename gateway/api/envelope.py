@@ -36,9 +36,12 @@ def _meta() -> dict[str, Any]:
     }
 
 
-def ok(data: Any, status: int = 200) -> web.Response:
-    """A data answer; ``success`` is false for a 5xx status that still carries data."""
-    return web.json_response({"success": status < 500, "data": data, "meta": _meta()}, status=status)
+def ok(data: Any, status: int = 200, meta: dict[str, Any] | None = None) -> web.Response:
+    """A data answer; ``success`` is false for a 5xx status that still carries data. ``meta`` adds
+    to the usual fields (a list's ``next_cursor``, say)."""
+    return web.json_response(
+        {"success": status < 500, "data": data, "meta": {**_meta(), **(meta or {})}}, status=status
+    )
 
 
 def error_response(error: ApiError) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +19,8 @@ from gateway.webhooks.states import DeliveryState
 __all__ = ["EVENTS", "add_notification_routes"]
 
 _MAX_ID = 2**63 - 1
+DEFAULT_PAGE = 200
+MAX_PAGE = 500
 
 EVENTS = (
     "document.received",
@@ -147,12 +150,38 @@ def _delivery_json(delivery: queries.Delivery) -> dict[str, Any]:
     }
 
 
+def _page_query(request: web.Request) -> tuple[int, int | None]:
+    """``limit`` and ``cursor`` as the mailbox takes them; the cursor is the last id of a page."""
+    raw_limit = request.query.get("limit")
+    if raw_limit is not None and not (raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= MAX_PAGE):
+        raise ApiError(400, "validation_error", f"limit is an integer from 1 to {MAX_PAGE}", {"field": "limit"})
+    cursor = request.query.get("cursor")
+    if cursor is not None and not (cursor.isascii() and cursor.isdigit() and int(cursor) <= _MAX_ID):
+        raise ApiError(400, "validation_error", "cursor is the next_cursor of a previous page", {"field": "cursor"})
+    return (int(raw_limit) if raw_limit is not None else DEFAULT_PAGE), (int(cursor) if cursor is not None else None)
+
+
 async def list_deliveries(request: web.Request) -> web.Response:
+    """Newest first, a page at a time: ``meta.next_cursor`` is the ``cursor`` of the next page
+    (null on the last); ``status`` and ``webhook_id`` narrow the list."""
     principal = require(request)
-    deliveries = await queries.list_deliveries(
-        request.app[RUNTIME].pool, _owner(principal), request.query.get("status")
-    )
-    return ok([_delivery_json(d) for d in deliveries])
+    limit, before = _page_query(request)
+    raw_status = request.query.get("status")
+    if raw_status is not None and raw_status not in {str(state) for state in DeliveryState}:
+        states = ", ".join(DeliveryState)
+        raise ApiError(400, "validation_error", f"status is one of: {states}", {"field": "status"})
+    raw_hook = request.query.get("webhook_id")
+    try:
+        webhook_id = uuid.UUID(raw_hook) if raw_hook is not None else None
+    except ValueError:
+        raise ApiError(400, "validation_error", "webhook_id is a webhook's id", {"field": "webhook_id"}) from None
+    page = await queries.list_deliveries(
+        request.app[RUNTIME].pool, _owner(principal),
+        status=DeliveryState(raw_status) if raw_status is not None else None,
+        webhook_id=webhook_id, before=before, limit=limit,
+    )  # fmt: skip
+    next_cursor = str(page.next_before) if page.next_before is not None else None
+    return ok([_delivery_json(d) for d in page.items], meta={"next_cursor": next_cursor})
 
 
 async def retry_delivery(request: web.Request) -> web.Response:

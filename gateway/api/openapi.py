@@ -41,6 +41,19 @@ def _ok(schema: dict[str, Any], status: str = "200", description: str = "OK") ->
     }
 
 
+def _ok_page(schema: dict[str, Any]) -> dict[str, Any]:
+    """Like :func:`_ok`, with the next page's cursor in ``meta`` (null on the last page)."""
+    responses = _ok(schema)
+    body = responses["200"]["content"]["application/json"]["schema"]
+    body["properties"]["meta"] = {
+        "allOf": [_ref("Meta")],
+        "type": "object",
+        "required": ["next_cursor"],
+        "properties": {"next_cursor": {"type": ["string", "null"]}},
+    }
+    return responses
+
+
 def _op(
     summary: str,
     responses: dict[str, Any],
@@ -202,7 +215,21 @@ def openapi_document() -> dict[str, Any]:
                 "overdue": {"type": "boolean"},
             },
         },
-        "Delivery": {"type": "object", "properties": {"id": {"type": "integer"}, "status": {"type": "string"}}},
+        "Delivery": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "webhook_id": {"type": "string", "format": "uuid"},
+                "event_id": {"type": "string", "description": "the event's id: the receiver's idempotency key"},
+                "status": {"enum": [str(state) for state in DeliveryState]},
+                "attempts": {"type": "integer"},
+                "next_attempt_at": _STAMP,
+                "last_status": {"type": ["integer", "null"]},
+                "last_error": {"type": ["string", "null"]},
+                "created_at": {"type": "string", "format": "date-time"},
+                "delivered_at": _STAMP,
+            },
+        },
     }
     doc_id = [_path_param("doc_id")]
     document_ops = {
@@ -544,9 +571,14 @@ def openapi_document() -> dict[str, Any]:
         },
         "/v1/webhook_deliveries": {
             "get": _op(
-                "Recent deliveries",
-                _ok({"type": "array", "items": _ref("Delivery")}),
-                params=[_query("status", {"enum": [str(state) for state in DeliveryState]})],
+                "Deliveries, newest first, a page at a time (meta.next_cursor is the next page's cursor)",
+                _ok_page({"type": "array", "items": _ref("Delivery")}),
+                params=[
+                    _query("status", {"enum": [str(state) for state in DeliveryState]}),
+                    _query("webhook_id", {"type": "string", "format": "uuid"}, "only this webhook's deliveries"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "page size (default 200)"),
+                    _query("cursor", {"type": "string"}, "meta.next_cursor of the previous page"),
+                ],
             )
         },
         "/v1/webhook_deliveries/{delivery_id}/retry": {

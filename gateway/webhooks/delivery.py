@@ -1,13 +1,14 @@
 """Webhook delivery from the events outbox.
 
-Events are rows written in the same transaction as the change they describe. A fan-out step
-turns each new event into one delivery row per matching webhook (a company's own webhooks, and
-vendor webhooks of the operator the company is linked to), moving a cursor in the same
-transaction, so no event is lost or fanned out twice. Deliveries are POSTed as signed JSON; a
-200, 201 or 204 within 5 seconds ends them, anything else is tried again every hour for 24
-hours (by default; the ``[webhooks]`` settings), then the delivery is marked failed (and can be
-retried through the API). A receiver may see an event twice after a crash: the event id is the
-idempotency key.
+Events are rows written in the same transaction as the change they describe; a trigger adds
+each one to the ``webhook_outbox`` table in that transaction. A fan-out step turns the events of
+the outbox into one delivery row per matching webhook (a company's own webhooks, and vendor
+webhooks of the operator the company is linked to), deleting their outbox rows in the same
+statement, so no event is passed over (however late it commits) or fanned out twice (however
+many workers run). Deliveries are POSTed as signed JSON; a 200, 201 or 204 within 5 seconds
+ends them, anything else is tried again every hour for 24 hours (by default; the ``[webhooks]``
+settings), then the delivery is marked failed (and can be retried through the API). A receiver
+may see an event twice after a crash: the event id is the idempotency key.
 """
 
 from __future__ import annotations
@@ -92,10 +93,19 @@ class WebhookWorker:
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
 
-    async def fan_out(self) -> int:
-        """Create deliveries for events not seen yet; returns how many."""
-        now = self.clock()
-        return await queries.fan_out_events(self.pool, now, now + self.give_up_after)
+    async def fan_out(self, batch: int = 500, max_batches: int = 20) -> int:
+        """Create deliveries for the events in the outbox, ``batch`` events per transaction, up
+        to ``max_batches`` (so a large backlog does not hold up delivery); returns how many."""
+        created = 0
+        for _ in range(max_batches):
+            now = self.clock()
+            done = await queries.fan_out_events(self.pool, now, now + self.give_up_after, batch)
+            created += done.deliveries
+            if done.events:
+                log.debug("webhook_fan_out", events=done.events, deliveries=done.deliveries)
+            if done.events < batch:
+                break
+        return created
 
     async def deliver_due(self, limit: int = 50) -> int:
         """Try every due delivery once; returns how many were tried."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import asyncpg
 
@@ -20,34 +20,50 @@ async def add_operator_event(pool: asyncpg.Pool, kind: str, payload: str) -> Non
 # -- the delivery worker --------------------------------------------------------------------
 
 
-async def fan_out_events(pool: asyncpg.Pool, now: datetime, give_up_at: datetime) -> int:
-    """One delivery row per (matching webhook, event not seen yet), moving the cursor in the same
-    transaction so no event is lost or fanned out twice; returns how many were created."""
-    async with pool.acquire() as conn, conn.transaction():
-        cursor = await conn.fetchval("SELECT last_event_id FROM webhook_cursor FOR UPDATE")
-        last = await conn.fetchval("SELECT coalesce(max(id), $1) FROM events WHERE id > $1", cursor)
-        if last == cursor:
-            return 0
-        created = await conn.fetchval(
-            """WITH matched AS (
-                   INSERT INTO webhook_deliveries (webhook_id, event_id, next_attempt_at, give_up_at, created_at)
-                   SELECT w.id, e.id, $3, $4, $3
-                   FROM events e
-                   LEFT JOIN companies c ON c.id = e.company_id
-                   JOIN webhooks w
-                     ON (w.company_id = c.id OR (w.operator_id IS NOT NULL AND w.operator_id = c.operator_id)
-                         OR (e.company_id IS NULL AND w.operator_id IS NOT NULL))
-                   WHERE e.id > $1 AND e.id <= $2 AND (w.events IS NULL OR e.kind = ANY (w.events))
-                   ON CONFLICT (webhook_id, event_id) DO NOTHING
-                   RETURNING 1)
-               SELECT count(*) FROM matched""",
-            cursor,
-            last,
-            now,
-            give_up_at,
-        )
-        await conn.execute("UPDATE webhook_cursor SET last_event_id = $1", last)
-    return int(created)
+class FanOut(NamedTuple):
+    """What one fan-out batch did: events taken from the outbox, delivery rows created."""
+
+    events: int
+    deliveries: int
+
+
+async def fan_out_events(pool: asyncpg.Pool, now: datetime, give_up_at: datetime, limit: int) -> FanOut:
+    """Turn up to ``limit`` events of the outbox into one delivery row per matching webhook.
+
+    The outbox rows are taken with ``FOR UPDATE SKIP LOCKED`` and deleted in the same statement
+    that inserts the deliveries, so each event is fanned out once even with several workers, and an
+    event committed after a later one is still taken (its row appears when it commits).
+    """
+    row = await pool.fetchrow(
+        """WITH taken AS (
+               DELETE FROM webhook_outbox
+               WHERE event_id IN (SELECT event_id FROM webhook_outbox ORDER BY event_id
+                                  FOR UPDATE SKIP LOCKED LIMIT $3)
+               RETURNING event_id),
+           matched AS (
+               INSERT INTO webhook_deliveries (webhook_id, event_id, next_attempt_at, give_up_at, created_at)
+               SELECT w.id, e.id, $1, $2, $1
+               FROM taken t
+               JOIN events e ON e.id = t.event_id
+               LEFT JOIN companies c ON c.id = e.company_id
+               JOIN webhooks w
+                 ON (w.company_id = c.id OR (w.operator_id IS NOT NULL AND w.operator_id = c.operator_id)
+                     OR (e.company_id IS NULL AND w.operator_id IS NOT NULL))
+               WHERE w.events IS NULL OR e.kind = ANY (w.events)
+               ORDER BY e.id
+               ON CONFLICT (webhook_id, event_id) DO NOTHING
+               RETURNING 1)
+           SELECT (SELECT count(*) FROM taken) AS events, (SELECT count(*) FROM matched) AS deliveries""",
+        now,
+        give_up_at,
+        limit,
+    )
+    return FanOut(int(row["events"]), int(row["deliveries"]))
+
+
+async def outbox_backlog(pool: asyncpg.Pool) -> int:
+    """How many events wait to be fanned out."""
+    return int(await pool.fetchval("SELECT count(*) FROM webhook_outbox"))
 
 
 @dataclass(frozen=True)
@@ -259,17 +275,38 @@ async def delete_webhook(pool: asyncpg.Pool, webhook_id: uuid.UUID) -> None:
     await pool.execute("DELETE FROM webhooks WHERE id = $1", webhook_id)
 
 
-async def list_deliveries(pool: asyncpg.Pool, owner: Owner, status: str | None, limit: int = 200) -> list[Delivery]:
-    """The owner's latest deliveries, optionally only those in one state."""
+class DeliveryPage(NamedTuple):
+    """One page of deliveries, newest first; ``next_before`` continues it (None: the last page)."""
+
+    items: list[Delivery]
+    next_before: int | None
+
+
+async def list_deliveries(
+    pool: asyncpg.Pool,
+    owner: Owner,
+    *,
+    status: DeliveryState | None = None,
+    webhook_id: uuid.UUID | None = None,
+    before: int | None = None,
+    limit: int = 200,
+) -> DeliveryPage:
+    """The owner's deliveries with ids below ``before``, newest first, optionally of one state or
+    one webhook. Ids only grow, so paging by id neither repeats nor loses a row while new
+    deliveries are added."""
     rows = await pool.fetch(
         f"""SELECT d.* FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
             WHERE w.{owner.column} = $1 AND ($2::text IS NULL OR d.status = $2)
-            ORDER BY d.id DESC LIMIT $3""",  # noqa: S608
+              AND ($3::uuid IS NULL OR d.webhook_id = $3) AND ($4::bigint IS NULL OR d.id < $4)
+            ORDER BY d.id DESC LIMIT $5""",  # noqa: S608
         owner.id,
         status,
-        limit,
+        webhook_id,
+        before,
+        limit + 1,
     )
-    return [_delivery(r) for r in rows]
+    items = [_delivery(r) for r in rows[:limit]]
+    return DeliveryPage(items, items[-1].id if len(rows) > limit else None)
 
 
 async def retry_delivery(

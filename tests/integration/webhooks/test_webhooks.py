@@ -189,3 +189,70 @@ def test_signature_format_is_stable() -> None:
     assert sign("whsec_test", b'{"a":1}', 1700000000) == (
         "t=1700000000,v1=" + __import__("hmac").new(b"whsec_test", b'1700000000.{"a":1}', "sha256").hexdigest()
     )
+
+
+async def _all_pages(caller: Caller, query: str, limit: int) -> tuple[list[int], int]:
+    """Every delivery id the listing gives, following ``meta.next_cursor``; and how many pages."""
+    ids: list[int] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        after = f"&cursor={cursor}" if cursor else ""
+        status, body = await caller.call("GET", f"/v1/webhook_deliveries?limit={limit}{query}{after}")
+        assert status == 200, body
+        pages += 1
+        ids += [d["id"] for d in body["data"]]
+        cursor = body["meta"]["next_cursor"]
+        if cursor is None:
+            return ids, pages
+        assert len(body["data"]) == limit
+
+
+async def test_deliveries_are_listed_a_page_at_a_time(setup: Setup, receiver: Receiver) -> None:
+    hooks = [await _register(setup, receiver) for _ in range(2)]
+    pool = setup.gw.pool
+
+    async def add_events(count: int) -> None:
+        await pool.execute(
+            "INSERT INTO events (company_id, kind, payload) "
+            "SELECT $1, 'document.received', '{}' FROM generate_series(1, $2)",
+            uuid.UUID(setup.company_id), count,
+        )  # fmt: skip
+        await WebhookWorker(pool, clock=Clock()).fan_out()
+
+    await add_events(150)
+    await pool.execute("UPDATE webhook_deliveries SET status = 'failed' WHERE id % 3 = 0")
+    every = [r["id"] for r in await pool.fetch("SELECT id FROM webhook_deliveries ORDER BY id DESC")]
+    assert len(every) == 300
+
+    ids, pages = await _all_pages(setup.company, "", 37)
+    assert ids == every and pages == 9  # newest first, none lost or repeated
+
+    # deliveries added while an operator pages are newer: they do not push rows onto later pages
+    status, first = await setup.company.call("GET", "/v1/webhook_deliveries?limit=100")
+    await add_events(20)
+    cursor = first["meta"]["next_cursor"]
+    seen = [d["id"] for d in first["data"]]
+    while cursor is not None:
+        status, body = await setup.company.call("GET", f"/v1/webhook_deliveries?limit=100&cursor={cursor}")
+        seen += [d["id"] for d in body["data"]]
+        cursor = body["meta"]["next_cursor"]
+    assert seen == every
+
+    failed, _ = await _all_pages(setup.company, "&status=failed", 25)
+    assert failed == [i for i in every if i % 3 == 0]
+    one = hooks[0]["id"]
+    of_one, _ = await _all_pages(setup.company, f"&webhook_id={one}&status=pending", 50)
+    expected = await pool.fetch(
+        "SELECT id FROM webhook_deliveries WHERE webhook_id = $1 AND status = 'pending' ORDER BY id DESC",
+        uuid.UUID(one),
+    )
+    assert of_one == [r["id"] for r in expected] and len(of_one) > 50
+
+    status, body = await setup.company.call("GET", "/v1/webhook_deliveries")
+    assert len(body["data"]) == 200 and body["meta"]["next_cursor"] == str(body["data"][-1]["id"])
+    status, body = await setup.operator.call("GET", f"/v1/webhook_deliveries?webhook_id={one}")
+    assert (status, body["data"], body["meta"]["next_cursor"]) == (200, [], None)  # not the operator's webhook
+    for query in ("limit=0", "limit=501", "cursor=abc", "status=lost", "webhook_id=nope"):
+        status, body = await setup.company.call("GET", f"/v1/webhook_deliveries?{query}")
+        assert (status, body["error"]["details"]["field"]) == (400, query.split("=")[0]), query
