@@ -27,6 +27,7 @@ from gateway.duties.provider import Provider, ensure_provider
 from gateway.duties.reporting import ReportService
 from gateway.duties.validation import ValidationResult, Validator, validate_document, validate_report
 from gateway.inbound.processing import InboundProcessor
+from gateway.inbound.states import ProcessingState
 from gateway.outbound.circuits import EndpointGuard
 from gateway.outbound.worker import OutboundWorker
 from gateway.security.certificates import CertificateWatcher, WatchedIdentity
@@ -198,7 +199,7 @@ async def start_services(runtime: Runtime) -> Services:
     if runtime.archive is not None:
         archiver = Archiver(
             runtime.pool, runtime.archive, after_days=settings.archive_after_days,
-            retention_days=settings.archive_retention_days,
+            retention_days=settings.archive_retention_days, inbound_done=ProcessingState.DONE,
         )  # fmt: skip
         lifecycle.start("duties.archive", archiver.run(stop, settings.archive_interval))
     log.info("background_started", tasks=lifecycle.names)

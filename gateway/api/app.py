@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import structlog
@@ -16,13 +15,15 @@ from gateway.api.auth import auth_middleware
 from gateway.api.documents import add_document_routes
 from gateway.api.envelope import ok
 from gateway.api.keys import SERVICES
+from gateway.api.metrics import metrics_response
 from gateway.api.middleware import request_context
 from gateway.api.notifications import add_notification_routes
 from gateway.api.openapi import serve_openapi
 from gateway.api.operator import add_operator_routes
 from gateway.api.ratelimit import RateLimiter
+from gateway.core import queries as core_queries
 from gateway.core.config import Settings
-from gateway.core.metrics import METRICS, Metrics, certificate_gauge, database_gauges
+from gateway.core.metrics import METRICS, Metrics
 from gateway.core.migrate import load_migrations
 from gateway.core.version import __version__
 from gateway.directory.smp_source import DatabaseSmpSource
@@ -43,7 +44,7 @@ log = structlog.get_logger("gateway.api.app")
 async def _database_ok(pool: asyncpg.Pool) -> bool:
     try:
         async with asyncio.timeout(_DB_CHECK_TIMEOUT):
-            return bool(await pool.fetchval("SELECT 1") == 1)
+            return await core_queries.database_answers(pool)
     except Exception as exc:  # any failure of the probe means "unavailable"
         log.warning("database_check_failed", error=type(exc).__name__)
         return False
@@ -66,7 +67,7 @@ async def ready(request: web.Request) -> web.Response:
     expected = max(m.version for m in load_migrations())
     try:
         async with asyncio.timeout(_DB_CHECK_TIMEOUT):
-            current = await pool.fetchval("SELECT max(version) FROM schema_migrations")
+            current = await core_queries.schema_version(pool)
     except Exception as exc:  # any failure of the probe means "not ready"
         log.warning("readiness_check_failed", error=type(exc).__name__)
         current = None
@@ -77,23 +78,7 @@ async def ready(request: web.Request) -> web.Response:
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
     """Prometheus text format."""
-    gauges: dict[str, Any] = {}
-    try:
-        gauges.update(await database_gauges(request.app[POOL]))
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        pass
-    runtime = request.app.get(RUNTIME)
-    if runtime is not None:
-        gauges.update(certificate_gauge({"ap": runtime.identity.cert, "smp": runtime.smp_identity.cert}))
-        gauges["peppol_smp_lookups"] = (
-            "SMP client lookups by source",
-            [
-                ({"source": "cache"}, float(runtime.discovery.cache_hits)),
-                ({"source": "smp"}, float(runtime.discovery.fetches)),
-            ],
-        )
-    body = request.app[METRICS].render(gauges)
-    return web.Response(text=body, content_type="text/plain", charset="utf-8", headers={"X-Content-Format": "0.0.4"})
+    return await metrics_response(request.app, request.app[POOL], request.app.get(RUNTIME))
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:

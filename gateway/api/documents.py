@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import asyncpg
@@ -167,16 +168,35 @@ def _stamp(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-# The job's states as the API names them (a retry is still "sending").
-_API_STATUS = {OutboundState.QUEUED: "queued", OutboundState.SENDING: "sending", OutboundState.RETRYING: "sending"}
+class DocumentStatus(StrEnum):
+    """A document's status as the API names it: the outbound job's state (a retry is still
+    ``sending``), then the receiver's MLS, or for a received document whether it was answered."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    RECEIVED = "received"
+    ANSWERED = "answered"
+
+
+_API_STATUS = {
+    OutboundState.QUEUED: DocumentStatus.QUEUED,
+    OutboundState.SENDING: DocumentStatus.SENDING,
+    OutboundState.RETRYING: DocumentStatus.SENDING,
+    OutboundState.DELIVERED: DocumentStatus.DELIVERED,
+    OutboundState.FAILED: DocumentStatus.FAILED,
+}
 
 
 def _sent_status(sent: outbound_queries.SentDocument) -> str:
     """queued/sending/failed while in transport; delivered with the receipt; accepted or rejected
     once the receiving access point's Message Level Status says so."""
     if sent.state == OutboundState.DELIVERED and sent.mls_code is not None:
-        return "rejected" if sent.mls_code == "RE" else "accepted"
-    return _API_STATUS.get(sent.state, str(sent.state))
+        return DocumentStatus.REJECTED if sent.mls_code == "RE" else DocumentStatus.ACCEPTED
+    return _API_STATUS[sent.state]
 
 
 def _sent_json(sent: outbound_queries.SentDocument) -> dict[str, Any]:
@@ -209,7 +229,7 @@ def _received_json(entry: inbound_queries.ReceivedDocument) -> dict[str, Any]:
     return {
         "id": f"r{entry.entry_id}",
         "direction": "RECEIVED",
-        "status": "answered" if entry.response_code else "received",
+        "status": DocumentStatus.ANSWERED if entry.response_code else DocumentStatus.RECEIVED,
         "kind": entry.kind,
         "answers": f"s{entry.answers_outbound_id}" if entry.answers_outbound_id else None,
         "response": {"code": entry.response_code, "document": f"s{entry.response_outbound_id}"}
@@ -260,7 +280,9 @@ async def get_audit(request: web.Request) -> web.Response:
     kind, number = _split_id(request.match_info["doc_id"])
     if kind != "s":
         entry = await _received_row(request, principal.company_id, number)
-        return ok([{"at": _stamp(entry.received_at), "state": "received", "reason": "stored and receipt sent"}])
+        return ok(
+            [{"at": _stamp(entry.received_at), "state": DocumentStatus.RECEIVED, "reason": "stored and receipt sent"}]
+        )
     await _sent(_pool(request), principal.company_id, number)
     status = await outbound_queries.outbound_status(_pool(request), number)
     assert status is not None

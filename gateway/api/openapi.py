@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.api.documents import DocumentStatus
 from gateway.core.version import __version__
 from gateway.directory.states import ProfileStatus
 from gateway.duties.states import ReportState
@@ -176,9 +177,7 @@ def openapi_document() -> dict[str, Any]:
             "properties": {
                 "id": {"type": "string", "description": "s<n> for sent, r<n> for received documents"},
                 "direction": {"enum": ["SENT", "RECEIVED"]},
-                "status": {
-                    "enum": ["queued", "sending", "delivered", "accepted", "rejected", "failed", "received", "answered"]
-                },
+                "status": {"enum": [str(s) for s in DocumentStatus]},
                 "kind": {"enum": ["business", "response", "mls", "mlr", "report"]},
                 "mls": {"type": ["object", "null"], "description": "the receiving access point's Message Level Status"},
                 "response": {"type": ["object", "null"], "description": "the business response, and where it is"},

@@ -18,6 +18,7 @@ from gateway.dev.postgres import database_url
 from gateway.directory.errors import BadParticipant, UnknownProfile
 from gateway.directory.profiles import profile_services, receiving_participant
 from gateway.directory.registration import enrol_company
+from gateway.inbound import queries as inbound_queries
 from gateway.outbound.states import OutboundState
 from gateway.outbound.submission import SubmissionError, SubmitRequest, derive_submission, submit
 from gateway.runtime import build_runtime
@@ -171,26 +172,13 @@ def _send_command(args: argparse.Namespace, settings: Settings) -> int:
     return code
 
 
-async def _mailbox(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]]:
+async def _mailbox(args: argparse.Namespace, settings: Settings) -> list[inbound_queries.MailboxLine]:
     async with database_url(settings) as dsn:
         pool = await create_pool(settings, dsn)
         try:
-            rows = await pool.fetch(
-                """SELECT e.id, c.name AS company, m.as4_message_id, m.sender_value, m.receiver_value,
-                          m.document_type, m.process, m.country_c1, m.sending_ap, m.received_at,
-                          m.payload_bytes, e.read_at, d.content
-                   FROM mailbox_entries e
-                   JOIN inbound_messages m ON m.id = e.message_id
-                   JOIN companies c ON c.id = e.company_id
-                   JOIN documents d ON d.sha256 = m.document_sha256
-                   WHERE ($1::bigint IS NULL OR e.id = $1)
-                   ORDER BY e.id DESC LIMIT $2""",
-                args.show,
-                args.limit,
-            )
+            return await inbound_queries.mailbox_lines(pool, entry_id=args.show, limit=args.limit)
         finally:
             await pool.close()
-    return [dict(r) for r in rows]
 
 
 def _mailbox_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -199,18 +187,18 @@ def _mailbox_command(args: argparse.Namespace, settings: Settings) -> int:
         if not rows:
             print(f"peppol-gateway: no mailbox entry {args.show}", file=sys.stderr)
             return 1
-        if rows[0]["content"] is None:
+        if rows[0].content is None:
             print(f"peppol-gateway: entry {args.show} is archived; read it through the API", file=sys.stderr)
             return 1
-        sys.stdout.write(rows[0]["content"].decode("utf-8", "replace"))
+        sys.stdout.write(rows[0].content.decode("utf-8", "replace"))
         return 0
     if not rows:
         print("the mailbox is empty")
     for r in rows:
-        doc = r["document_type"].split("##", 1)[0].rsplit("::", 1)[-1]
+        doc = r.document_type.split("##", 1)[0].rsplit("::", 1)[-1]
         print(
-            f"{r['id']:>5}  {r['received_at']:%Y-%m-%d %H:%M:%S}  {r['company']:<20} {doc:<14} "
-            f"from {r['sender_value']} via {r['sending_ap']}  ({r['payload_bytes']} bytes)"
+            f"{r.id:>5}  {r.received_at:%Y-%m-%d %H:%M:%S}  {r.company:<20} {doc:<14} "
+            f"from {r.sender_value} via {r.sending_ap}  ({r.payload_bytes} bytes)"
         )
     return 0
 

@@ -7,6 +7,7 @@ import socket
 
 import asyncpg
 
+from gateway.core import queries
 from gateway.core.config import Settings
 from gateway.core.errors import CoreError
 from gateway.core.migrate import apply_migrations
@@ -70,7 +71,7 @@ def database_unavailable(exc: BaseException) -> bool:
 
 async def create_databases(conn: asyncpg.Connection, names: list[str]) -> None:
     """Create the databases that do not exist yet (one server holding several gateways)."""
-    existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+    existing = await queries.database_names(conn)
     for name in names:
         if name not in existing:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            await queries.create_database(conn, name)

@@ -7,10 +7,12 @@ import bisect
 from collections import defaultdict
 from datetime import UTC, datetime
 
-import asyncpg
 from aiohttp import web
 
-__all__ = ["Metrics"]
+__all__ = ["METRICS", "Gauges", "Metrics", "certificate_gauge"]
+
+# name -> (help text, [(labels, value), ...])
+Gauges = dict[str, tuple[str, list[tuple[dict[str, str], float]]]]
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -63,33 +65,7 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-async def database_gauges(pool: asyncpg.Pool) -> dict[str, tuple[str, list[tuple[dict[str, str], float]]]]:
-    queue = await pool.fetch(
-        "SELECT state, count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age "
-        "FROM outbound_messages WHERE state IN ('queued', 'retrying', 'sending') GROUP BY state"
-    )
-    backlog = await pool.fetchval("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'")
-    failed_hooks = await pool.fetchval("SELECT count(*) FROM webhook_deliveries WHERE status = 'failed'")
-    circuits = await pool.fetch("SELECT url, state FROM endpoint_circuits WHERE state <> 'closed'")
-    return {
-        "peppol_endpoint_circuit_open": (
-            "Receiving endpoints whose circuit is open (1) or half open (0.5)",
-            [({"endpoint": r["url"]}, 1.0 if r["state"] == "open" else 0.5) for r in circuits],
-        ),
-        "peppol_outbound_queue_depth": (
-            "Outbound documents waiting, by state",
-            [({"state": r["state"]}, float(r["n"])) for r in queue] or [({"state": "queued"}, 0.0)],
-        ),
-        "peppol_outbound_oldest_job_seconds": (
-            "Age of the oldest waiting outbound document",
-            [({}, max((float(r["age"]) for r in queue), default=0.0))],
-        ),
-        "peppol_webhook_backlog": ("Webhook deliveries not yet done", [({"status": "pending"}, float(backlog)),
-                                                                        ({"status": "failed"}, float(failed_hooks))]),
-    }  # fmt: skip
-
-
-def certificate_gauge(certs: dict[str, object]) -> dict[str, tuple[str, list[tuple[dict[str, str], float]]]]:
+def certificate_gauge(certs: dict[str, object]) -> Gauges:
     now = datetime.now(UTC)
     samples = [
         ({"certificate": name}, (cert.not_valid_after_utc - now).total_seconds() / 86400)  # type: ignore[attr-defined]

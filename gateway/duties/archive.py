@@ -32,18 +32,19 @@ from gateway.documents import queries as documents_queries
 from gateway.duties import queries
 from gateway.duties.archive_store import ArchiveStore
 from gateway.duties.errors import ArchiveError
+from gateway.outbound.states import FINAL
 
 __all__ = ["MANIFEST", "Archiver", "read_archived", "verify_entry"]
 
 log = structlog.get_logger("gateway.duties.archive")
+
+_ENDED = tuple(str(state) for state in FINAL)  # a sent document is archived once it is final
 
 MANIFEST = "manifest.json"
 LAYOUT_VERSION = 1
 _LOCK_KEY = 0x4152_4348_4956  # one archiver per database at a time
 # Which messages are complete, in the text the other domains' lifecycles store: a received one
 # whose processing is done, a sent one delivered or failed.
-_INBOUND_DONE = "done"
-_OUTBOUND_ENDED = ("delivered", "failed")
 
 
 def _jsonable(value: Any) -> Any:
@@ -129,9 +130,13 @@ class Archiver:
         *,
         after_days: float,
         retention_days: float,
+        inbound_done: str,
         batch: int = 200,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        # When a received message is finished is the inbound domain's word (it sits above this
+        # package), so the caller names that state; a sent document has ended when it is final.
+        self.inbound_done = inbound_done
         self.pool = pool
         self.archive = archive
         self.after = timedelta(days=after_days)
@@ -144,8 +149,10 @@ class Archiver:
         total = 0
         cutoff = self.clock() - self.after
         while True:
-            due = await queries.inbound_to_archive(self.pool, cutoff, self.batch, processed=_INBOUND_DONE)
-            due += await queries.outbound_to_archive(self.pool, cutoff, self.batch, ended=_OUTBOUND_ENDED)
+            due = await queries.inbound_to_archive(self.pool, cutoff, self.batch, processed=self.inbound_done)
+            due += await queries.outbound_to_archive(
+                self.pool, cutoff, self.batch, ended=tuple(str(state) for state in FINAL)
+            )
             if not due:
                 return total
             for exchange in due:

@@ -392,3 +392,40 @@ async def set_response(conn: asyncpg.Connection, inbound_id: int, outbound_id: i
         outbound_id,
         code,
     )
+
+
+@dataclass(frozen=True)
+class MailboxLine:
+    """A mailbox entry as the ``mailbox`` command shows it (content None once archived)."""
+
+    id: int
+    company: str
+    as4_message_id: str
+    sender_value: str
+    receiver_value: str
+    document_type: str
+    process: str
+    country_c1: str | None
+    sending_ap: str
+    received_at: datetime
+    payload_bytes: int
+    read_at: datetime | None
+    content: bytes | None
+
+
+async def mailbox_lines(pool: asyncpg.Pool, *, entry_id: int | None, limit: int) -> list[MailboxLine]:
+    """Every company's mailbox entries, newest first (or only ``entry_id``), for the operator."""
+    rows = await pool.fetch(
+        """SELECT e.id, c.name AS company, m.as4_message_id, m.sender_value, m.receiver_value,
+                  m.document_type, m.process, m.country_c1, m.sending_ap, m.received_at,
+                  m.payload_bytes, e.read_at, d.content
+           FROM mailbox_entries e
+           JOIN inbound_messages m ON m.id = e.message_id
+           JOIN companies c ON c.id = e.company_id
+           JOIN documents d ON d.sha256 = m.document_sha256
+           WHERE ($1::bigint IS NULL OR e.id = $1)
+           ORDER BY e.id DESC LIMIT $2""",
+        entry_id,
+        limit,
+    )
+    return [MailboxLine(**dict(r)) for r in rows]

@@ -451,3 +451,25 @@ async def company_usage(pool: Db, companies: list[uuid.UUID | None], since: date
     """Documents each company sent, had delivered and received since ``since``."""
     rows = await pool.fetch(_USAGE, companies, since, _DELIVERED)
     return [CompanyUsage(**dict(r)) for r in rows]
+
+
+async def notify_ready(db: asyncpg.Pool | asyncpg.Connection, channel: str) -> None:
+    """Wake the workers listening on ``channel`` (sent when the transaction commits)."""
+    await db.execute(f"NOTIFY {channel}")
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    state: OutboundState
+    count: int
+    oldest_seconds: float
+
+
+async def queue_depth(pool: asyncpg.Pool) -> list[QueueDepth]:
+    """Documents waiting or in flight, by state, with the age of the oldest."""
+    rows = await pool.fetch(
+        "SELECT state, count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age "
+        "FROM outbound_messages WHERE state = ANY($1::text[]) GROUP BY state",
+        [str(s) for s in IN_FLIGHT],
+    )
+    return [QueueDepth(OutboundState(r["state"]), int(r["n"]), float(r["age"])) for r in rows]

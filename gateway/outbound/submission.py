@@ -223,7 +223,7 @@ async def submit(
         trace_context=tracing.traceparent(),
     )
     job_id = await queries.submit_outbound(db, submission)
-    await db.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+    await queries.notify_ready(db, NOTIFY_CHANNEL)
     return SubmittedJob(job_id, derived)
 
 

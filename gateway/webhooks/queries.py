@@ -325,3 +325,14 @@ async def retry_delivery(
         DeliveryState.PENDING,
     )
     return None if row is None else _delivery(row)
+
+
+async def unfinished_deliveries(pool: asyncpg.Pool) -> dict[DeliveryState, int]:
+    """How many deliveries are still to be tried and how many were given up, for metrics."""
+    rows = await pool.fetch(
+        "SELECT status, count(*) AS n FROM webhook_deliveries WHERE status = ANY($1::text[]) GROUP BY status",
+        [str(DeliveryState.PENDING), str(DeliveryState.FAILED)],
+    )
+    counts = {DeliveryState.PENDING: 0, DeliveryState.FAILED: 0}
+    counts.update({DeliveryState(r["status"]): int(r["n"]) for r in rows})
+    return counts

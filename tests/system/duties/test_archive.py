@@ -27,6 +27,7 @@ from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
 from gateway.duties.archive import Archiver, read_archived, verify_entry
 from gateway.duties.archive_store import ArchiveError, FileArchive, S3Archive
+from gateway.inbound.states import ProcessingState
 from gateway.outbound.submission import derive_submission
 from gateway.security.credentials import create_api_key
 from tests.support.api import Caller, token
@@ -76,7 +77,10 @@ async def received(
 
 def _archiver(gw: InProcessGateway, days: float) -> Archiver:
     assert gw.runtime.archive is not None
-    return Archiver(gw.pool, gw.runtime.archive, after_days=90, retention_days=3653, clock=lambda: _later(days))
+    return Archiver(
+        gw.pool, gw.runtime.archive, after_days=90, retention_days=3653, inbound_done=ProcessingState.DONE,
+        clock=lambda: _later(days),
+    )  # fmt: skip
 
 
 async def test_nothing_younger_than_the_archive_age_is_archived(received: Received) -> None:
