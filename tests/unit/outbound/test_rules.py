@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -15,8 +14,7 @@ from gateway.outbound import outcome
 from gateway.outbound.errors import OutboundError, Permanent, SubmissionError, Transient
 from gateway.outbound.states import ALLOWED, IllegalMove, OutboundState, check_move
 from gateway.outbound.submission import derive_submission
-
-EXAMPLES = Path(__file__).parent.parent / "examples"
+from tests.support.paths import EXAMPLES
 
 
 def test_moves_follow_the_table() -> None:
