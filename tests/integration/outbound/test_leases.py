@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
@@ -22,40 +21,10 @@ from gateway.outbound.submission import derive_submission, submit_document
 from gateway.outbound.worker import OutboundWorker
 from tests.support.gateways import InProcessGateway, free_port, in_process_gateway, new_database, register_company
 from tests.support.paths import EXAMPLES
+from tests.support.proxy import HoldingProxy
 
 FINLAND = "0216:003720774740"
 LEASE = 0.6
-
-
-class HoldingProxy:
-    """Passes AS4 requests to the receiver at once and holds the receiver's answer of the next
-    ``hold`` requests until their gate opens: the receiver has stored the message, the sender
-    has no receipt yet."""
-
-    def __init__(self, target: str) -> None:
-        self.target = target
-        self.hold = 0
-        self.gates: list[asyncio.Event] = []
-        self.session: aiohttp.ClientSession | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        assert self.session is not None
-        async with self.session.post(
-            self.target, data=body, headers={"Content-Type": request.headers["Content-Type"]}
-        ) as answer:
-            payload = await answer.read()
-            status, content_type = answer.status, answer.headers["Content-Type"]
-        if self.hold > 0:
-            self.hold -= 1
-            gate = asyncio.Event()
-            self.gates.append(gate)
-            await gate.wait()
-        return web.Response(body=payload, status=status, headers={"Content-Type": content_type})
-
-    def open_all(self) -> None:
-        for gate in self.gates:
-            gate.set()
 
 
 @dataclass
@@ -91,13 +60,8 @@ async def setup(pg_dsn: str, template_db: str, dev_pki: DevPki, knot: KnotDns) -
         aiohttp.ClientSession() as session,
     ):
         await register_company(b, "Suomen Osto Oy", "FI", FINLAND, "INVOICE_AND_CREDIT_NOTE")
-        proxy = HoldingProxy(b.as4_url)
-        proxy.session = session
-        app = web.Application()
-        app.router.add_post("/as4", proxy.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        proxy = HoldingProxy(b.as4_url, session)
+        runner = await proxy.serve(port)
         derived = derive_submission((EXAMPLES / "invoice.xml").read_bytes())
         job = await submit_document(
             a.pool, derived, retry_window=3600,
