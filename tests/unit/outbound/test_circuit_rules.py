@@ -14,9 +14,12 @@ from gateway.outbound.states import CIRCUIT_ALLOWED, CircuitState, IllegalMove, 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 
+def at(seconds: float | None) -> datetime | None:
+    return None if seconds is None else NOW + timedelta(seconds=seconds)
+
+
 def view(state: CircuitState, *, opened: float | None = None, probe: float | None = None) -> CircuitView:
     """A circuit read at NOW, opened until / probed until ``NOW + seconds``."""
-    at = lambda s: None if s is None else NOW + timedelta(seconds=s)  # noqa: E731
     return CircuitView(state, 5, 40.0, at(opened), at(probe), NOW)
 
 
