@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import api_bench, as4_bench, e2e_bench, scale_bench, smp_bench, validation_bench
+from bench import api_bench, as4_bench, circuit_bench, e2e_bench, scale_bench, smp_bench, validation_bench
 from gateway.core.logs import configure_logging
 
 
@@ -15,6 +15,7 @@ def main() -> int:
     e2e_bench.main()
     scale_bench.main()
     api_bench.main()
+    circuit_bench.main()
     validation_bench.main()
     return 0
 

@@ -84,7 +84,7 @@ class Runtime:
             retry_initial=settings.retry_initial, retry_max=settings.retry_max,
             poll_interval=settings.poll_interval, metrics=self.metrics, lease_seconds=settings.lease_seconds,
             guard=EndpointGuard(
-                threshold=settings.circuit_threshold, cooldown=settings.circuit_cooldown,
+                self.pool, threshold=settings.circuit_threshold, cooldown=settings.circuit_cooldown,
                 max_concurrent=settings.per_endpoint,
             ),
         )  # fmt: skip

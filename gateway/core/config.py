@@ -104,7 +104,7 @@ class Settings:
     retry_max: float = 900.0
     retry_window: float = 86400.0
     poll_interval: float = 1.0
-    lease_seconds: float = 300.0
+    lease_seconds: float = 30.0  # renewed every third of it while a delivery runs
     # [validation]
     validate_on_submit: bool = True
     validation_processes: int = 2

@@ -15,7 +15,7 @@ from typing import TypeAlias
 import asyncpg
 
 from gateway.documents.queries import StoredRef, sha256
-from gateway.outbound.states import IN_FLIGHT, WAITING, OutboundState
+from gateway.outbound.states import IN_FLIGHT, WAITING, CircuitState, OutboundState
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 _QUEUED, _SENDING, _RETRYING = OutboundState.QUEUED, OutboundState.SENDING, OutboundState.RETRYING
@@ -64,6 +64,7 @@ class OutboundJob:
     kind: str = "business"
     company_id: uuid.UUID | None = None
     trace_context: str | None = None
+    claim: uuid.UUID | None = None  # the token of this claim: outcomes apply only while it holds
 
 
 def reporting_counts(kind: str) -> tuple[bool, bool]:
@@ -123,7 +124,7 @@ _CLAIM = """
     WITH claimed AS (
                UPDATE outbound_messages o
                SET state = $3, attempts = o.attempts + 1, updated_at = now(),
-                   locked_until = now() + make_interval(secs => $1)
+                   locked_until = now() + make_interval(secs => $1), claim_token = $6
                WHERE o.id = (
                    SELECT id FROM outbound_messages
                    WHERE ((state IN ($4, $5) AND next_attempt_at <= now())
@@ -139,19 +140,32 @@ _CLAIM = """
            SELECT c.id, c.sender, c.receiver, c.document_type, c.process, c.country_c1,
                   d.content AS sbd, c.as4_message_id, c.conversation_id, c.attempts, c.give_up_at,
                   c.created_at, c.endpoint_url, c.endpoint_cert, c.fixed_endpoint, c.kind, c.company_id,
-                  c.trace_context
+                  c.trace_context, c.claim_token AS claim
            FROM claimed c JOIN documents d ON d.sha256 = c.document_sha256"""
 
 
 async def claim_outbound(
-    pool: asyncpg.Pool, lease_seconds: float = 300.0, job_id: int | None = None
+    pool: asyncpg.Pool, lease_seconds: float = 30.0, job_id: int | None = None
 ) -> OutboundJob | None:
     """Take the next due job, if any. ``FOR UPDATE SKIP LOCKED`` lets many workers in many
-    processes share the queue; a job whose worker died is taken again after its lease."""
-    row = await pool.fetchrow(_CLAIM, lease_seconds, job_id, _SENDING, _QUEUED, _RETRYING)
+    processes share the queue; a job whose worker died (stopped renewing its lease) is taken
+    again once the lease ran out. The claim gets a fresh token (:attr:`OutboundJob.claim`)."""
+    row = await pool.fetchrow(_CLAIM, lease_seconds, job_id, _SENDING, _QUEUED, _RETRYING, uuid.uuid4())
     if row is None:
         return None
     return OutboundJob(**dict(row))
+
+
+_RENEW = """
+    UPDATE outbound_messages SET locked_until = now() + make_interval(secs => $3)
+    WHERE id = $1 AND claim_token = $2 AND state = $4"""
+
+
+async def renew_outbound(pool: asyncpg.Pool, job_id: int, claim: uuid.UUID, lease_seconds: float) -> bool:
+    """Extend the lease of a job being delivered; False when the claim is no longer ours (the
+    lease ran out and another worker took the job, or the job has its outcome)."""
+    status = await pool.execute(_RENEW, job_id, claim, lease_seconds, _SENDING)
+    return bool(status == "UPDATE 1")
 
 
 _MARK = """
@@ -161,7 +175,7 @@ _MARK = """
                ON CONFLICT (sha256) DO NOTHING),
            upd AS (
                UPDATE outbound_messages SET
-                   state = $2, updated_at = now(), locked_until = NULL,
+                   state = $2, updated_at = now(), locked_until = NULL, claim_token = NULL,
                    next_attempt_at = COALESCE($3, next_attempt_at),
                    error_code = $4, last_error = CASE WHEN $2 = $15 THEN NULL ELSE $5 END,
                    receipt = COALESCE($6, receipt),
@@ -169,7 +183,7 @@ _MARK = """
                    endpoint_url = COALESCE($8, endpoint_url),
                    receiver_ap = COALESCE($9, receiver_ap),
                    delivered_at = CASE WHEN $2 = $15 THEN now() ELSE delivered_at END
-               WHERE id = $1
+               WHERE id = $1 AND claim_token = $17 AND state = $18
                RETURNING id, company_id, kind, document_type, process, country_c1, receiver_ap),
            audit AS (
                INSERT INTO outbound_audit (outbound_id, state, reason) SELECT id, $2, $5 FROM upd),
@@ -181,9 +195,11 @@ _MARK = """
                FROM upd u LEFT JOIN companies c ON c.id = u.company_id
                WHERE $2 = $15 AND $13::timestamptz IS NOT NULL AND u.kind <> 'report'
                  AND u.receiver_ap IS NOT NULL
-               ON CONFLICT (direction, source_id) DO NOTHING)
-        INSERT INTO events (company_id, kind, payload, trace_context)
-        SELECT company_id, $10, $11::jsonb, $14 FROM upd WHERE $2 IN ($15, $16)"""
+               ON CONFLICT (direction, source_id) DO NOTHING),
+           event AS (
+               INSERT INTO events (company_id, kind, payload, trace_context)
+               SELECT company_id, $10, $11::jsonb, $14 FROM upd WHERE $2 IN ($15, $16))
+        SELECT count(*) FROM upd"""
 
 
 async def mark_outbound(
@@ -192,6 +208,7 @@ async def mark_outbound(
     state: OutboundState,
     reason: str,
     *,
+    claim: uuid.UUID | None,
     next_attempt_at: datetime | None = None,
     error_code: str | None = None,
     receipt: bytes | None = None,
@@ -200,13 +217,16 @@ async def mark_outbound(
     receiver_ap: str | None = None,
     exchanged_at: datetime | None = None,
     trace_context: str | None = None,
-) -> None:
+) -> bool:
     """Record an outcome (delivered, retrying, failed), its audit line and, when final, the
     event for the company, in one statement. A delivery with ``exchanged_at`` (the AS4
-    timestamp) is also recorded for the monthly reports, unless it was a report itself."""
+    timestamp) is also recorded for the monthly reports, unless it was a report itself.
+
+    Only while ``claim`` is still the job's claim: False (nothing written) when the worker lost
+    its lease and another attempt owns the job now."""
     sent_sha = sha256(sent_message) if sent_message is not None else None
     event = json.dumps({"outbound_id": job_id, "reason": reason, "error_code": error_code})
-    await pool.execute(
+    applied = await pool.fetchval(
         _MARK,
         job_id,
         state,
@@ -224,44 +244,163 @@ async def mark_outbound(
         trace_context,
         _DELIVERED,
         _FAILED,
+        claim,
+        _SENDING,
     )
+    return bool(applied)
 
 
 _RELEASE = """
     WITH upd AS (
                UPDATE outbound_messages SET state = $3, locked_until = NULL, next_attempt_at = now(),
-                                            updated_at = now()
-               WHERE id = $1 AND state = $4 RETURNING id)
+                                            updated_at = now(), claim_token = NULL
+               WHERE id = $1 AND state = $4 AND claim_token = $5 RETURNING id)
            INSERT INTO outbound_audit (outbound_id, state, reason) SELECT id, $3, $2 FROM upd"""
 
 
-async def release_outbound(pool: asyncpg.Pool, job_id: int, reason: str) -> None:
-    """Give a claimed job back to the queue at once (its worker is stopping)."""
-    await pool.execute(_RELEASE, job_id, reason, _RETRYING, _SENDING)
+async def release_outbound(pool: asyncpg.Pool, job_id: int, claim: uuid.UUID | None, reason: str) -> None:
+    """Give a claimed job back to the queue at once (its worker is stopping), if still ours."""
+    await pool.execute(_RELEASE, job_id, reason, _RETRYING, _SENDING, claim)
 
 
 _DEFER = """
     WITH upd AS (
                UPDATE outbound_messages SET state = $5, attempts = greatest(attempts - 1, 0),
-                   locked_until = NULL, next_attempt_at = $2, updated_at = now()
-               WHERE id = $1 AND state = $6 RETURNING id)
+                   locked_until = NULL, next_attempt_at = $2, updated_at = now(), claim_token = NULL
+               WHERE id = $1 AND state = $6 AND claim_token = $8 RETURNING id)
            INSERT INTO outbound_audit (outbound_id, state, reason) SELECT id, $7, $3 FROM upd WHERE $4"""
 
 
-async def defer_outbound(pool: asyncpg.Pool, job_id: int, until: datetime, reason: str, *, audit: bool) -> None:
-    """Put a claimed job back without counting the attempt: its endpoint's circuit is open or
-    the endpoint is at its concurrency limit."""
-    await pool.execute(_DEFER, job_id, until, reason, audit, _RETRYING, _SENDING, WAITING)
+async def defer_outbound(
+    pool: asyncpg.Pool, job_id: int, claim: uuid.UUID | None, until: datetime, reason: str, *, audit: bool
+) -> None:
+    """Put a claimed job back without counting the attempt (if the claim is still ours): its
+    endpoint's circuit is open or the endpoint is at its concurrency limit."""
+    await pool.execute(_DEFER, job_id, until, reason, audit, _RETRYING, _SENDING, WAITING, claim)
 
 
-_RECORD_CIRCUIT = """
-    INSERT INTO endpoint_circuits (url, state, failures, cooldown) VALUES ($1, $2, $3, $4)
-    ON CONFLICT (url) DO UPDATE SET state = $2, failures = $3, cooldown = $4, updated_at = now()"""
+# -- circuit breakers per receiving endpoint, shared by every process ------------------------------
+#
+# Each move is one statement. ``$2`` is the time to decide at: NULL for the database's clock (one
+# clock for every process), a given time in tests. The moves that report what the state was
+# before read it with ``FOR UPDATE`` in the same statement, so concurrent moves serialise.
+
+_CLOSED, _OPEN, _HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 
 
-async def record_circuit(pool: asyncpg.Pool, url: str, state: str, failures: int, cooldown: float) -> None:
-    """Keep an endpoint's circuit state for operators (the guard itself lives in memory)."""
-    await pool.execute(_RECORD_CIRCUIT, url, state, failures, cooldown)
+@dataclass(frozen=True)
+class CircuitView:
+    """An endpoint's circuit as admission reads it, with the time it was read at."""
+
+    state: CircuitState
+    failures: int
+    cooldown: float
+    opened_until: datetime | None
+    probe_until: datetime | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class CircuitChange:
+    """What a failure or a success did to an endpoint's circuit."""
+
+    before: CircuitState
+    after: CircuitState
+    failures: int
+    cooldown: float
+
+
+_READ_CIRCUIT = """
+    SELECT state, failures, cooldown, opened_until, probe_until, COALESCE($2::timestamptz, now()) AS now
+    FROM endpoint_circuits WHERE url = $1"""
+
+
+async def read_circuit(pool: Db, url: str, now: datetime | None = None) -> CircuitView | None:
+    """The endpoint's circuit; None when it never failed (closed)."""
+    row = await pool.fetchrow(_READ_CIRCUIT, url, now)
+    return None if row is None else CircuitView(**{**dict(row), "state": CircuitState(row["state"])})
+
+
+_CLAIM_PROBE = """
+    WITH t AS (SELECT COALESCE($2::timestamptz, now()) AS now)
+    UPDATE endpoint_circuits c
+    SET state = $5, probe_owner = $3, probe_until = t.now + make_interval(secs => $4), updated_at = t.now
+    FROM t
+    WHERE c.url = $1 AND ((c.state = $6 AND c.opened_until <= t.now)
+                          OR (c.state = $5 AND (c.probe_until IS NULL OR c.probe_until <= t.now)))"""
+
+
+async def claim_probe(pool: Db, url: str, owner: str, lease_seconds: float, now: datetime | None = None) -> bool:
+    """Take the single probe of an open circuit whose cooldown is over (or of a half-open one
+    whose probe was given back or whose prober died): True for the one process that got it."""
+    status = await pool.execute(_CLAIM_PROBE, url, now, owner, lease_seconds, _HALF_OPEN, _OPEN)
+    return bool(status == "UPDATE 1")
+
+
+_RELEASE_PROBE = """
+    UPDATE endpoint_circuits SET probe_owner = NULL, probe_until = NULL
+    WHERE url = $1 AND probe_owner = $2 AND state = $3"""
+
+
+async def release_probe(pool: Db, url: str, owner: str) -> None:
+    """Give the probe back without trying it (no free slot here), for another to take at once."""
+    await pool.execute(_RELEASE_PROBE, url, owner, _HALF_OPEN)
+
+
+_ENSURE_CIRCUIT = """
+    INSERT INTO endpoint_circuits (url, state, failures, cooldown) VALUES ($1, $2, 0, 0)
+    ON CONFLICT (url) DO NOTHING"""
+
+_CIRCUIT_FAILED = """
+    WITH t AS (SELECT COALESCE($2::timestamptz, now()) AS now)
+    UPDATE endpoint_circuits c
+    SET failures = b.failures + 1,
+        state = CASE WHEN b.opens THEN $6 ELSE b.state END,
+        cooldown = CASE WHEN b.opens THEN b.next_cooldown ELSE b.cooldown END,
+        opened_until = CASE WHEN b.opens THEN t.now + make_interval(secs => b.next_cooldown)
+                            ELSE b.opened_until END,
+        probe_owner = CASE WHEN b.opens THEN NULL ELSE b.probe_owner END,
+        probe_until = CASE WHEN b.opens THEN NULL ELSE b.probe_until END,
+        updated_at = t.now
+    FROM t, (SELECT url, state, failures, cooldown, opened_until, probe_owner, probe_until,
+                    state = $7 OR (state = $8 AND failures + 1 >= $3) AS opens,
+                    least($5::float8, greatest($4::float8, cooldown * 2)) AS next_cooldown
+             FROM endpoint_circuits WHERE url = $1 FOR UPDATE) b
+    WHERE c.url = b.url
+    RETURNING b.state AS before, c.state AS after, c.failures, c.cooldown"""
+
+
+async def circuit_failed(
+    pool: Db, url: str, *, threshold: int, cooldown: float, max_cooldown: float, now: datetime | None = None
+) -> CircuitChange:
+    """Count a transport failure; at ``threshold`` failures in a row (or when the probe failed)
+    the circuit opens, for ``cooldown`` seconds the first time and twice as long after each
+    failed probe, up to ``max_cooldown``. One statement once the endpoint has a row."""
+    args = (url, now, threshold, cooldown, max_cooldown, _OPEN, _HALF_OPEN, _CLOSED)
+    row = await pool.fetchrow(_CIRCUIT_FAILED, *args)
+    if row is None:  # its first failure ever: make the row, then count
+        await pool.execute(_ENSURE_CIRCUIT, url, _CLOSED)
+        row = await pool.fetchrow(_CIRCUIT_FAILED, *args)
+        assert row is not None
+    return CircuitChange(CircuitState(row["before"]), CircuitState(row["after"]), row["failures"], row["cooldown"])
+
+
+_CIRCUIT_SUCCEEDED = """
+    WITH t AS (SELECT COALESCE($2::timestamptz, now()) AS now)
+    UPDATE endpoint_circuits c
+    SET state = $3, failures = 0, cooldown = 0, opened_until = NULL, probe_owner = NULL, probe_until = NULL,
+        updated_at = t.now
+    FROM t, (SELECT url, state FROM endpoint_circuits
+             WHERE url = $1 AND (state <> $3 OR failures > 0) FOR UPDATE) b
+    WHERE c.url = b.url
+    RETURNING b.state AS before"""
+
+
+async def circuit_succeeded(pool: Db, url: str, now: datetime | None = None) -> CircuitChange | None:
+    """Close the circuit and forget its failures; None (nothing written) when it was closed
+    without failures already."""
+    before = await pool.fetchval(_CIRCUIT_SUCCEEDED, url, now, _CLOSED)
+    return None if before is None else CircuitChange(CircuitState(before), _CLOSED, 0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -269,7 +408,7 @@ class CircuitRow:
     """An endpoint's last recorded circuit and how many jobs for it are still in the queue."""
 
     url: str
-    state: str  # closed, open, half_open (the circuit's, not a job's)
+    state: CircuitState
     failures: int
     cooldown: float
     updated_at: datetime
@@ -285,7 +424,7 @@ _LIST_CIRCUITS = """
 
 async def list_circuits(pool: asyncpg.Pool) -> list[CircuitRow]:
     rows = await pool.fetch(_LIST_CIRCUITS, list(IN_FLIGHT))
-    return [CircuitRow(**dict(r)) for r in rows]
+    return [CircuitRow(**{**dict(r), "state": CircuitState(r["state"])}) for r in rows]
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,13 @@ find the receiver with ``smp``, build and send the AS4 message with ``as4``, ver
 receipt, and record the outcome with an audit line. What an outcome means (fail, retry when,
 give up) is decided in :mod:`gateway.outbound.outcome`; the retry schedule lives in PostgreSQL
 so it survives restarts.
+
+A claim holds a short lease (``workers.lease_seconds``, 30 s) that a heartbeat renews every
+third of it while the delivery runs, so a job whose process died is taken again within seconds,
+however long deliveries take. Every write for the attempt (renewal, outcome, giving the job
+back) applies only while the claim's token is still the job's: a worker that lost its lease
+cannot overwrite the newer attempt. The resend keeps the AS4 MessageId, so a receiver that
+stored the first one answers it as a duplicate (with its receipt) and the job is delivered.
 """
 
 from __future__ import annotations
@@ -26,9 +33,9 @@ from gateway.core.lifecycle import Wakeup, run_loop
 from gateway.core.metrics import Metrics
 from gateway.documents.envelope import read_sbd
 from gateway.outbound import outcome, queries
-from gateway.outbound.circuits import EndpointGuard
+from gateway.outbound.circuits import Admission, EndpointGuard
 from gateway.outbound.errors import DeliveryError, Permanent
-from gateway.outbound.states import OutboundState, check_move
+from gateway.outbound.states import CircuitState, OutboundState, check_move
 from gateway.outbound.submission import NOTIFY_CHANNEL
 from gateway.security.identity import ApIdentity
 from gateway.security.trust import CertificateTrust
@@ -53,10 +60,10 @@ class OutboundWorker:
         poll_interval: float = 1.0,
         send_timeout: float = 60.0,
         metrics: Metrics | None = None,
-        lease_seconds: float = 300.0,
+        lease_seconds: float = 30.0,
         guard: EndpointGuard | None = None,
     ) -> None:
-        self.guard = guard or EndpointGuard()
+        self.guard = guard or EndpointGuard(pool)
         self.lease_seconds = lease_seconds
         self.metrics = metrics
         self.pool = pool
@@ -111,7 +118,7 @@ class OutboundWorker:
 
     async def deliver_now(self, job_id: int) -> bool:
         """Deliver one given job in this process (False if a worker elsewhere already took it)."""
-        job = await queries.claim_outbound(self.pool, job_id=job_id)
+        job = await queries.claim_outbound(self.pool, self.lease_seconds, job_id=job_id)
         if job is None:
             return False
         own = self._session is None
@@ -149,7 +156,9 @@ class OutboundWorker:
             # Stopping with a delivery in flight: give the job back now instead of leaving it
             # to its lease (the receiver answers a resend of a delivered message as a duplicate).
             check_move(OutboundState.SENDING, OutboundState.RETRYING)
-            await asyncio.shield(queries.release_outbound(self.pool, job.id, "released: the gateway stopped"))
+            await asyncio.shield(
+                queries.release_outbound(self.pool, job.id, job.claim, "released: the gateway stopped")
+            )
             raise
         return True
 
@@ -170,7 +179,31 @@ class OutboundWorker:
         return route.endpoint.url, route.endpoint.certificate
 
     async def deliver(self, job: queries.OutboundJob) -> None:
-        """Deliver a claimed job, continuing the trace of its submission."""
+        """Deliver a claimed job, continuing the trace of its submission, its lease renewed
+        while it runs."""
+        heartbeat = asyncio.create_task(self._heartbeat(job))
+        try:
+            await self._traced(job)
+        finally:
+            heartbeat.cancel()
+            await asyncio.wait([heartbeat])  # not raising the heartbeat's cancellation
+
+    async def _heartbeat(self, job: queries.OutboundJob) -> None:
+        """Extend the job's lease every third of it while this worker still holds the claim."""
+        assert job.claim is not None
+        every = self.lease_seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                held = await queries.renew_outbound(self.pool, job.id, job.claim, self.lease_seconds)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("outbound_lease_not_renewed", job=job.id, attempt=job.attempts, error=type(exc).__name__)
+                continue
+            if not held:
+                log.warning("outbound_lease_lost", job=job.id, attempt=job.attempts)
+                return
+
+    async def _traced(self, job: queries.OutboundJob) -> None:
         with (
             tracing.continued(job.trace_context),
             tracing.span(
@@ -190,9 +223,9 @@ class OutboundWorker:
                 await self.trust.check(receiver_cert)
             except as4.FailedAuthentication as exc:
                 raise Permanent("receiver_certificate_untrusted", exc.reason) from None
-            wait = await self.guard.admit(endpoint_url)
-            if wait > 0:
-                await self._defer(job, endpoint_url, wait)
+            admission = await self.guard.admit(endpoint_url)
+            if admission.wait > 0:
+                await self._defer(job, admission)
                 return
             transport_failure = False
             try:
@@ -201,7 +234,7 @@ class OutboundWorker:
                 transport_failure = not isinstance(exc, as4.EbmsErrorReceived) and exc.retryable
                 raise
             finally:
-                await self._endpoint_finished(endpoint_url, transport_failure)
+                await self._endpoint_finished(endpoint_url, admission, transport_failure)
         except as4.EbmsErrorReceived as exc:
             if outcome.is_duplicate(exc):
                 done = outcome.Delivered("the receiver reports a duplicate: delivered earlier")
@@ -215,23 +248,22 @@ class OutboundWorker:
                 raise
             await self._failed(job, exc, endpoint_url, receiver_ap)
             return
-        await self._mark(
+        if not await self._mark(
             job, OutboundState.DELIVERED, f"receipt {receipt.message_id} verified",
             receipt=receipt.raw, sent_message=bytes(message.body),
             endpoint_url=endpoint_url, receiver_ap=receiver_ap, exchanged_at=header.timestamp,
             trace_context=tracing.traceparent(),
-        )  # fmt: skip
+        ):  # fmt: skip
+            return
         log.info("outbound_delivered", job=job.id, receiver=job.receiver, attempts=job.attempts)
         self._count(OutboundState.DELIVERED, "ok")
 
-    async def _defer(self, job: queries.OutboundJob, endpoint_url: str, wait: float) -> None:
+    async def _defer(self, job: queries.OutboundJob, admission: Admission) -> None:
         """Put the job back without counting the attempt: its endpoint is not taking it now."""
-        state = self.guard.circuits[endpoint_url].state
-        reason = "circuit open" if state != "closed" else "endpoint at its concurrency limit"
         check_move(OutboundState.SENDING, OutboundState.RETRYING)
         await queries.defer_outbound(
-            self.pool, job.id, datetime.now(UTC) + timedelta(seconds=wait), f"waiting: {reason}",
-            audit=state != "closed",
+            self.pool, job.id, job.claim, datetime.now(UTC) + timedelta(seconds=admission.wait),
+            f"waiting: {admission.reason}", audit=admission.state is not CircuitState.CLOSED,
         )  # fmt: skip
 
     async def _failed(
@@ -245,33 +277,49 @@ class OutboundWorker:
             delay=self.backoff(job.attempts),
         )  # fmt: skip
         if isinstance(decided, outcome.Retry):
-            await self._mark(job, decided.state, decided.reason, next_attempt_at=decided.next_attempt_at,
-                             error_code=decided.code, endpoint_url=endpoint_url, receiver_ap=receiver_ap)  # fmt: skip
+            if not await self._mark(
+                job,
+                decided.state,
+                decided.reason,
+                next_attempt_at=decided.next_attempt_at,
+                error_code=decided.code,
+                endpoint_url=endpoint_url,
+                receiver_ap=receiver_ap,
+            ):
+                return  # fmt: skip
             log.info("outbound_retry", job=job.id, attempt=job.attempts, delay=decided.delay, reason=error.reason)
         else:
-            await self._mark(job, decided.state, decided.reason, error_code=decided.code, endpoint_url=endpoint_url,
-                             receiver_ap=receiver_ap)  # fmt: skip
+            if not await self._mark(
+                job,
+                decided.state,
+                decided.reason,
+                error_code=decided.code,
+                endpoint_url=endpoint_url,
+                receiver_ap=receiver_ap,
+            ):
+                return  # fmt: skip
             if decided.gave_up:
                 log.info("outbound_gave_up", job=job.id, attempts=job.attempts, reason=error.reason)
             else:
                 log.info("outbound_failed", job=job.id, code=decided.code, reason=decided.reason)
         self._count(decided.state, decided.code)
 
-    async def _mark(self, job: queries.OutboundJob, state: OutboundState, reason: str, **fields: Any) -> None:
-        """Record the outcome of this attempt (a claimed job is sending)."""
+    async def _mark(self, job: queries.OutboundJob, state: OutboundState, reason: str, **fields: Any) -> bool:
+        """Record the outcome of this attempt (a claimed job is sending); False, and nothing
+        written, when this worker lost its claim and a newer attempt owns the job."""
         check_move(OutboundState.SENDING, state)
-        await queries.mark_outbound(self.pool, job.id, state, reason, **fields)
+        if await queries.mark_outbound(self.pool, job.id, state, reason, claim=job.claim, **fields):
+            return True
+        log.warning("outbound_outcome_fenced", job=job.id, attempt=job.attempts, state=state, reason=reason)
+        return False
 
-    async def _endpoint_finished(self, url: str, transport_failure: bool) -> None:
-        changed = self.guard.finished(url, transport_failure=transport_failure)
-        if changed is None:
-            return
-        circuit = self.guard.circuits[url]
-        log.warning("endpoint_circuit", endpoint=url, state=changed, failures=circuit.failures)
+    async def _endpoint_finished(self, url: str, admission: Admission, transport_failure: bool) -> None:
+        """Tell the shared circuit how the delivery went; a database hiccup here must not
+        change the job's outcome."""
         try:
-            await queries.record_circuit(self.pool, url, changed, circuit.failures, circuit.cooldown)
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("endpoint_circuit_not_recorded", error=type(exc).__name__)
+            await self.guard.finished(url, admission, transport_failure=transport_failure)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("endpoint_circuit_not_recorded", endpoint=url, error=type(exc).__name__)
 
     async def _send(
         self, job: queries.OutboundJob, endpoint_url: str, receiver_cert: x509.Certificate, receiver_ap: str

@@ -1,16 +1,21 @@
-"""The circuit breaker and concurrency limit per receiving endpoint: the rules on a fake clock,
-then a real worker against an endpoint that refuses connections."""
+"""The circuit breaker and concurrency limit per receiving endpoint: the rules on a fake clock
+against the shared state in PostgreSQL, two guards as two replicas of the gateway, then a real
+worker against an endpoint that refuses connections."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import asyncpg
 
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
 from gateway.outbound import queries as outbound_queries
 from gateway.outbound.circuits import EndpointGuard
+from gateway.outbound.states import CircuitState
 from gateway.outbound.submission import derive_submission, submit_document
 from gateway.outbound.worker import OutboundWorker
 from gateway.security.credentials import create_operator
@@ -23,64 +28,150 @@ URL = "https://ap.example/as4"
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = datetime(2030, 1, 1, tzinfo=UTC)
 
-    def __call__(self) -> float:
+    def __call__(self) -> datetime:
         return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+async def state(pool: asyncpg.Pool, url: str = URL) -> CircuitState:
+    view = await outbound_queries.read_circuit(pool, url)
+    return CircuitState.CLOSED if view is None else view.state
 
 
 async def failing(guard: EndpointGuard, times: int) -> None:
     for _ in range(times):
-        assert await guard.admit(URL) == 0
-        guard.finished(URL, transport_failure=True)
+        admission = await guard.admit(URL)
+        assert admission.wait == 0
+        await guard.finished(URL, admission, transport_failure=True)
 
 
-async def test_the_circuit_opens_after_the_threshold_of_failures_in_a_row() -> None:
-    guard = EndpointGuard(threshold=3, cooldown=30, clock=Clock())
+async def test_the_circuit_opens_after_the_threshold_of_failures_in_a_row(db_pool: asyncpg.Pool) -> None:
+    guard = EndpointGuard(db_pool, threshold=3, cooldown=30, clock=Clock())
     await failing(guard, 2)
-    assert guard.circuits[URL].state == "closed"
-    assert await guard.admit(URL, wait=0.01) == 0
-    assert guard.finished(URL, transport_failure=True) == "open"
-    assert await guard.admit(URL, wait=0.01) == 30
+    assert await state(db_pool) == "closed"
+    admission = await guard.admit(URL, wait=0.01)
+    assert admission.wait == 0
+    change = await guard.finished(URL, admission, transport_failure=True)
+    assert change is not None and change.after == "open"
+    assert (await guard.admit(URL, wait=0.01)).wait == 30
 
 
-async def test_a_success_resets_the_count_of_failures() -> None:
-    guard = EndpointGuard(threshold=3, clock=Clock())
+async def test_a_success_resets_the_count_of_failures(db_pool: asyncpg.Pool) -> None:
+    guard = EndpointGuard(db_pool, threshold=3, clock=Clock())
     await failing(guard, 2)
-    await guard.admit(URL, wait=0.01)
-    guard.finished(URL, transport_failure=False)
+    admission = await guard.admit(URL, wait=0.01)
+    assert not admission.clean  # it saw failures: the success is written
+    await guard.finished(URL, admission, transport_failure=False)
     await failing(guard, 2)
-    assert guard.circuits[URL].state == "closed"
+    assert await state(db_pool) == "closed"
 
 
-async def test_after_the_cooldown_one_probe_goes_through_and_its_success_closes_the_circuit() -> None:
+async def test_a_success_on_a_clean_circuit_writes_nothing(db_pool: asyncpg.Pool) -> None:
+    guard = EndpointGuard(db_pool, clock=Clock())
+    admission = await guard.admit(URL, wait=0.01)
+    assert admission.clean
+    assert await guard.finished(URL, admission, transport_failure=False) is None
+    assert await db_pool.fetchval("SELECT count(*) FROM endpoint_circuits") == 0
+
+
+async def test_after_the_cooldown_one_probe_goes_through_and_its_success_closes_the_circuit(
+    db_pool: asyncpg.Pool,
+) -> None:
     clock = Clock()
-    guard = EndpointGuard(threshold=1, cooldown=30, clock=clock)
+    guard = EndpointGuard(db_pool, threshold=1, cooldown=30, clock=clock)
     await failing(guard, 1)
-    clock.now += 30
-    assert await guard.admit(URL, wait=0.01) == 0  # the probe
-    assert await guard.admit(URL, wait=0.01) > 0  # nobody else while it runs
-    assert guard.finished(URL, transport_failure=False) == "closed"
-    assert await guard.admit(URL, wait=0.01) == 0
+    clock.advance(30)
+    probe = await guard.admit(URL, wait=0.01)
+    assert probe.wait == 0 and probe.probe  # the probe
+    assert (await guard.admit(URL, wait=0.01)).wait > 0  # nobody else while it runs
+    change = await guard.finished(URL, probe, transport_failure=False)
+    assert change is not None and (change.before, change.after) == ("half_open", "closed")
+    assert (await guard.admit(URL, wait=0.01)).wait == 0
 
 
-async def test_a_failed_probe_opens_the_circuit_for_twice_as_long_up_to_the_maximum() -> None:
+async def test_a_failed_probe_opens_the_circuit_for_twice_as_long_up_to_the_maximum(db_pool: asyncpg.Pool) -> None:
     clock = Clock()
-    guard = EndpointGuard(threshold=1, cooldown=30, max_cooldown=100, clock=clock)
+    guard = EndpointGuard(db_pool, threshold=1, cooldown=30, max_cooldown=100, clock=clock)
     await failing(guard, 1)
+    cooldown = 30.0
     for expected in (60, 100, 100):
-        clock.now += guard.circuits[URL].cooldown
-        assert await guard.admit(URL, wait=0.01) == 0
-        assert guard.finished(URL, transport_failure=True) == "open"
-        assert guard.circuits[URL].cooldown == expected
+        clock.advance(cooldown)
+        admission = await guard.admit(URL, wait=0.01)
+        assert admission.wait == 0 and admission.probe
+        change = await guard.finished(URL, admission, transport_failure=True)
+        assert change is not None and change.after == "open" and change.cooldown == expected
+        cooldown = change.cooldown
 
 
-async def test_no_more_than_the_limit_of_deliveries_run_at_once_to_one_endpoint() -> None:
-    guard = EndpointGuard(max_concurrent=2, clock=Clock())
-    assert [await guard.admit(URL, wait=0.01) for _ in range(3)] == [0, 0, 0.5]
-    assert await guard.admit("https://other.example/as4", wait=0.01) == 0
-    guard.finished(URL, transport_failure=False)
-    assert await guard.admit(URL, wait=0.01) == 0
+async def test_no_more_than_the_limit_of_deliveries_run_at_once_to_one_endpoint(db_pool: asyncpg.Pool) -> None:
+    guard = EndpointGuard(db_pool, max_concurrent=2, clock=Clock())
+    admissions = [await guard.admit(URL, wait=0.01) for _ in range(3)]
+    assert [a.wait for a in admissions] == [0, 0, 0.5]
+    assert admissions[2].reason == "endpoint at its concurrency limit"
+    assert (await guard.admit("https://other.example/as4", wait=0.01)).wait == 0
+    await guard.finished(URL, admissions[0], transport_failure=False)
+    assert (await guard.admit(URL, wait=0.01)).wait == 0
+
+
+# -- two replicas of the gateway on one database -----------------------------------------------------
+
+
+async def test_failures_from_two_replicas_add_up_to_one_threshold(db_pool: asyncpg.Pool) -> None:
+    clock = Clock()
+    one, two = (EndpointGuard(db_pool, threshold=4, cooldown=30, clock=clock) for _ in range(2))
+    await failing(one, 2)
+    await failing(two, 1)
+    assert await state(db_pool) == "closed"
+    admission = await one.admit(URL, wait=0.01)
+    change = await one.finished(URL, admission, transport_failure=True)
+    assert change is not None and change.after == "open"
+    assert (await two.admit(URL, wait=0.01)).wait == 30  # the other replica sees it open
+
+
+async def test_concurrent_failures_from_two_replicas_are_all_counted(db_pool: asyncpg.Pool) -> None:
+    one, two = EndpointGuard(db_pool, threshold=100), EndpointGuard(db_pool, threshold=100)
+
+    async def fail(guard: EndpointGuard) -> None:
+        admission = await guard.admit(URL)
+        await guard.finished(URL, admission, transport_failure=True)
+
+    await asyncio.gather(*(fail(guard) for _ in range(10) for guard in (one, two)))
+    view = await outbound_queries.read_circuit(db_pool, URL)
+    assert view is not None and view.failures == 20
+
+
+async def test_only_one_replica_gets_the_probe_and_its_success_closes_the_circuit_for_both(
+    db_pool: asyncpg.Pool,
+) -> None:
+    clock = Clock()
+    one, two = (EndpointGuard(db_pool, threshold=1, cooldown=30, clock=clock) for _ in range(2))
+    await failing(one, 1)
+    clock.advance(30)
+    first, second = await asyncio.gather(one.admit(URL, wait=0.01), two.admit(URL, wait=0.01))
+    assert sorted([first.probe, second.probe]) == [False, True]  # exactly one probes
+    waiting = second if first.probe else first
+    assert waiting.wait > 0 and waiting.reason == "circuit open"
+    prober, probe = (one, first) if first.probe else (two, second)
+    other = two if prober is one else one
+    await prober.finished(URL, probe, transport_failure=False)
+    assert await state(db_pool) == "closed"
+    assert (await other.admit(URL, wait=0.01)).wait == 0
+
+
+async def test_the_probe_of_a_replica_that_died_passes_to_another_after_its_lease(db_pool: asyncpg.Pool) -> None:
+    clock = Clock()
+    one = EndpointGuard(db_pool, threshold=1, cooldown=30, probe_lease=60, clock=clock)
+    two = EndpointGuard(db_pool, threshold=1, cooldown=30, probe_lease=60, clock=clock)
+    await failing(one, 1)
+    clock.advance(30)
+    assert (await one.admit(URL, wait=0.01)).probe  # and then this replica dies
+    assert not (await two.admit(URL, wait=0.01)).probe
+    clock.advance(60)
+    assert (await two.admit(URL, wait=0.01)).probe
 
 
 async def test_documents_for_an_unreachable_endpoint_wait_without_counting_attempts(
@@ -102,7 +193,7 @@ async def test_documents_for_an_unreachable_endpoint_wait_without_counting_attem
         ]
         worker = OutboundWorker(
             gw.pool, gw.runtime.identity, gw.runtime.trust, None, retry_initial=0.01,
-            guard=EndpointGuard(threshold=3, cooldown=600),
+            guard=EndpointGuard(gw.pool, threshold=3, cooldown=600),
         )  # fmt: skip
         for job in jobs:
             await worker.deliver_now(job)
