@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway.core.database import database_unavailable
 from gateway.core.metrics import METRICS, Gauges, certificate_gauge
 from gateway.outbound import queries as outbound_queries
+from gateway.outbound.states import CircuitState
 from gateway.webhooks import queries as webhooks_queries
 from gateway.webhooks.states import DeliveryState
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["database_gauges", "metrics_response"]
 
-_CIRCUIT_WEIGHT = {"open": 1.0, "half_open": 0.5}  # closed circuits are not shown
+_CIRCUIT_WEIGHT = {CircuitState.OPEN: 1.0, CircuitState.HALF_OPEN: 0.5}  # closed circuits are not shown
 
 
 async def database_gauges(pool: asyncpg.Pool) -> Gauges:
@@ -26,11 +27,11 @@ async def database_gauges(pool: asyncpg.Pool) -> Gauges:
     queue = await outbound_queries.queue_depth(pool)
     hooks = await webhooks_queries.unfinished_deliveries(pool)
     outbox = await webhooks_queries.outbox_backlog(pool)
-    circuits = [c for c in await outbound_queries.list_circuits(pool) if str(c.state) in _CIRCUIT_WEIGHT]
+    circuits = [c for c in await outbound_queries.list_circuits(pool) if c.state in _CIRCUIT_WEIGHT]
     return {
         "peppol_endpoint_circuit_open": (
             "Receiving endpoints whose circuit is open (1) or half open (0.5)",
-            [({"endpoint": c.url}, _CIRCUIT_WEIGHT[str(c.state)]) for c in circuits],
+            [({"endpoint": c.url}, _CIRCUIT_WEIGHT[c.state]) for c in circuits],
         ),
         "peppol_outbound_queue_depth": (
             "Outbound documents waiting, by state",
