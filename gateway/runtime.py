@@ -29,8 +29,9 @@ from gateway.duties.validation import ValidationResult, Validator, validate_docu
 from gateway.inbound.processing import InboundProcessor
 from gateway.outbound.circuits import EndpointGuard
 from gateway.outbound.worker import OutboundWorker
+from gateway.security.anchors import trust_in_force
 from gateway.security.certificates import CertificateWatcher, WatchedIdentity
-from gateway.security.identity import ApIdentity, load_identity, load_trust
+from gateway.security.identity import ApIdentity, load_identity
 from gateway.security.trust import CertificateTrust
 from gateway.webhooks.delivery import WebhookWorker
 
@@ -110,10 +111,10 @@ def build_runtime(settings: Settings, pool: asyncpg.Pool, port: int | None = Non
     """Load keys and trust anchors and set up discovery; bad files stop start-up (ConfigError)."""
     identity = load_identity(settings.ap_key, settings.ap_cert, "ap")
     smp_identity = load_identity(settings.smp_key, settings.smp_cert, "smp")
-    trust = CertificateTrust(load_trust(settings.ap_trust, "ap.trust"), policy=settings.revocation)
+    trust = CertificateTrust(trust_in_force(settings, "ap").certificates, policy=settings.revocation)
     discovery = smp.SmpClient(
         smp.SmlLookup(settings.sml_zone, settings.sml_dns),
-        smp_trust=load_trust(settings.smp_trust, "smp.trust"),
+        smp_trust=trust_in_force(settings, "smp").certificates,
     )
     public_url = (settings.public_url or f"http://{settings.listen_host}:{port or settings.listen_port}").rstrip("/")
     registrar = None

@@ -54,6 +54,7 @@ from smp._metadata import (
     build_service_group,
     build_signed_redirect,
     build_signed_service_metadata,
+    check_smp_certificate,
     parse_service_group,
     verify_signed_service_metadata,
 )
@@ -120,6 +121,7 @@ __all__ = [
     "build_service_group",
     "build_signed_redirect",
     "build_signed_service_metadata",
+    "check_smp_certificate",
     "dns_name",
     "find_document_type",
     "mount_smp",

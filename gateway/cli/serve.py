@@ -16,6 +16,7 @@ from gateway.core.tracing import configure_tracing
 from gateway.core.version import __version__
 from gateway.dev.postgres import database_url
 from gateway.runtime import build_runtime
+from gateway.security.anchors import check_own_certificates
 
 __all__ = ["serve"]
 
@@ -29,6 +30,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    check_own_certificates(settings)  # before anything starts: a wrong PKI or network stops here
     configure_tracing(settings)
     async with database_url(settings) as dsn:
         pool = await create_pool(settings, dsn)
