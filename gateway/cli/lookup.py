@@ -24,6 +24,7 @@ _FAILURE_NAMES: dict[type[Exception], str] = {
     smp.NotRegistered: "not registered in the SML",
     smp.DnsFailure: "DNS failure",
     smp.MalformedRecord: "malformed SML record",
+    smp.InsecureEndpoint: "endpoint address refused",
     smp.ParticipantUnknown: "participant unknown to its SMP",
     smp.DocumentTypeNotSupported: "document type not supported",
     smp.EndpointNotActive: "endpoint expired or not yet active",
