@@ -20,12 +20,19 @@ import smp
 from gateway.core.config import ConfigError, Settings
 from gateway.core.lifecycle import Lifecycle, Wakeup
 from gateway.core.metrics import Metrics
+from gateway.directory import queries as directory_queries
 from gateway.duties.archive import Archiver
 from gateway.duties.archive_store import ArchiveStore, open_archive
 from gateway.duties.errors import ArchiveError
 from gateway.duties.provider import Provider, ensure_provider
 from gateway.duties.reporting import ReportService
-from gateway.duties.validation import ValidationResult, Validator, validate_document, validate_report
+from gateway.duties.validation import (
+    ValidationResult,
+    Validator,
+    validate_document,
+    validate_report,
+    validation_unavailable,
+)
 from gateway.inbound.processing import InboundProcessor
 from gateway.outbound.circuits import EndpointGuard
 from gateway.outbound.worker import OutboundWorker
@@ -37,7 +44,7 @@ from gateway.webhooks.delivery import WebhookWorker
 
 log = structlog.get_logger("gateway.runtime")
 
-__all__ = ["Runtime", "Services", "build_runtime", "start_services"]
+__all__ = ["Runtime", "Services", "build_runtime", "check_validation_available", "start_services"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,24 @@ class Runtime:
         await self.trust.close()
         if self.validator is not None:
             self.validator.close()
+
+
+async def check_validation_available(settings: Settings, pool: asyncpg.Pool) -> None:
+    """Refuse to serve when the rule layers cannot run but something needs them: submissions
+    checked on arrival (``validation.on_submit``) or a company refusing invalid documents it
+    receives (``inbound_validation = reject``). A one-line :class:`ConfigError` says which."""
+    reason = validation_unavailable()
+    if reason is None:
+        return
+    needs = []
+    if settings.validate_on_submit:
+        needs.append("validation.on_submit = true")
+    inbound = await directory_queries.companies_with_policy(pool, "inbound_validation", "reject")
+    if inbound:
+        needs.append(f"{inbound} companies with inbound_validation = reject")
+    if needs:
+        raise ConfigError("validation", f"the rule layers cannot run ({reason}), but {' and '.join(needs)} need them")
+    log.warning("validation_unavailable", why=reason)
 
 
 def build_runtime(settings: Settings, pool: asyncpg.Pool, port: int | None = None) -> Runtime:

@@ -15,7 +15,7 @@ from gateway.core.database import create_pool
 from gateway.core.tracing import configure_tracing
 from gateway.core.version import __version__
 from gateway.dev.postgres import database_url
-from gateway.runtime import build_runtime
+from gateway.runtime import build_runtime, check_validation_available
 from gateway.security.anchors import check_own_certificates
 
 __all__ = ["serve"]
@@ -36,6 +36,7 @@ async def serve(settings: Settings) -> None:
         pool = await create_pool(settings, dsn)
         runtime = None
         try:
+            await check_validation_available(settings, pool)
             runtime = build_runtime(settings, pool)
             app = create_app(settings, pool, runtime)
             runner = web.AppRunner(
