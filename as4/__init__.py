@@ -58,6 +58,7 @@ from as4._signals import (
     parse_signal,
     verify_receipt,
 )
+from as4._tls import new_tls_context, tls_context
 from as4._trust import check_ap_certificate, load_certificates
 
 __all__ = [
@@ -98,10 +99,12 @@ __all__ = [
     "format_timestamp",
     "load_certificates",
     "new_message_id",
+    "new_tls_context",
     "parse_signal",
     "parse_user_message",
     "seat_id",
     "send_message",
+    "tls_context",
     "verify_receipt",
     "verify_without_key",
 ]

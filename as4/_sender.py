@@ -8,6 +8,7 @@ from cryptography import x509
 from as4._errors import HttpStatusError, InvalidReceipt, TransportError
 from as4._model import BuiltMessage, Receipt
 from as4._signals import parse_signal, verify_receipt
+from as4._tls import tls_context
 
 __all__ = ["send_message"]
 
@@ -22,7 +23,8 @@ async def send_message(
     receiver_cert: x509.Certificate | None = None,
     timeout: float = 60.0,
 ) -> Receipt:
-    """POST ``message`` to ``url``; return the verified receipt.
+    """POST ``message`` to ``url``; return the verified receipt. Over https the server
+    certificate is verified and TLS 1.2 or newer is required (:func:`tls_context`).
 
     Raises :class:`TransportError` (retryable), :class:`HttpStatusError`,
     :class:`EbmsErrorReceived` or :class:`InvalidReceipt`.
@@ -34,6 +36,7 @@ async def send_message(
             headers={"Content-Type": message.content_type, "MIME-Version": "1.0"},
             timeout=aiohttp.ClientTimeout(total=timeout),
             allow_redirects=False,
+            ssl=tls_context(),
         ) as response:
             answer = await response.content.read(MAX_ANSWER_BYTES + 1)
             status = response.status

@@ -20,24 +20,32 @@ import smp
 from gateway.core.config import ConfigError, Settings
 from gateway.core.lifecycle import Lifecycle, Wakeup
 from gateway.core.metrics import Metrics
+from gateway.directory import queries as directory_queries
 from gateway.duties.archive import Archiver
 from gateway.duties.archive_store import ArchiveStore, open_archive
 from gateway.duties.errors import ArchiveError
 from gateway.duties.provider import Provider, ensure_provider
 from gateway.duties.reporting import ReportService
-from gateway.duties.validation import ValidationResult, Validator, validate_document, validate_report
+from gateway.duties.validation import (
+    ValidationResult,
+    Validator,
+    validate_document,
+    validate_report,
+    validation_unavailable,
+)
 from gateway.inbound.processing import InboundProcessor
 from gateway.inbound.states import ProcessingState
 from gateway.outbound.circuits import EndpointGuard
 from gateway.outbound.worker import OutboundWorker
+from gateway.security.anchors import trust_in_force
 from gateway.security.certificates import CertificateWatcher, WatchedIdentity
-from gateway.security.identity import ApIdentity, load_identity, load_trust
+from gateway.security.identity import ApIdentity, load_identity
 from gateway.security.trust import CertificateTrust
 from gateway.webhooks.delivery import WebhookWorker
 
 log = structlog.get_logger("gateway.runtime")
 
-__all__ = ["Runtime", "Services", "build_runtime", "start_services"]
+__all__ = ["Runtime", "Services", "build_runtime", "check_validation_available", "start_services"]
 
 
 @dataclass(frozen=True)
@@ -107,14 +115,32 @@ class Runtime:
             self.validator.close()
 
 
+async def check_validation_available(settings: Settings, pool: asyncpg.Pool) -> None:
+    """Refuse to serve when the rule layers cannot run but something needs them: submissions
+    checked on arrival (``validation.on_submit``) or a company refusing invalid documents it
+    receives (``inbound_validation = reject``). A one-line :class:`ConfigError` says which."""
+    reason = validation_unavailable()
+    if reason is None:
+        return
+    needs = []
+    if settings.validate_on_submit:
+        needs.append("validation.on_submit = true")
+    inbound = await directory_queries.companies_with_policy(pool, "inbound_validation", "reject")
+    if inbound:
+        needs.append(f"{inbound} companies with inbound_validation = reject")
+    if needs:
+        raise ConfigError("validation", f"the rule layers cannot run ({reason}), but {' and '.join(needs)} need them")
+    log.warning("validation_unavailable", why=reason)
+
+
 def build_runtime(settings: Settings, pool: asyncpg.Pool, port: int | None = None) -> Runtime:
     """Load keys and trust anchors and set up discovery; bad files stop start-up (ConfigError)."""
     identity = load_identity(settings.ap_key, settings.ap_cert, "ap")
     smp_identity = load_identity(settings.smp_key, settings.smp_cert, "smp")
-    trust = CertificateTrust(load_trust(settings.ap_trust, "ap.trust"), policy=settings.revocation)
+    trust = CertificateTrust(trust_in_force(settings, "ap").certificates, policy=settings.revocation)
     discovery = smp.SmpClient(
         smp.SmlLookup(settings.sml_zone, settings.sml_dns),
-        smp_trust=load_trust(settings.smp_trust, "smp.trust"),
+        smp_trust=trust_in_force(settings, "smp").certificates,
     )
     public_url = (settings.public_url or f"http://{settings.listen_host}:{port or settings.listen_port}").rstrip("/")
     registrar = None

@@ -54,6 +54,7 @@ from smp._metadata import (
     build_service_group,
     build_signed_redirect,
     build_signed_service_metadata,
+    check_smp_certificate,
     parse_service_group,
     verify_signed_service_metadata,
 )
@@ -69,10 +70,12 @@ from smp._server import SmpDataSource, mount_smp, smp_application
 from smp._sml import (
     SML_ZONES,
     DnsFailure,
+    InsecureEndpoint,
     MalformedRecord,
     NotRegistered,
     SmlError,
     SmlLookup,
+    check_endpoint_url,
     dns_name,
     resolve_zone,
 )
@@ -96,6 +99,7 @@ __all__ = [
     "Endpoint",
     "EndpointNotActive",
     "IdentifierError",
+    "InsecureEndpoint",
     "LocalSml",
     "MalformedRecord",
     "MetadataError",
@@ -120,6 +124,8 @@ __all__ = [
     "build_service_group",
     "build_signed_redirect",
     "build_signed_service_metadata",
+    "check_endpoint_url",
+    "check_smp_certificate",
     "dns_name",
     "find_document_type",
     "mount_smp",

@@ -28,7 +28,8 @@ from smp._metadata import (
     parse_service_group,
     verify_signed_service_metadata,
 )
-from smp._sml import SmlLookup, check_smp_url
+from smp._sml import SmlLookup, check_endpoint_url, check_smp_url
+from smp._tls import tls_context
 
 __all__ = [
     "DocumentTypeNotSupported",
@@ -204,6 +205,7 @@ class SmpClient:
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 allow_redirects=False,
                 headers={"Accept": "application/xml, text/xml"},
+                ssl=tls_context(),  # verified, TLS 1.2 or newer
             ) as response:
                 body = await response.content.read(MAX_SMP_RESPONSE + 1)
                 if len(body) > MAX_SMP_RESPONSE:
@@ -275,6 +277,7 @@ class SmpClient:
         if content.document_type != requested:
             raise MetadataError(f"metadata is for {content.document_type}, not {requested}")
         endpoint, chosen = self._choose(content, document_type, process)
+        check_endpoint_url(endpoint.url, self.sml.zone)
         steps.append(f"endpoint: {endpoint.url} ({endpoint.transport_profile})")
         return Route(
             participant=participant,

@@ -22,10 +22,12 @@ from smp._identifiers import ParticipantId
 __all__ = [
     "SML_ZONES",
     "DnsFailure",
+    "InsecureEndpoint",
     "MalformedRecord",
     "NotRegistered",
     "SmlError",
     "SmlLookup",
+    "check_endpoint_url",
     "dns_name",
     "resolve_zone",
 ]
@@ -58,6 +60,10 @@ class DnsFailure(SmlError):
 
 class MalformedRecord(SmlError):
     """A Meta:SMP record exists but does not yield a usable SMP URL."""
+
+
+class InsecureEndpoint(DiscoveryError):
+    """The SMP names an AS4 endpoint address that Peppol does not allow (not https)."""
 
 
 def resolve_zone(zone: str) -> str:
@@ -111,6 +117,20 @@ def check_smp_url(url: str, zone: str) -> str:
     if parts.username or parts.password or parts.query or parts.fragment:
         raise MalformedRecord(f"SMP URL {url!r} must not carry user info, query or fragment")
     return url.rstrip("/")
+
+
+def check_endpoint_url(url: str, zone: str) -> str:
+    """In the Peppol zones an AS4 endpoint address must be ``https://`` (Peppol AS4 profile:
+    TLS on the transport); elsewhere (a local SML) ``http://`` is allowed too."""
+    scheme = urlsplit(url).scheme.lower()
+    if resolve_zone(zone) in _PEPPOL_ZONES and scheme != "https":
+        raise InsecureEndpoint(
+            f"AS4 endpoint address {url!r} from the SMP is not https://; the Peppol network "
+            f"({resolve_zone(zone)}) requires TLS for AS4"
+        )
+    if scheme not in ("https", "http"):
+        raise InsecureEndpoint(f"AS4 endpoint address {url!r} is not an http(s) URL")
+    return url
 
 
 class SmlLookup:

@@ -102,6 +102,13 @@ def _sending_checks(request: web.Request, company_id: uuid.UUID) -> Callable[[De
         if validator is not None:
             result = await validator.validate(derived.sbd)
             policy = await directory_queries.outbound_validation(pool, company_id)
+            if not result.validated and policy != "warn":
+                reason = next(iter(result.layers_skipped.values()), "a rule layer could not run")
+                raise ApiError(
+                    503, "validation_unavailable",
+                    f"the document cannot be validated ({reason}) and this company's policy is reject",
+                    {"validation": result.as_json()},
+                )  # fmt: skip
             if not result.valid and policy != "warn":
                 errors = result.as_json()["errors"]
                 rules = ", ".join(e["rule_id"] for e in errors[:10])

@@ -14,7 +14,8 @@ from cryptography import x509
 import as4
 import smp
 from gateway.cli.registry import Commands
-from gateway.core.config import Settings
+from gateway.core.config import ConfigError, Settings
+from gateway.security.anchors import trust_in_force
 
 __all__ = ["lookup_command", "register"]
 
@@ -24,6 +25,7 @@ _FAILURE_NAMES: dict[type[Exception], str] = {
     smp.NotRegistered: "not registered in the SML",
     smp.DnsFailure: "DNS failure",
     smp.MalformedRecord: "malformed SML record",
+    smp.InsecureEndpoint: "endpoint address refused",
     smp.ParticipantUnknown: "participant unknown to its SMP",
     smp.DocumentTypeNotSupported: "document type not supported",
     smp.EndpointNotActive: "endpoint expired or not yet active",
@@ -48,6 +50,14 @@ def _read_certs(paths: list[Path], what: str) -> list[x509.Certificate]:
     return certs
 
 
+def _default_trust(settings: Settings, role: str, zone: str) -> list[x509.Certificate]:
+    """The trust in force for ``zone``: the shipped Peppol CAs for production and test."""
+    try:
+        return list(trust_in_force(settings, role, zone).certificates)
+    except ConfigError as exc:
+        raise LookupFailed(f"cannot read {role.upper()} trust: {exc}") from None
+
+
 def _failure(exc: smp.DiscoveryError) -> str:
     for cls in type(exc).__mro__:
         if cls in _FAILURE_NAMES:
@@ -65,8 +75,10 @@ async def _lookup(args: argparse.Namespace, settings: Settings) -> dict[str, Any
     except smp.IdentifierError as exc:
         raise LookupFailed(f"invalid identifier: {exc}") from None
     zone = args.sml or settings.sml_zone
-    smp_trust = _read_certs([Path(args.smp_trust)] if args.smp_trust else list(settings.smp_trust), "SMP trust")
-    ap_trust = _read_certs([Path(args.ap_trust)] if args.ap_trust else list(settings.ap_trust), "AP trust")
+    smp_trust = (
+        _read_certs([Path(args.smp_trust)], "SMP trust") if args.smp_trust else _default_trust(settings, "smp", zone)
+    )
+    ap_trust = _read_certs([Path(args.ap_trust)], "AP trust") if args.ap_trust else _default_trust(settings, "ap", zone)
     sml = smp.SmlLookup(zone, args.dns or settings.sml_dns)
     client = smp.SmpClient(sml, smp_trust=smp_trust)
     report: dict[str, Any] = {

@@ -29,6 +29,7 @@ __all__ = ["main"]
 
 EXIT_FAILURE = ExitCode.FAILED
 EXIT_USAGE = ExitCode.USAGE
+EXIT_NOT_VALIDATED = ExitCode.NOT_DONE  # validate: a rule layer that applies could not run; never "valid"
 
 
 class CliError(GatewayError):
@@ -66,14 +67,17 @@ def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
     else:
-        print(f"{'valid' if result.valid else 'INVALID'}: {result.document or args.file}")
-        print(f"  layers run: {', '.join(result.layers_run)}")
-        for layer, reason in result.layers_skipped.items():
-            print(f"  not run: {layer} ({reason})")
+        print(f"{result.status.upper() if result.status != 'valid' else 'valid'}: {result.document or args.file}")
+        for layer, state in result.layer_states().items():
+            reason = result.layers_skipped.get(layer)
+            print(f"  {layer:<8} {state}" + (f" ({reason})" if reason else ""))
         for finding in result.findings:
             print(f"  [{finding.flag}] {finding.layer} {finding.rule_id}: {finding.text}")
     if any(f.layer == "xml" for f in result.findings):
         return 2
+    if not result.validated:
+        print(f"peppol-gateway: not validated: {next(iter(result.layers_skipped.values()))}", file=sys.stderr)
+        return EXIT_NOT_VALIDATED
     return 0 if result.valid else 1
 
 
@@ -157,8 +161,10 @@ def _register_own(commands: Commands) -> None:
         "validate",
         _cmd_validate,
         help="validate a document (UBL schema, EN 16931, Peppol BIS rules)",
-        description="Validate a UBL document or a Peppol SBD. Exit 0 valid, 1 invalid (the failed "
-        "rules are listed), 2 unreadable input.",
+        description="Validate a UBL document or a Peppol SBD and report each layer (xml, schema, "
+        "en16931, peppol) as run, not run or not applicable. Exit 0 valid, 1 invalid (the failed "
+        "rules are listed), 2 unreadable input, 3 not validated: a rule layer that applies could not "
+        "run (the [validation] extra is not installed), so the document is neither valid nor invalid.",
     )
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

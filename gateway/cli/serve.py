@@ -15,7 +15,8 @@ from gateway.core.database import create_pool
 from gateway.core.tracing import configure_tracing
 from gateway.core.version import __version__
 from gateway.dev.postgres import database_url
-from gateway.runtime import build_runtime
+from gateway.runtime import build_runtime, check_validation_available
+from gateway.security.anchors import check_own_certificates
 
 __all__ = ["serve"]
 
@@ -29,11 +30,13 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    check_own_certificates(settings)  # before anything starts: a wrong PKI or network stops here
     configure_tracing(settings)
     async with database_url(settings) as dsn:
         pool = await create_pool(settings, dsn)
         runtime = None
         try:
+            await check_validation_available(settings, pool)
             runtime = build_runtime(settings, pool)
             app = create_app(settings, pool, runtime)
             runner = web.AppRunner(

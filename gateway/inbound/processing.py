@@ -104,6 +104,9 @@ class InboundProcessor:
                 result.findings.extend(extra)
                 result.valid = result.valid and not extra
             accepted = result.valid or message.inbound_validation == "warn"
+            if not result.validated:  # not known to be invalid: never refused for it (start-up warns)
+                log.warning("inbound_not_validated", message=message.id, why=result.layers_skipped)
+                accepted = True
         mls_code: str | None = None
         if message.kind not in ("mls", "mlr"):
             if not accepted:

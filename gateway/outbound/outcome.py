@@ -40,6 +40,7 @@ _DISCOVERY_CODES: dict[type[Exception], str] = {
     smp.UntrustedSmpCertificate: "smp_untrusted",
     smp.DnsFailure: "dns_failure",
     smp.SmpUnavailable: "smp_unavailable",
+    smp.InsecureEndpoint: "endpoint_not_https",
 }
 
 

@@ -28,6 +28,7 @@ import structlog
 from gateway.core import tracing
 from gateway.core.config import Settings
 from gateway.core.lifecycle import run_loop
+from gateway.core.tls import tls_context
 from gateway.webhooks import queries
 from gateway.webhooks.states import DeliveryState, check_move
 
@@ -143,7 +144,7 @@ class WebhookWorker:
         try:
             async with self._session.post(
                 hook.destination, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=self.timeout),
-                allow_redirects=False,
+                allow_redirects=False, ssl=tls_context(),
             ) as response:  # fmt: skip
                 status = response.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -389,6 +390,36 @@ async def test_invalid_invoice_is_refused_at_submission_with_its_rules(world: Wo
     assert any(e["rule_id"] == "BR-CO-16" for e in body["error"]["details"]["validation"]["errors"])
     status, body = await company.call("POST", "/v1/validate", data=bad, headers={"Content-Type": "application/xml"})
     assert status == 200 and body["data"]["valid"] is False
+    count = await world.a.pool.fetchval(
+        "SELECT count(*) FROM outbound_messages WHERE company_id = $1", uuid.UUID(company_id)
+    )
+    assert count == 0
+
+
+async def test_an_invoice_that_cannot_be_validated_is_refused_with_503(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As in an installation without the [validation] extra: the rule layers cannot run.
+    from gateway.duties import validation
+
+    def absent() -> tuple[Path, Path]:
+        raise validation.ValidationUnavailable("saxonche not installed (simulated)")
+
+    async def in_process(self: validation.Validator, data: bytes) -> validation.ValidationResult:
+        return validation.validate_document(data)
+
+    monkeypatch.setattr(validation, "_find_packages", absent)
+    monkeypatch.setattr(validation, "_ARTEFACTS", None)
+    monkeypatch.setattr(validation.Validator, "validate", in_process)
+    operator = await token(world.session, world.a.url, str(world.operator_id), world.operator_key)
+    company_id, key = await new_company(world)
+    await operator.call("POST", f"/v1/companies/{company_id}/verify")
+    company = await token(world.session, world.a.url, company_id, key)
+    invoice = (EXAMPLES / "invoice.xml").read_bytes()
+    status, body = await company.call("POST", "/v1/invoices", data=invoice, headers={"Content-Type": "application/xml"})
+    assert (status, body["error"]["code"]) == (503, "validation_unavailable"), body
+    assert "simulated" in body["error"]["message"] and "policy is reject" in body["error"]["message"]
+    assert body["error"]["details"]["validation"]["status"] == "not validated"
     count = await world.a.pool.fetchval(
         "SELECT count(*) FROM outbound_messages WHERE company_id = $1", uuid.UUID(company_id)
     )

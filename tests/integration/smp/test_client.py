@@ -13,9 +13,12 @@ from aiohttp.test_utils import TestServer
 
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
+from gateway.outbound import outcome
+from gateway.outbound.errors import Permanent
 from smp import (
     DocumentTypeNotSupported,
     EndpointNotActive,
+    InsecureEndpoint,
     LocalSml,
     NotRegistered,
     ParticipantId,
@@ -30,6 +33,7 @@ from smp import (
     profile_services,
     smp_application,
 )
+from smp._sml import SmpLocation
 from tests.support.services import SML_ZONE
 from tests.support.smp import MemorySource, metadata
 
@@ -276,3 +280,25 @@ async def test_smp_server_decodes_lower_case_percent_escapes_and_rejects_bad_ids
 
 
 # -- xmlsec1: an independent implementation signs and verifies ------------------------------------
+
+
+async def test_an_http_endpoint_is_refused_in_a_peppol_zone(dev_pki, smp_server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The Peppol test zone, its SML answer stood in by our local SMP; the SMP names an http:// endpoint.
+    url, source = smp_server
+    source.services[NORWAY] = {INVOICE.document_type: metadata(dev_pki, NORWAY, INVOICE, url="http://ap.example/as4")}
+    sml = SmlLookup("test")
+
+    async def locate(participant: ParticipantId) -> SmpLocation:
+        return SmpLocation(dns_name="stand-in", url=url)
+
+    monkeypatch.setattr(sml, "locate", locate)
+    c = SmpClient(sml, smp_trust=[dev_pki.smp_ca.cert])
+    try:
+        with pytest.raises(InsecureEndpoint) as caught:
+            await c.find_endpoint(NORWAY, INVOICE.document_type, INVOICE.process)
+    finally:
+        await c.close()
+    failure = outcome.discovery_failure(caught.value)
+    assert isinstance(failure, Permanent) and failure.code == "endpoint_not_https"
+    assert "'http://ap.example/as4' from the SMP is not https://" in failure.reason
+    assert "requires TLS" in failure.reason

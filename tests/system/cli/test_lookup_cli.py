@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -106,3 +108,21 @@ async def test_untrusted_smp_certificate_is_named(knot, dev_pki, published) -> N
         "--smp-trust", str(dev_pki.directory / "ap-ca.cert.pem"), "--ap-trust", str(dev_pki.directory / "ap-ca.cert.pem"),
     )  # fmt: skip
     assert code == 1 and "untrusted SMP certificate" in err
+
+
+async def test_lookup_in_the_peppol_test_network_starts_on_a_fresh_install(tmp_path: Path) -> None:
+    # No certs-dev/, no configuration: the shipped Peppol test CAs are the trust. Without
+    # network access the lookup may fail on DNS or the SMP, but never on trust files.
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "lookup", "0192:991825827", "--sml", "test", "--json",
+        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    text = out.decode() + err.decode()
+    assert "trust" not in text.lower() or "untrusted" in text.lower(), text
+    assert "cannot read" not in text and "certs-dev" not in text and "Traceback" not in text, text
+    report = json.loads(out.decode().strip().splitlines()[0] if proc.returncode else out.decode())
+    assert report["participant"] == "0192:991825827"
+    if proc.returncode:
+        assert report["error"].split(":")[0] in ("DNS failure", "not registered in the SML", "SMP unreachable"), text

@@ -106,3 +106,19 @@ def test_serve_with_embedded_database_leaves_no_process_after_group_sigterm(tmp_
             time.sleep(0.1)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("zone", ["production", "test"])
+def test_serve_refuses_the_development_pki_in_a_peppol_zone(tmp_path: Path, dev_pki: DevPki, zone: str) -> None:
+    # The shipped Peppol trust of the zone is in force: our development certificate does not chain to it.
+    env = {k: v for k, v in _identity(dev_pki).items() if not k.endswith("_TRUST")} | {
+        "PEPPOL_SML_ZONE": zone,
+        "PEPPOL_DATABASE_DATA_DIR": str(tmp_path / "data"),
+    }
+    proc = _serve(env)
+    _, err = proc.communicate(timeout=60)
+    lines = err.decode().strip().splitlines()
+    assert proc.returncode == 2, err
+    assert len(lines) == 1 and lines[0].startswith("peppol-gateway: configuration error: ap.cert: "), lines
+    assert f"the shipped Peppol {zone} G3 AP CA" in lines[0] and "needs a Peppol G3 certificate" in lines[0]
+    assert not (tmp_path / "data").exists()  # stopped before anything started

