@@ -225,7 +225,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 
 async def _ready(store: S3Archive) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # SeaweedFS takes long to start on a busy machine
     while True:  # the S3 port opens before the filer behind it is ready
         try:
             await store.ensure_bucket()
