@@ -4,7 +4,8 @@ and stops its background work.
 ``build_runtime`` loads keys, trust anchors and discovery into an immutable ``Runtime`` (commands
 such as ``send`` and ``report`` need no more). ``start_services`` registers this access point's
 SPID and starts every background task of a serving gateway (outbound delivery, the inbound
-processor, webhooks, the certificate watcher, the reporting schedule, the archiver) in one
+processor, webhooks, the certificate watcher, the reporting schedule, the archiver, SML
+registrations tried again) in one
 ``Lifecycle``; ``Services.stop`` ends them within the grace period.
 """
 
@@ -20,6 +21,8 @@ import smp
 from gateway.core.config import ConfigError, Settings
 from gateway.core.lifecycle import Lifecycle, Wakeup
 from gateway.core.metrics import Metrics
+from gateway.directory.registration import SmlRetry
+from gateway.directory.sml import build_registrar
 from gateway.duties.archive import Archiver
 from gateway.duties.archive_store import ArchiveStore, open_archive
 from gateway.duties.errors import ArchiveError
@@ -38,6 +41,8 @@ log = structlog.get_logger("gateway.runtime")
 
 __all__ = ["Runtime", "Services", "build_runtime", "start_services"]
 
+SML_RETRY_INTERVAL = 30.0  # seconds between looks for SML registrations due again
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -47,7 +52,7 @@ class Runtime:
     smp_identity: ApIdentity
     trust: CertificateTrust
     discovery: smp.SmpClient
-    registrar: smp.LocalSml | None
+    registrar: smp.SmlRegistrar | None
     public_url: str
     validator: Validator | None = None
     archive: ArchiveStore | None = None
@@ -116,18 +121,7 @@ def build_runtime(settings: Settings, pool: asyncpg.Pool, port: int | None = Non
         smp_trust=load_trust(settings.smp_trust, "smp.trust"),
     )
     public_url = (settings.public_url or f"http://{settings.listen_host}:{port or settings.listen_port}").rstrip("/")
-    registrar = None
-    if settings.sml_update_server:
-        if not settings.sml_update_key:
-            raise ConfigError("sml.update_key", "required with sml.update_server")
-        name, _, secret = settings.sml_update_key.partition(":")
-        registrar = smp.LocalSml(
-            settings.sml_zone,
-            settings.sml_update_server,
-            (settings.smp_url or f"{public_url}/smp"),
-            key_name=name,
-            key_secret=secret,
-        )
+    registrar = build_registrar(settings, settings.smp_url or f"{public_url}/smp")
     validator = Validator(settings.validation_processes) if settings.validate_on_submit else None
     archive = None
     if settings.archive_target:
@@ -152,6 +146,7 @@ class Services:
     reports: ReportService
     webhooks: WebhookWorker
     lifecycle: Lifecycle
+    sml: SmlRetry | None = None
 
     async def stop(self) -> int:
         """Stop every task (see ``Lifecycle.stop``); returns how many had to be cancelled."""
@@ -201,5 +196,9 @@ async def start_services(runtime: Runtime) -> Services:
             retention_days=settings.archive_retention_days,
         )  # fmt: skip
         lifecycle.start("duties.archive", archiver.run(stop, settings.archive_interval))
+    sml = None
+    if runtime.registrar is not None:
+        sml = SmlRetry(runtime.pool, runtime.registrar)
+        lifecycle.loop("directory.sml", sml.step, interval=SML_RETRY_INTERVAL)
     log.info("background_started", tasks=lifecycle.names)
-    return Services(provider, outbound, processor, reports, webhooks, lifecycle)
+    return Services(provider, outbound, processor, reports, webhooks, lifecycle, sml)
