@@ -19,6 +19,7 @@ from gateway.cli.as4 import KeyFileError, add_as4_commands
 from gateway.cli.lookup import add_lookup_command, lookup_command
 from gateway.cli.operations import add_ops_commands
 from gateway.cli.report import add_report_command
+from gateway.cli.sml import add_sml_commands
 from gateway.core.config import ConfigError, Settings, load_settings
 from gateway.core.database import DatabaseUnavailable
 from gateway.core.errors import GatewayError
@@ -174,6 +175,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     add_ops_commands(sub, commands)
     add_report_command(sub, commands)
     add_archive_command(sub, commands)
+    add_sml_commands(sub, commands)
 
     p = sub.add_parser(
         "validate",
