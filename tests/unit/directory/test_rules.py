@@ -21,8 +21,8 @@ from gateway.directory.profiles import (
     by_participant,
     profile_services,
     published_status,
-    sml_retry_delay,
     receiving_participant,
+    sml_retry_delay,
 )
 from gateway.directory.queries import Profile
 from gateway.directory.states import PROFILE_MOVES, ProfileStatus, check_move
