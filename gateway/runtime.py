@@ -4,7 +4,8 @@ and stops its background work.
 ``build_runtime`` loads keys, trust anchors and discovery into an immutable ``Runtime`` (commands
 such as ``send`` and ``report`` need no more). ``start_services`` registers this access point's
 SPID and starts every background task of a serving gateway (outbound delivery, the inbound
-processor, webhooks, the certificate watcher, the reporting schedule, the archiver) in one
+processor, webhooks, the certificate watcher, the reporting schedule, the archiver, SML
+registrations tried again) in one
 ``Lifecycle``; ``Services.stop`` ends them within the grace period.
 """
 
@@ -21,6 +22,8 @@ from gateway.core.config import ConfigError, Settings
 from gateway.core.lifecycle import Lifecycle, Wakeup
 from gateway.core.metrics import Metrics
 from gateway.directory import queries as directory_queries
+from gateway.directory.registration import SmlRetry
+from gateway.directory.sml import build_registrar
 from gateway.duties.archive import Archiver
 from gateway.duties.archive_store import ArchiveStore, open_archive
 from gateway.duties.errors import ArchiveError
@@ -47,6 +50,8 @@ log = structlog.get_logger("gateway.runtime")
 
 __all__ = ["Runtime", "Services", "build_runtime", "check_validation_available", "start_services"]
 
+SML_RETRY_INTERVAL = 30.0  # seconds between looks for SML registrations due again
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -56,7 +61,7 @@ class Runtime:
     smp_identity: ApIdentity
     trust: CertificateTrust
     discovery: smp.SmpClient
-    registrar: smp.LocalSml | None
+    registrar: smp.SmlRegistrar | None
     public_url: str
     validator: Validator | None = None
     archive: ArchiveStore | None = None
@@ -143,18 +148,7 @@ def build_runtime(settings: Settings, pool: asyncpg.Pool, port: int | None = Non
         smp_trust=trust_in_force(settings, "smp").certificates,
     )
     public_url = (settings.public_url or f"http://{settings.listen_host}:{port or settings.listen_port}").rstrip("/")
-    registrar = None
-    if settings.sml_update_server:
-        if not settings.sml_update_key:
-            raise ConfigError("sml.update_key", "required with sml.update_server")
-        name, _, secret = settings.sml_update_key.partition(":")
-        registrar = smp.LocalSml(
-            settings.sml_zone,
-            settings.sml_update_server,
-            (settings.smp_url or f"{public_url}/smp"),
-            key_name=name,
-            key_secret=secret,
-        )
+    registrar = build_registrar(settings, settings.smp_url or f"{public_url}/smp")
     validator = Validator(settings.validation_processes) if settings.validate_on_submit else None
     archive = None
     if settings.archive_target:
@@ -179,6 +173,7 @@ class Services:
     reports: ReportService
     webhooks: WebhookWorker
     lifecycle: Lifecycle
+    sml: SmlRetry | None = None
 
     async def stop(self) -> int:
         """Stop every task (see ``Lifecycle.stop``); returns how many had to be cancelled."""
@@ -228,5 +223,9 @@ async def start_services(runtime: Runtime) -> Services:
             retention_days=settings.archive_retention_days, inbound_done=ProcessingState.DONE,
         )  # fmt: skip
         lifecycle.start("duties.archive", archiver.run(stop, settings.archive_interval))
+    sml = None
+    if runtime.registrar is not None:
+        sml = SmlRetry(runtime.pool, runtime.registrar)
+        lifecycle.loop("directory.sml", sml.step, interval=SML_RETRY_INTERVAL)
     log.info("background_started", tasks=lifecycle.names)
-    return Services(provider, outbound, processor, reports, webhooks, lifecycle)
+    return Services(provider, outbound, processor, reports, webhooks, lifecycle, sml)

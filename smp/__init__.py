@@ -9,7 +9,8 @@ Finding where to send::
     route.endpoint.url, route.endpoint.certificate
 
 Being findable: :func:`smp_application` serves our SMP from a :class:`SmpDataSource`, and
-:class:`LocalSml` / :class:`SmlManagementClient` register participants in an SML.
+:class:`LocalSml` / :class:`SmlManagementClient` register participants in an SML; the
+latter also manages our SMP's own SML record, participant migrations and certificate changes.
 
 Every failure is a :class:`DiscoveryError` subclass; ``retryable`` says whether to try later.
 Nothing here imports the gateway or the AS4 layer.
@@ -42,6 +43,16 @@ from smp._identifiers import (
     ParticipantId,
     ProcessId,
 )
+from smp._management import (
+    ParticipantPage,
+    SmlFault,
+    SmlManagementClient,
+    SmpRecord,
+    check_migration_key,
+    client_tls_context,
+    logical_address,
+    new_migration_key,
+)
 from smp._metadata import (
     AS4_TRANSPORT,
     Endpoint,
@@ -61,13 +72,13 @@ from smp._metadata import (
 from smp._registration import (
     LocalSml,
     RegistrationError,
-    SmlManagementClient,
     SmlRegistrar,
     naptr_text,
 )
 from smp._schemes import ICD_SCHEMES
 from smp._server import SmpDataSource, mount_smp, smp_application
 from smp._sml import (
+    SML_MANAGEMENT_URLS,
     SML_ZONES,
     DnsFailure,
     InsecureEndpoint,
@@ -77,6 +88,8 @@ from smp._sml import (
     SmlLookup,
     check_endpoint_url,
     dns_name,
+    is_peppol_zone,
+    management_url,
     resolve_zone,
 )
 
@@ -89,6 +102,7 @@ __all__ = [
     "PARTICIPANT_SCHEME",
     "PROCESS_SCHEME",
     "PROFILES",
+    "SML_MANAGEMENT_URLS",
     "SML_ZONES",
     "TSR",
     "DiscoveryError",
@@ -105,6 +119,7 @@ __all__ = [
     "MetadataError",
     "NotRegistered",
     "ParticipantId",
+    "ParticipantPage",
     "ParticipantUnknown",
     "ProcessEntry",
     "ProcessId",
@@ -114,11 +129,13 @@ __all__ = [
     "ServiceMetadata",
     "SignatureInvalid",
     "SmlError",
+    "SmlFault",
     "SmlLookup",
     "SmlManagementClient",
     "SmlRegistrar",
     "SmpClient",
     "SmpDataSource",
+    "SmpRecord",
     "SmpUnavailable",
     "UntrustedSmpCertificate",
     "build_service_group",
@@ -126,10 +143,16 @@ __all__ = [
     "build_signed_service_metadata",
     "check_endpoint_url",
     "check_smp_certificate",
+    "check_migration_key",
+    "client_tls_context",
     "dns_name",
     "find_document_type",
+    "is_peppol_zone",
+    "logical_address",
+    "management_url",
     "mount_smp",
     "naptr_text",
+    "new_migration_key",
     "parse_service_group",
     "profile_services",
     "resolve_zone",

@@ -2,18 +2,16 @@
 
 * :class:`LocalSml` publishes the U-NAPTR records itself in a DNS server that accepts
   TSIG-signed RFC 2136 updates (Knot, BIND): a local network then behaves like the real one.
-* :class:`SmlManagementClient` calls the Peppol SML management interface
-  (``ManageBusinessIdentifier`` SOAP 1.1, mutual TLS with the SMP certificate).
+* :class:`~smp.SmlManagementClient` (in ``_management``) calls the Peppol SML's management
+  interface. Both are an :class:`SmlRegistrar`: directory code does not care which it has.
 """
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable
 from datetime import date
 from typing import Protocol
 
-import aiohttp
 import dns.asyncquery
 import dns.exception
 import dns.name
@@ -21,22 +19,26 @@ import dns.rcode
 import dns.tsig
 import dns.tsigkeyring
 import dns.update
-from lxml import etree
 
 from smp._errors import DiscoveryError
 from smp._identifiers import ParticipantId
-from smp._metadata import parse_xml
 from smp._schemes import registration_problem, utc_today
 from smp._sml import dns_name, resolve_zone
 
-__all__ = ["LocalSml", "RegistrationError", "SmlManagementClient", "SmlRegistrar"]
+__all__ = ["LocalSml", "RegistrationError", "SmlRegistrar", "check_registrable"]
 
 
 class RegistrationError(DiscoveryError):
-    """The SML refused or did not answer a registration change."""
+    """The SML refused or did not answer a registration change.
+
+    ``permanent`` marks a refusal decided before asking the SML that no retry can change."""
+
+    permanent = False
 
 
 class SmlRegistrar(Protocol):
+    """Publishes our participants in an SML (a local DNS zone or the Peppol SML)."""
+
     async def register(self, participant: ParticipantId) -> None: ...
 
     async def unregister(self, participant: ParticipantId) -> None: ...
@@ -47,7 +49,9 @@ def check_registrable(participant: ParticipantId, today: date) -> None:
     on ``today``: it may have been valid when it was stored."""
     problem = registration_problem(participant.icd, today)
     if problem:
-        raise RegistrationError(f"cannot register {participant}: {problem}")
+        error = RegistrationError(f"cannot register {participant}: {problem}")
+        error.permanent = True
+        raise error
 
 
 def naptr_text(smp_url: str) -> str:
@@ -108,74 +112,3 @@ class LocalSml:
         update = self._update()
         update.delete(dns_name(participant, self.zone) + ".", "NAPTR")
         await self._send(update, f"unregister {participant}")
-
-
-_LRS = "http://busdox.org/serviceMetadata/locator/1.0/"
-_IDS = "http://busdox.org/transport/identifiers/1.0/"
-_SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
-# The service's WSDL has nine blanks before the operation name; the SML expects them.
-_ACTION = "http://busdox.org/serviceMetadata/ManageBusinessIdentifierService/1.0/         :"
-
-
-def participant_request(operation: str, smp_id: str, participant: ParticipantId) -> bytes:
-    """The SOAP 1.1 body of CreateParticipantIdentifier / DeleteParticipantIdentifier."""
-    envelope = etree.Element(f"{{{_SOAP11}}}Envelope", nsmap={"soap": _SOAP11})
-    body = etree.SubElement(envelope, f"{{{_SOAP11}}}Body")
-    op = etree.SubElement(body, f"{{{_LRS}}}{operation}", nsmap={"lrs": _LRS, "ids": _IDS})
-    etree.SubElement(op, f"{{{_LRS}}}ServiceMetadataPublisherID").text = smp_id
-    pid = etree.SubElement(op, f"{{{_IDS}}}ParticipantIdentifier", {"scheme": participant.scheme})
-    pid.text = participant.value
-    return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
-
-
-class SmlManagementClient:
-    """The Peppol SML's ManageBusinessIdentifier service, over mutual TLS."""
-
-    def __init__(
-        self,
-        base_url: str,
-        smp_id: str,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        timeout: float = 30.0,
-        today: Callable[[], date] = utc_today,
-    ) -> None:
-        self.today = today
-        self.url = base_url.rstrip("/") + "/manageparticipantidentifier"
-        self.smp_id = smp_id
-        self.ssl_context = ssl_context
-        self.timeout = timeout
-
-    async def _call(self, operation: str, action: str, participant: ParticipantId) -> None:
-        body = participant_request(operation, self.smp_id, participant)
-        headers = {"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": f'"{_ACTION}{action}"'}
-        try:
-            async with aiohttp.ClientSession() as session, session.post(
-                self.url, data=body, headers=headers, ssl=self.ssl_context or True,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-            ) as response:  # fmt: skip
-                answer = await response.content.read(1024 * 1024)
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            error = RegistrationError(f"SML {self.url} unreachable: {type(exc).__name__}: {exc}")
-            error.retryable = True
-            raise error from None
-        if status == 200:
-            return
-        raise RegistrationError(f"SML {operation} failed (HTTP {status}): {_fault_text(answer)}")
-
-    async def register(self, participant: ParticipantId) -> None:
-        check_registrable(participant, self.today())
-        await self._call("CreateParticipantIdentifier", "createIn", participant)
-
-    async def unregister(self, participant: ParticipantId) -> None:
-        await self._call("DeleteParticipantIdentifier", "deleteIn", participant)
-
-
-def _fault_text(answer: bytes) -> str:
-    try:
-        root = parse_xml(answer)
-    except DiscoveryError:
-        return answer[:200].decode("utf-8", "replace")
-    message = root.findtext(f".//{{{_LRS}}}FaultMessage") or root.findtext(".//faultstring") or ""
-    return message.strip() or "SOAP fault without a message"

@@ -20,6 +20,7 @@ from smp._errors import DiscoveryError
 from smp._identifiers import ParticipantId
 
 __all__ = [
+    "SML_MANAGEMENT_URLS",
     "SML_ZONES",
     "DnsFailure",
     "InsecureEndpoint",
@@ -29,6 +30,8 @@ __all__ = [
     "SmlLookup",
     "check_endpoint_url",
     "dns_name",
+    "is_peppol_zone",
+    "management_url",
     "resolve_zone",
 ]
 
@@ -40,6 +43,13 @@ SML_ZONES = {
     "ec-test": "acc.edelivery.tech.ec.europa.eu",
 }
 _PEPPOL_ZONES = set(SML_ZONES.values())
+# The management interface of each Peppol SML, by its DNS zone.
+SML_MANAGEMENT_URLS = {
+    SML_ZONES["production"]: "https://api.sml.prod.tech.peppol.org/edelivery-sml",
+    SML_ZONES["test"]: "https://api.sml.test.tech.peppol.org/edelivery-sml",
+    SML_ZONES["ec-production"]: "https://edelivery.tech.ec.europa.eu/edelivery-sml",
+    SML_ZONES["ec-test"]: "https://acc.edelivery.tech.ec.europa.eu/edelivery-sml",
+}
 
 
 class SmlError(DiscoveryError):
@@ -69,6 +79,16 @@ class InsecureEndpoint(DiscoveryError):
 def resolve_zone(zone: str) -> str:
     """``production``/``test`` (and the legacy ``ec-*`` names) or a DNS zone as given."""
     return SML_ZONES.get(zone, zone).rstrip(".")
+
+
+def is_peppol_zone(zone: str) -> bool:
+    """Whether ``zone`` is one of the Peppol SMLs (not a local zone of our own)."""
+    return resolve_zone(zone) in _PEPPOL_ZONES
+
+
+def management_url(zone: str) -> str | None:
+    """The management interface's base URL of a Peppol SML zone; None for any other zone."""
+    return SML_MANAGEMENT_URLS.get(resolve_zone(zone))
 
 
 def dns_name(participant: ParticipantId, zone: str) -> str:

@@ -167,7 +167,12 @@ def openapi_document() -> dict[str, Any]:
                 "profile_version": {"type": "string"},
                 "participant_id": {"type": "string"},
                 "status": {"enum": [s.value for s in ProfileStatus]},
-                "status_reason": {"type": ["string", "null"]},
+                "status_reason": {
+                    "type": ["string", "null"],
+                    "description": "why a profile is pending or failed, e.g. the SML's fault text",
+                },
+                "sml_attempts": {"type": "integer", "description": "failed SML registrations in a row"},
+                "sml_retry_at": {**_STAMP, "description": "when the SML registration is tried again"},
                 "created_at": {"type": "string"},
                 "updated_at": {"type": "string"},
             },
@@ -440,6 +445,47 @@ def openapi_document() -> dict[str, Any]:
                     }
                 ),
             ),
+        },
+        "/v1/operator/migrations/out": {
+            "post": _op(
+                "Prepare a participant's move to another SMP (SML PrepareToMigrate): the migration key",
+                _ok(
+                    {
+                        "type": "object",
+                        "properties": {"participant_id": {"type": "string"}, "migration_key": {"type": "string"}},
+                    },
+                    "201",
+                    "Prepared",
+                ),
+                body=_json_body(
+                    {
+                        "type": "object",
+                        "required": ["participant_id"],
+                        "properties": {"participant_id": {"type": "string"}},
+                    }
+                ),
+            )
+        },
+        "/v1/operator/migrations/in": {
+            "post": _op(
+                "Take a participant over from its current SMP (SML Migrate) with its migration key",
+                _ok(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "participant_id": {"type": "string"},
+                            "profiles": {"type": "array", "items": _ref("Profile")},
+                        },
+                    }
+                ),
+                body=_json_body(
+                    {
+                        "type": "object",
+                        "required": ["participant_id", "migration_key"],
+                        "properties": {"participant_id": {"type": "string"}, "migration_key": {"type": "string"}},
+                    }
+                ),
+            )
         },
         "/v1/operator/endpoints": {
             "get": _op(

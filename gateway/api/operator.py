@@ -1,4 +1,5 @@
-"""Operator views of this access point's Peppol duties: ``/v1/operator/reports``."""
+"""Operator views of this access point's Peppol duties (``/v1/operator/reports``, endpoints),
+and moving participants between SMPs in the SML (``/v1/operator/migrations/out`` and ``/in``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api.accounts import RUNTIME, _json
-from gateway.api.auth import require
+import smp
+from gateway.api.accounts import RUNTIME, _json, _pool
+from gateway.api.auth import require, require_company_access
 from gateway.api.envelope import ApiError, ok
 from gateway.api.keys import SERVICES
+from gateway.directory import queries as directory_queries
+from gateway.directory import sml
+from gateway.directory.errors import NotFound, SmlRefused, SmlUnavailable
+from gateway.directory.profiles import profile_view
 from gateway.duties import queries as duties_queries
 from gateway.duties.errors import ReportError
 from gateway.duties.reporting import KINDS, due_date
@@ -94,7 +100,66 @@ async def list_endpoints(request: web.Request) -> web.Response:
     )
 
 
+def _management(request: web.Request) -> smp.SmlManagementClient:
+    registrar = request.app[RUNTIME].registrar
+    if not isinstance(registrar, smp.SmlManagementClient):
+        raise ApiError(409, "sml_unavailable", "this gateway does not reach an SML management interface")
+    return registrar
+
+
+async def _operator_participant(request: web.Request, body: dict[str, Any]) -> smp.ParticipantId:
+    """The participant named in the body, one of a company the operator manages."""
+    principal = require(request, "operator")
+    raw = body.get("participant_id")
+    if not isinstance(raw, str) or not raw.strip():
+        raise ApiError(400, "validation_error", "participant_id is required", {"field": "participant_id"})
+    try:
+        participant = smp.ParticipantId.parse(raw)
+    except smp.IdentifierError as exc:
+        raise ApiError(400, "validation_error", str(exc), {"field": "participant_id"}) from None
+    owner = await directory_queries.participant_company(_pool(request), participant)
+    if owner is None:
+        raise ApiError(404, "not_found", f"{participant} is not registered here")
+    await require_company_access(_pool(request), principal, owner)
+    return participant
+
+
+def _sml_error(exc: SmlRefused | SmlUnavailable | NotFound) -> ApiError:
+    if isinstance(exc, NotFound):
+        return ApiError(404, "not_found", str(exc))
+    if isinstance(exc, SmlUnavailable):
+        return ApiError(409, "sml_unavailable", str(exc))
+    return ApiError(502, "sml_refused", str(exc), {"fault": exc.fault})
+
+
+async def migrate_out(request: web.Request) -> web.Response:
+    """Prepare a participant's move to another SMP: the key for the new SMP's operator."""
+    body = await _json(request)
+    participant = await _operator_participant(request, body)
+    try:
+        key = await sml.migrate_out(_management(request), participant)
+    except SmlRefused as exc:
+        raise _sml_error(exc) from None
+    return ok({"participant_id": str(participant), "migration_key": key}, status=201)
+
+
+async def migrate_in(request: web.Request) -> web.Response:
+    """Take a participant over from its current SMP with the key that SMP announced."""
+    body = await _json(request)
+    participant = await _operator_participant(request, body)
+    key = body.get("migration_key")
+    if not isinstance(key, str) or not key:
+        raise ApiError(400, "validation_error", "migration_key is required", {"field": "migration_key"})
+    try:
+        profiles = await sml.migrate_in(_pool(request), _management(request), participant, key)
+    except (SmlRefused, NotFound) as exc:
+        raise _sml_error(exc) from None
+    return ok({"participant_id": str(participant), "profiles": [profile_view(p) for p in profiles]})
+
+
 def add_operator_routes(app: web.Application) -> None:
     app.router.add_get("/v1/operator/reports", list_reports)
     app.router.add_post("/v1/operator/reports", build_report)
     app.router.add_get("/v1/operator/endpoints", list_endpoints)
+    app.router.add_post("/v1/operator/migrations/out", migrate_out)
+    app.router.add_post("/v1/operator/migrations/in", migrate_in)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from gateway.cli import archive, as4, lookup, operations, report
+from gateway.cli import archive, as4, lookup, operations, report, sml
 from gateway.cli.as4 import KeyFileError
 from gateway.cli.registry import Commands, ExitCode, Handler
 from gateway.core.config import ConfigError, Settings, load_settings
@@ -185,6 +185,7 @@ REGISTER: tuple[Callable[[Commands], None], ...] = (
     operations.register,
     report.register,
     archive.register,
+    sml.register,
     as4.register,
 )
 

@@ -17,7 +17,9 @@ from gateway.core.database import create_pool
 from gateway.dev.postgres import database_url
 from gateway.directory.errors import BadParticipant, UnknownProfile
 from gateway.directory.profiles import profile_services, receiving_participant
-from gateway.directory.registration import enrol_company
+from gateway.directory.queries import company_profiles
+from gateway.directory.registration import enrol_company, register_profiles
+from gateway.directory.states import ProfileStatus
 from gateway.inbound import queries as inbound_queries
 from gateway.outbound.states import OutboundState
 from gateway.outbound.submission import SubmissionError, SubmitRequest, derive_submission, submit
@@ -42,8 +44,9 @@ def company_participant(country: str, business_id: str, given: str | None) -> sm
 
 async def _company_add(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     participant = company_participant(args.country, args.business_id, args.participant)
+    names = [p.strip() for p in args.profiles.split(",") if p.strip()]
     try:
-        services = profile_services([p.strip() for p in args.profiles.split(",") if p.strip()], args.profile_version)
+        services = profile_services(names, args.profile_version)
     except UnknownProfile as exc:
         raise OpsError(f"unknown profile {exc.profile!r} version {exc.version!r}") from None
     async with database_url(settings) as dsn:
@@ -60,22 +63,33 @@ async def _company_add(args: argparse.Namespace, settings: Settings) -> dict[str
                     operator_id=uuid.UUID(args.operator) if args.operator else None,
                 )
                 _, api_key = await create_api_key(conn, company_id=company_id, label="cli")
-            registered = False
             runtime = build_runtime(settings, pool)
             try:
-                if runtime.registrar is not None:
-                    await runtime.registrar.register(participant)
-                    registered = True
+                # The same path as the API: an SML that refuses leaves the profiles pending
+                # with its text, tried again by a serving gateway.
+                await register_profiles(
+                    pool, runtime.registrar, company_id, names, args.profile_version, str(participant),
+                    existing_ok=True,
+                )  # fmt: skip
+                registrar = runtime.registrar
             finally:
                 await runtime.close()
+            profiles = [p for p in await company_profiles(pool, company_id) if p.value.lower() == participant.key]
         finally:
             await pool.close()
+    live = [p for p in profiles if p.status is not ProfileStatus.REMOVED]
+    waiting = [p for p in live if p.status is not ProfileStatus.ACTIVE]
     return {
         "company_id": str(company_id),
         "api_key": api_key,
         "participant_id": str(participant),
         "document_types": sorted({d for d, _ in services}),
-        "registered_in_sml": registered,
+        "registered_in_sml": registrar is not None and bool(live) and not waiting,
+        "sml": "off (a local zone without an SML to register in)" if registrar is None else None,
+        "profiles": [
+            {"profile": p.profile, "version": p.version, "status": str(p.status), "reason": p.status_reason}
+            for p in live
+        ],
     }
 
 
@@ -149,6 +163,13 @@ def _company_command(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
+    for profile in report["profiles"]:
+        if profile["status"] != "active":
+            print(
+                f"peppol-gateway: {profile['profile']} is {profile['status']}: {profile['reason']}"
+                + (" (tried again by the serving gateway)" if profile["status"] == "pending" else ""),
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -217,7 +238,8 @@ def register(commands: Commands) -> None:
         "company",
         help="register a receiving company",
         description="Register a verified company and its Peppol participant: published in our SMP "
-        "and, with a local SML configured, in the SML.",
+        "and in the SML (a local one, or the Peppol SML through its management interface). If the "
+        "SML refuses, the profiles stay pending with its reason and a serving gateway tries again.",
     )
     add = company_sub.add(
         "add",

@@ -99,6 +99,12 @@ class Settings:
     sml_dns: str | None = None
     sml_update_server: str | None = None
     sml_update_key: str | None = _secret(_hide_tsig_secret)
+    # [sml] the Peppol SML's management interface (default per Peppol zone, required for any
+    # other zone without update_server), the CA file for its TLS certificate (default: the
+    # system store); [smp] id: the SMP id OpenPeppol assigned to us
+    sml_management_url: str | None = None
+    sml_management_trust: Path | None = None
+    smp_id: str | None = None
     # [workers]
     outbound_workers: int = 2
     webhook_workers: int = 1
@@ -265,6 +271,9 @@ _FIELDS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("sml_dns", "sml", "dns", _as_hostport),
     ("sml_update_server", "sml", "update_server", _as_hostport),
     ("sml_update_key", "sml", "update_key", _as_tsig_key),
+    ("sml_management_url", "sml", "management_url", _as_url("https", "http")),
+    ("sml_management_trust", "sml", "management_trust", _as_path),
+    ("smp_id", "smp", "id", _as_str),
     ("outbound_workers", "workers", "outbound", _as_int(0, 256)),
     ("webhook_workers", "workers", "webhook", _as_int(0, 256)),
     ("retry_initial", "workers", "retry_initial", _as_float(0.01, 86400)),

@@ -9,6 +9,8 @@
     │   ├── CompanyExists        a company with this business id in this country exists
     │   ├── ParticipantTaken     the participant id belongs to another company
     │   └── ProfileRegistered    the profile and version are already registered
+    ├── SmlUnavailable           the SML's management interface is not set up (a local zone)
+    ├── SmlRefused               the SML refused or did not answer; ``fault`` is its own text
     └── Invalid                  a request the directory refuses; ``field`` names the culprit
         ├── UnknownProfile       no such receiving profile (and version)
         ├── BadParticipant       a participant id that cannot be used
@@ -30,6 +32,8 @@ __all__ = [
     "NotFound",
     "ParticipantTaken",
     "ProfileRegistered",
+    "SmlRefused",
+    "SmlUnavailable",
     "UnknownProfile",
 ]
 
@@ -60,6 +64,18 @@ class ParticipantTaken(Conflict):
 
 class ProfileRegistered(Conflict):
     """The company already registered this profile and version."""
+
+
+class SmlUnavailable(DirectoryError):
+    """No SML management interface: the zone is local, or smp.id / sml.management_url is missing."""
+
+
+class SmlRefused(DirectoryError):
+    """The SML refused a management call (``fault``: its text) or could not be reached."""
+
+    def __init__(self, message: str, fault: str) -> None:
+        super().__init__(message)
+        self.fault = fault
 
 
 class Invalid(DirectoryError):

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import smp
-from gateway.directory.errors import BadParticipant, UnknownProfile
+from gateway.directory.errors import BadParticipant, IllegalMove, UnknownProfile
 from gateway.directory.participants import default_participant
 from gateway.directory.queries import Company, Profile
 from gateway.directory.states import ProfileStatus, check_move
@@ -22,6 +22,7 @@ __all__ = [
     "publish_now",
     "published_status",
     "receiving_participant",
+    "sml_retry_delay",
 ]
 
 DEFAULT_VERSION = "PEPPOLBIS30"
@@ -62,11 +63,26 @@ def publish_now(company: Company) -> bool:
     return company.verified
 
 
-def published_status(profile: Profile, sml_error: str | None) -> tuple[ProfileStatus, str | None]:
+def published_status(
+    profile: Profile, sml_error: str | None, *, permanent: bool = False
+) -> tuple[ProfileStatus, str | None]:
     """The status (and reason) of a pending profile once its participant's SML registration
-    succeeded (no error) or failed."""
-    new = ProfileStatus.ACTIVE if sml_error is None else ProfileStatus.FAILED
-    return check_move(profile.status, new), sml_error
+    succeeded (no error) or failed: a refusal the SML may lift (or an SML that did not answer)
+    keeps it ``pending`` with the SML's text, to be tried again; only a ``permanent`` one
+    (decided before asking the SML) makes it ``failed``."""
+    if sml_error is None:
+        return check_move(profile.status, ProfileStatus.ACTIVE), None
+    if permanent:
+        return check_move(profile.status, ProfileStatus.FAILED), sml_error
+    if profile.status is not ProfileStatus.PENDING:
+        raise IllegalMove(f"a {profile.status} profile does not wait for the SML")
+    return ProfileStatus.PENDING, sml_error
+
+
+def sml_retry_delay(attempts: int, initial: float = 60.0, maximum: float = 6 * 3600.0) -> float:
+    """Seconds before the next SML registration after ``attempts`` failed ones in a row:
+    doubling from ``initial`` up to ``maximum``."""
+    return float(min(maximum, initial * 2 ** max(0, min(attempts - 1, 30))))
 
 
 def by_participant(profiles: Sequence[Profile]) -> dict[smp.ParticipantId, list[Profile]]:
@@ -87,6 +103,8 @@ def profile_view(profile: Profile) -> dict[str, Any]:
         "participant_id": f"{profile.scheme}::{profile.value}",
         "status": profile.status.value,
         "status_reason": profile.status_reason,
+        "sml_attempts": profile.sml_attempts,
+        "sml_retry_at": profile.sml_retry_at.isoformat() if profile.sml_retry_at else None,
         "created_at": profile.created_at.isoformat(),
         "updated_at": profile.updated_at.isoformat(),
     }

@@ -259,6 +259,8 @@ class Profile:
     status_reason: str | None
     created_at: datetime
     updated_at: datetime
+    sml_attempts: int = 0  # failed SML registrations of its participant since the last success
+    sml_retry_at: datetime | None = None  # when a pending profile's registration is tried again
 
     @property
     def participant(self) -> smp.ParticipantId:
@@ -266,7 +268,8 @@ class Profile:
 
 
 _PROFILE_COLUMNS = (
-    "id, company_id, network, profile, version, scheme, value, status, status_reason, created_at, updated_at"
+    "id, company_id, network, profile, version, scheme, value, status, status_reason, created_at, updated_at, "
+    "sml_attempts, sml_retry_at"
 )
 
 
@@ -283,6 +286,8 @@ def _profile(row: Any) -> Profile:
         status_reason=row["status_reason"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        sml_attempts=row["sml_attempts"],
+        sml_retry_at=row["sml_retry_at"],
     )
 
 
@@ -312,6 +317,87 @@ async def set_profile_status(
     )  # fmt: skip
     assert row is not None
     return _profile(row)
+
+
+async def set_sml_outcome(
+    conn: Executor,
+    profile_id: uuid.UUID,
+    status: ProfileStatus,
+    reason: str | None,
+    *,
+    attempts: int,
+    retry_at: datetime | None,
+) -> Profile:
+    """The profile after an SML registration of its participant: its status and reason, how
+    many registrations failed in a row and when to try again (None: not again)."""
+    row = await conn.fetchrow(
+        "UPDATE company_profiles SET status = $2, status_reason = $3, sml_attempts = $4, sml_retry_at = $5, "  # noqa: S608
+        f"updated_at = now() WHERE id = $1 RETURNING {_PROFILE_COLUMNS}",
+        profile_id, status.value, reason, attempts, retry_at,
+    )  # fmt: skip
+    assert row is not None
+    return _profile(row)
+
+
+async def due_sml_registrations(conn: Executor, now: datetime, limit: int = 100) -> list[Profile]:
+    """Pending profiles of verified companies whose SML registration is due again."""
+    rows = await conn.fetch(
+        f"SELECT {', '.join('p.' + c.strip() for c in _PROFILE_COLUMNS.split(','))} "  # noqa: S608
+        "FROM company_profiles p JOIN companies c ON c.id = p.company_id "
+        "WHERE p.status = $1 AND c.verified AND p.sml_retry_at <= $2 ORDER BY p.sml_retry_at LIMIT $3",
+        ProfileStatus.PENDING.value,
+        now,
+        limit,
+    )
+    return [_profile(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class SmlRemoval:
+    """A participant that left our SMP whose SML record is still to be deleted."""
+
+    participant: smp.ParticipantId
+    attempts: int
+    retry_at: datetime
+    last_error: str | None
+
+
+async def queue_sml_removal(
+    conn: Executor, participant: smp.ParticipantId, error: str, retry_at: datetime
+) -> SmlRemoval:
+    """Remember (or count once more) a failed deletion of the participant's SML record."""
+    row = await conn.fetchrow(
+        "INSERT INTO sml_removals (scheme, value, attempts, retry_at, last_error) VALUES ($1, $2, 1, $3, $4) "
+        "ON CONFLICT (scheme, value) DO UPDATE SET attempts = sml_removals.attempts + 1, "
+        "retry_at = EXCLUDED.retry_at, last_error = EXCLUDED.last_error "
+        "RETURNING attempts, retry_at, last_error",
+        participant.scheme,
+        participant.value,
+        retry_at,
+        error,
+    )
+    assert row is not None
+    return SmlRemoval(participant, row["attempts"], row["retry_at"], row["last_error"])
+
+
+async def due_sml_removals(conn: Executor, now: datetime, limit: int = 100) -> list[SmlRemoval]:
+    rows = await conn.fetch(
+        "SELECT scheme, value, attempts, retry_at, last_error FROM sml_removals "
+        "WHERE retry_at <= $1 ORDER BY retry_at LIMIT $2",
+        now,
+        limit,
+    )
+    return [
+        SmlRemoval(smp.ParticipantId.of(r["scheme"], r["value"]), r["attempts"], r["retry_at"], r["last_error"])
+        for r in rows
+    ]
+
+
+async def drop_sml_removal(conn: Executor, participant: smp.ParticipantId) -> None:
+    """The participant's SML record is deleted (or wanted again): nothing left to remove."""
+    await conn.execute(
+        "DELETE FROM sml_removals WHERE scheme = $1 AND lower(value) = $2", participant.scheme, participant.key
+    )
 
 
 async def mark_profile_removed(conn: Executor, profile_id: uuid.UUID) -> Profile:

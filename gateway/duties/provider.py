@@ -36,7 +36,7 @@ def _subject(identity: ApIdentity, oid_name: str) -> str | None:
     return str(attrs[0].value) if attrs else None
 
 
-async def ensure_provider(pool: asyncpg.Pool, identity: ApIdentity, registrar: smp.LocalSml | None) -> Provider:
+async def ensure_provider(pool: asyncpg.Pool, identity: ApIdentity, registrar: smp.SmlRegistrar | None) -> Provider:
     """Register this access point's SPID as a participant receiving MLS (idempotent), and
     publish it in the SML when this gateway manages an SML zone."""
     spid = spid_of_seat(identity.seat_id)

@@ -22,6 +22,7 @@ from gateway.directory.profiles import (
     profile_services,
     published_status,
     receiving_participant,
+    sml_retry_delay,
 )
 from gateway.directory.queries import Profile
 from gateway.directory.states import PROFILE_MOVES, ProfileStatus, check_move
@@ -58,11 +59,22 @@ def test_every_status_has_its_moves_and_removed_is_final() -> None:
         check_move(ProfileStatus.FAILED, ProfileStatus.ACTIVE)
 
 
-def test_sml_outcome_makes_a_pending_profile_active_or_failed() -> None:
+def test_sml_outcome_makes_a_pending_profile_active_or_keeps_it_pending_with_the_reason() -> None:
     assert published_status(_profile(ProfileStatus.PENDING), None) == (ProfileStatus.ACTIVE, None)
-    assert published_status(_profile(ProfileStatus.PENDING), "down") == (ProfileStatus.FAILED, "down")
+    assert published_status(_profile(ProfileStatus.PENDING), "down") == (ProfileStatus.PENDING, "down")
+    assert published_status(_profile(ProfileStatus.PENDING), "removed scheme", permanent=True) == (
+        ProfileStatus.FAILED,
+        "removed scheme",
+    )
     with pytest.raises(IllegalMove):
         published_status(_profile(ProfileStatus.REMOVED), None)
+    with pytest.raises(IllegalMove):
+        published_status(_profile(ProfileStatus.ACTIVE), "down")
+
+
+def test_sml_retries_back_off_up_to_a_ceiling() -> None:
+    delays = [sml_retry_delay(n, 60, 3600) for n in (1, 2, 3, 4, 7, 100)]
+    assert delays == [60, 120, 240, 480, 3600, 3600]
 
 
 def test_profiles_are_grouped_by_participant() -> None:
