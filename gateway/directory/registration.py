@@ -4,7 +4,8 @@ participants in the SML: the I/O around the decisions in :mod:`gateway.directory
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import asyncpg
 import structlog
@@ -29,6 +30,17 @@ __all__ = ["enrol_company", "publish", "publish_pending", "register_profiles", "
 log = structlog.get_logger("gateway.directory")
 
 
+@asynccontextmanager
+async def _transaction(db: asyncpg.Pool | asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction of its own on a pooled connection, or one inside the caller's transaction."""
+    if isinstance(db, asyncpg.Connection):
+        async with db.transaction():
+            yield db
+    else:
+        async with db.acquire() as conn, conn.transaction():
+            yield conn
+
+
 async def enrol_company(
     conn: asyncpg.Connection,
     *,
@@ -49,7 +61,7 @@ async def enrol_company(
 
 
 async def register_profiles(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | asyncpg.Connection,
     registrar: smp.SmlRegistrar | None,
     company_id: uuid.UUID,
     profiles: Sequence[str],
@@ -57,7 +69,8 @@ async def register_profiles(
     participant_id: str | None,
 ) -> list[Profile]:
     """Add the company's receiving profiles (as the given participant id or its default one);
-    a verified company's participant goes to the SML at once, the others' when verified."""
+    a verified company's participant goes to the SML at once, the others' when verified. With a
+    connection, all of it joins the caller's transaction."""
     company = await queries.company(pool, company_id)
     if company is None:
         raise NotFound("no such company")
@@ -67,7 +80,7 @@ async def register_profiles(
     if owner is not None and owner != company_id:
         raise ParticipantTaken(f"{participant} belongs to another company")
     added = []
-    async with pool.acquire() as conn, conn.transaction():
+    async with _transaction(pool) as conn:
         await queries.add_participant(conn, company_id, participant.scheme, participant.value, services)
         for name in profiles:
             profile = await queries.add_profile(conn, company_id, name, version, participant)
@@ -79,7 +92,7 @@ async def register_profiles(
 
 
 async def publish(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | asyncpg.Connection,
     registrar: smp.SmlRegistrar | None,
     company_id: uuid.UUID,
     participant: smp.ParticipantId,
@@ -93,7 +106,7 @@ async def publish(
         except smp.DiscoveryError as exc:
             error = str(exc)
     updated = []
-    async with pool.acquire() as conn, conn.transaction():
+    async with _transaction(pool) as conn:
         for profile in profiles:
             status, reason = published_status(profile, error)
             new = await queries.set_profile_status(conn, profile.id, status, reason)
