@@ -86,22 +86,25 @@ async def _upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
     return document, fields
 
 
-def _sending_checks(request: web.Request, company_id: uuid.UUID) -> Callable[[Derived], Awaitable[str | None]]:
+def _sending_checks(
+    request: web.Request, db: asyncpg.Connection, company_id: uuid.UUID
+) -> Callable[[Derived], Awaitable[str | None]]:
     """What the API checks of a derived document before it is queued: the resource's document
     types, the company's validation policy, and that the sender is the company's own. Returns
-    the findings to record when it is sent anyway."""
+    the findings to record when it is sent anyway. Reads on ``db``, the connection of the
+    sending transaction (a second pooled connection could wait on the retries it holds up)."""
 
     async def check(derived: Derived) -> str | None:
         if request.path.startswith("/v1/invoices") and not any(
             str(derived.document_type).startswith(root[:-1]) for root in _INVOICE_ROOTS
         ):
             raise ApiError(400, "validation_error", "only invoices and credit notes here; use /v1/documents")
-        pool = _pool(request)
+
         validator = request.app[RUNTIME].validator
         recorded: str | None = None
         if validator is not None:
             result = await validator.validate(derived.sbd)
-            policy = await directory_queries.outbound_validation(pool, company_id)
+            policy = await directory_queries.outbound_validation(db, company_id)
             if not result.valid and policy != "warn":
                 errors = result.as_json()["errors"]
                 rules = ", ".join(e["rule_id"] for e in errors[:10])
@@ -112,7 +115,7 @@ def _sending_checks(request: web.Request, company_id: uuid.UUID) -> Callable[[De
                 report = result.as_json()
                 report["warnings"] = report["errors"] + report["warnings"]  # sent anyway: all are warnings now
                 recorded = json.dumps(report)
-        if not await directory_queries.owns_participant(pool, company_id, derived.sender.scheme, derived.sender.key):
+        if not await directory_queries.owns_participant(db, company_id, derived.sender.scheme, derived.sender.key):
             raise ApiError(
                 400, "validation_error", f"the sender {derived.sender} is not a participant of this company",
                 {"field": "sender"},
@@ -149,7 +152,7 @@ async def send_document(request: web.Request) -> web.Response:
 
     async def queue(conn: asyncpg.Connection) -> Created:
         try:
-            job = await submit(conn, wanted, check=_sending_checks(request, company_id))
+            job = await submit(conn, wanted, check=_sending_checks(request, conn, company_id))
         except SubmissionError as exc:
             raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
         except DuplicateDocument as exc:
