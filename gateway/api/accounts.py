@@ -13,9 +13,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.api.auth import OAuthError, Principal, require, require_company_access
 from gateway.api.envelope import ApiError, ok
+from gateway.api.idempotency import Created, create_once, json_digest
 from gateway.directory import queries as directory_queries
 from gateway.directory import registration
-from gateway.directory.companies import policy_changes
+from gateway.directory.companies import SWITCHES, VALIDATION_POLICIES, policy_changes
 from gateway.directory.errors import Conflict, Invalid, NotFound
 from gateway.directory.profiles import DEFAULT_VERSION, profile_view
 from gateway.directory.queries import Company
@@ -127,12 +128,14 @@ def _company_json(company: Company) -> dict[str, Any]:
         "verified": company.verified,
         "outbound_validation": company.outbound_validation,
         "inbound_validation": company.inbound_validation,
+        "duplicate_check": company.duplicate_check,
         "created_at": company.created_at.isoformat(),
     }
 
 
 async def update_company(request: web.Request) -> web.Response:
-    """Change a company's validation policies (the operator, or the company itself)."""
+    """Change a company's validation policies and ``duplicate_check`` (the operator, or the
+    company itself)."""
     principal = require(request)
     company_id = _uuid(request.match_info["company_id"], "company")
     await require_company_access(_pool(request), principal, company_id)
@@ -141,11 +144,13 @@ async def update_company(request: web.Request) -> web.Response:
         changes = policy_changes(body)
     except Invalid as exc:
         raise _directory_error(exc) from None
+    outbound, inbound, duplicates = (changes.get(name) for name in (*VALIDATION_POLICIES, *SWITCHES))
     company = await directory_queries.set_validation_policies(
         _pool(request),
         company_id,
-        outbound=changes.get("outbound_validation"),
-        inbound=changes.get("inbound_validation"),
+        outbound=None if outbound is None else str(outbound),
+        inbound=None if inbound is None else str(inbound),
+        duplicate_check=None if duplicates is None else bool(duplicates),
     )
     if company is None:
         raise ApiError(404, "not_found", "no such company")
@@ -160,16 +165,20 @@ async def create_company(request: web.Request) -> web.Response:
     business_id = str(_field(body, "business_id")).strip()
     if len(country) != 2 or not country.isalpha():
         raise ApiError(400, "validation_error", "country is an ISO 3166 alpha-2 code", {"field": "country"})
-    try:
-        company = await directory_queries.create_company(
-            _pool(request), name=name, country=country, business_id=business_id, operator_id=principal.operator_id
-        )
-    except Conflict as exc:
-        raise _directory_error(exc) from None
-    _, secret = await create_api_key(_pool(request), company_id=company.id, label="initial")
-    data = _company_json(company)
-    data["api_key"] = secret  # shown once
-    return ok(data, status=201)
+
+    async def create(conn: asyncpg.Connection) -> Created:
+        try:
+            company = await directory_queries.create_company(
+                conn, name=name, country=country, business_id=business_id, operator_id=principal.operator_id
+            )
+        except Conflict as exc:
+            raise _directory_error(exc) from None
+        _, secret = await create_api_key(conn, company_id=company.id, label="initial")
+        data = _company_json(company)
+        data["api_key"] = secret  # shown once
+        return Created(data, secrets=("api_key",))
+
+    return await create_once(_pool(request), request, principal, json_digest(request, body), create)
 
 
 async def list_companies(request: web.Request) -> web.Response:
@@ -238,12 +247,12 @@ async def list_keys(request: web.Request) -> web.Response:
     return ok([_key_json(k) for k in keys])
 
 
-async def _new_key_answer(request: web.Request, key_id: uuid.UUID, secret: str) -> web.Response:
-    key = await security_queries.api_key(_pool(request), key_id)
+async def _new_key_answer(conn: asyncpg.Connection, key_id: uuid.UUID, secret: str) -> Created:
+    key = await security_queries.api_key(conn, key_id)
     assert key is not None
     data = _key_json(key)
     data["api_key"] = secret  # shown once
-    return ok(data, status=201)
+    return Created(data, secrets=("api_key",))
 
 
 async def create_key(request: web.Request) -> web.Response:
@@ -253,15 +262,16 @@ async def create_key(request: web.Request) -> web.Response:
     scopes = body.get("scopes") or sorted(allowed)
     if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes) or not set(scopes) <= allowed:
         raise ApiError(400, "validation_error", "scopes must be a subset of your own", {"field": "scopes"})
-    key_id, secret = await create_api_key(
-        _pool(request),
-        company_id=principal.company_id,
-        operator_id=principal.operator_id,
-        label=str(body.get("label") or ""),
-        scopes=scopes,
-        expires_at=_parse_time(body.get("expires_at"), "expires_at"),
-    )
-    return await _new_key_answer(request, key_id, secret)
+    expires_at = _parse_time(body.get("expires_at"), "expires_at")
+
+    async def create(conn: asyncpg.Connection) -> Created:
+        key_id, secret = await create_api_key(
+            conn, company_id=principal.company_id, operator_id=principal.operator_id,
+            label=str(body.get("label") or ""), scopes=scopes, expires_at=expires_at,
+        )  # fmt: skip
+        return await _new_key_answer(conn, key_id, secret)
+
+    return await create_once(_pool(request), request, principal, json_digest(request, body), create)
 
 
 async def _own_key(request: web.Request, principal: Principal) -> ApiKey:
@@ -292,17 +302,17 @@ async def rotate_key(request: web.Request) -> web.Response:
     grace = body.get("grace_seconds", 0)
     if not isinstance(grace, int) or not 0 <= grace <= 30 * 86400:
         raise ApiError(400, "validation_error", "grace_seconds is 0..2592000", {"field": "grace_seconds"})
-    key_id, secret = await create_api_key(
-        _pool(request),
-        company_id=key.company_id,
-        operator_id=key.operator_id,
-        label=key.label,
-        scopes=key.scopes,
-        expires_at=key.expires_at,
-    )
-    ends = datetime.now(UTC) + timedelta(seconds=grace) if grace else None
-    await security_queries.end_api_key(_pool(request), key.id, ends)
-    return await _new_key_answer(request, key_id, secret)
+
+    async def rotate(conn: asyncpg.Connection) -> Created:
+        key_id, secret = await create_api_key(
+            conn, company_id=key.company_id, operator_id=key.operator_id, label=key.label, scopes=key.scopes,
+            expires_at=key.expires_at,
+        )  # fmt: skip
+        ends = datetime.now(UTC) + timedelta(seconds=grace) if grace else None
+        await security_queries.end_api_key(conn, key.id, ends)
+        return await _new_key_answer(conn, key_id, secret)
+
+    return await create_once(_pool(request), request, principal, json_digest(request, body), rotate)
 
 
 async def revoke_key(request: web.Request) -> web.Response:
@@ -325,13 +335,18 @@ async def register_profiles(request: web.Request) -> web.Response:
         raise ApiError(400, "validation_error", "profiles is a non-empty list of names", {"field": "profiles"})
     version = str(body.get("profile_version") or DEFAULT_VERSION)
     given = str(body["participant_id"]) if body.get("participant_id") else None
-    try:
-        registered = await registration.register_profiles(
-            _pool(request), request.app[RUNTIME].registrar, principal.company_id, profiles, version, given
-        )
-    except (NotFound, Conflict, Invalid) as exc:
-        raise _directory_error(exc) from None
-    return ok([profile_view(p) for p in registered], status=201)
+    company_id = principal.company_id
+
+    async def create(conn: asyncpg.Connection) -> Created:
+        try:
+            registered = await registration.register_profiles(
+                conn, request.app[RUNTIME].registrar, company_id, profiles, version, given
+            )
+        except (NotFound, Conflict, Invalid) as exc:
+            raise _directory_error(exc) from None
+        return Created([profile_view(p) for p in registered])
+
+    return await create_once(_pool(request), request, principal, json_digest(request, body), create)
 
 
 async def list_profiles(request: web.Request) -> web.Response:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from gateway.api.accounts import RUNTIME, _json
 from gateway.api.auth import require
-from gateway.api.envelope import ApiError, ok
+from gateway.api.envelope import ApiError
+from gateway.api.idempotency import Created, create_once, json_digest
 from gateway.documents.business import BusinessDocument
 from gateway.documents.envelope import SbdhError, read_sbd
 from gateway.duties.responses import (
@@ -112,8 +114,7 @@ async def respond(request: web.Request) -> web.Response:
         raise ApiError(400, "validation_error", f"type is one of {', '.join(_TYPES)}", {"field": "type"})
     if row.kind in ("mls", "mlr", "report"):
         raise ApiError(409, "wrong_document", f"a received {row.kind.upper()} is not answered")
-    if row.response_outbound_id is not None:
-        raise ApiError(409, "already_answered", "this document was answered already")
+    # answered already: refused under the response's lock below (a retry with its key gets the answer)
     try:
         envelope, business = read_sbd(row.content, require_country=False)
     except SbdhError:
@@ -135,7 +136,8 @@ async def respond(request: web.Request) -> web.Response:
         response, runtime.settings.retry_window, sender=me, receiver=them, country_c1=row.country,
         company_id=principal.company_id, answers_inbound_id=row.id,
     )  # fmt: skip
-    async with pool.acquire() as conn, conn.transaction():
+
+    async def send(conn: asyncpg.Connection) -> Created:
         taken = await inbound_queries.lock_response(conn, row.id)
         if taken is not None:
             raise ApiError(409, "already_answered", "this document was answered already")
@@ -145,10 +147,9 @@ async def respond(request: web.Request) -> web.Response:
             raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
         job, derived = submitted.job_id, submitted.derived
         await inbound_queries.set_response(conn, row.id, job, body["code"])
-    status = await outbound_queries.outbound_status(pool, job)
-    assert status is not None
-    return ok(
-        {
+        status = await outbound_queries.outbound_status(conn, job)
+        assert status is not None
+        data = {
             "id": f"s{job}",
             "type": kind,
             "code": body["code"],
@@ -156,9 +157,10 @@ async def respond(request: web.Request) -> web.Response:
             "document_type": str(derived.document_type),
             "status": status.state,
             "document": document.decode("utf-8"),
-        },
-        status=202,
-    )
+        }
+        return Created(data, status=202)
+
+    return await create_once(pool, request, principal, json_digest(request, body), send)
 
 
 def add_response_routes(app: web.Application) -> None:

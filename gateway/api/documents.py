@@ -22,6 +22,7 @@ from opentelemetry import trace
 from gateway.api.accounts import RUNTIME, _parse_time
 from gateway.api.auth import Principal, require
 from gateway.api.envelope import ApiError, ok
+from gateway.api.idempotency import Created, create_once, request_digest
 from gateway.directory import queries as directory_queries
 from gateway.documents import queries as documents_queries
 from gateway.documents.envelope import SbdhError, read_sbd
@@ -31,7 +32,7 @@ from gateway.duties.validation import Validator
 from gateway.inbound import queries as inbound_queries
 from gateway.outbound import queries as outbound_queries
 from gateway.outbound.states import OutboundState
-from gateway.outbound.submission import Derived, SubmissionError, SubmitRequest, submit
+from gateway.outbound.submission import Derived, DuplicateDocument, SubmissionError, SubmitRequest, submit
 
 __all__ = ["add_document_routes"]
 
@@ -86,22 +87,25 @@ async def _upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
     return document, fields
 
 
-def _sending_checks(request: web.Request, company_id: uuid.UUID) -> Callable[[Derived], Awaitable[str | None]]:
+def _sending_checks(
+    request: web.Request, db: asyncpg.Connection, company_id: uuid.UUID
+) -> Callable[[Derived], Awaitable[str | None]]:
     """What the API checks of a derived document before it is queued: the resource's document
     types, the company's validation policy, and that the sender is the company's own. Returns
-    the findings to record when it is sent anyway."""
+    the findings to record when it is sent anyway. Reads on ``db``, the connection of the
+    sending transaction (a second pooled connection could wait on the retries it holds up)."""
 
     async def check(derived: Derived) -> str | None:
         if request.path.startswith("/v1/invoices") and not any(
             str(derived.document_type).startswith(root[:-1]) for root in _INVOICE_ROOTS
         ):
             raise ApiError(400, "validation_error", "only invoices and credit notes here; use /v1/documents")
-        pool = _pool(request)
+
         validator = request.app[RUNTIME].validator
         recorded: str | None = None
         if validator is not None:
             result = await validator.validate(derived.sbd)
-            policy = await directory_queries.outbound_validation(pool, company_id)
+            policy = await directory_queries.outbound_validation(db, company_id)
             if not result.validated and policy != "warn":
                 reason = next(iter(result.layers_skipped.values()), "a rule layer could not run")
                 raise ApiError(
@@ -119,7 +123,7 @@ def _sending_checks(request: web.Request, company_id: uuid.UUID) -> Callable[[De
                 report = result.as_json()
                 report["warnings"] = report["errors"] + report["warnings"]  # sent anyway: all are warnings now
                 recorded = json.dumps(report)
-        if not await directory_queries.owns_participant(pool, company_id, derived.sender.scheme, derived.sender.key):
+        if not await directory_queries.owns_participant(db, company_id, derived.sender.scheme, derived.sender.key):
             raise ApiError(
                 400, "validation_error", f"the sender {derived.sender} is not a participant of this company",
                 {"field": "sender"},
@@ -129,42 +133,48 @@ def _sending_checks(request: web.Request, company_id: uuid.UUID) -> Callable[[De
     return check
 
 
-def _replay(answer: outbound_queries.StoredAnswer) -> web.Response:
-    return web.json_response(json.loads(answer.response), status=answer.status)
+def _upload_digest(request: web.Request, document: bytes, fields: dict[str, str]) -> bytes:
+    """The request as an Idempotency-Key compares it: the document and the form fields or query
+    parameters (not the raw multipart body, whose boundary changes with every try)."""
+    return request_digest(request, document, json.dumps(sorted(fields.items())).encode())
 
 
 async def send_document(request: web.Request) -> web.Response:
-    """Queue a document (202 with its status); an Idempotency-Key replays the first answer."""
+    """Queue a document (202 with its status). An Idempotency-Key replays the first answer; a
+    document submitted again without one is refused (409 ``duplicate_document``) unless the
+    company turned ``duplicate_check`` off."""
     principal = require(request, "documents:send")
     company_id = await _verified_company(request, principal)
     pool = _pool(request)
-    key = request.headers.get("Idempotency-Key")
-    earlier = await outbound_queries.idempotent_answer(pool, company_id, key) if key else None
-    if earlier is not None:
-        return _replay(earlier)
     document, fields = await _upload(request)
+    settings = request.app[RUNTIME].settings
+    window = settings.duplicate_window or None
+    if window is not None and not await directory_queries.duplicate_check(pool, company_id):
+        window = None
     wanted = SubmitRequest(
-        document, request.app[RUNTIME].settings.retry_window, sender=fields.get("sender"),
+        document, settings.retry_window, sender=fields.get("sender"),
         receiver=fields.get("receiver") or fields.get("recipient"), document_type=fields.get("document_type"),
         process=fields.get("process"), country_c1=fields.get("country"), mls_type=fields.get("mls_type"),
-        company_id=company_id,
+        company_id=company_id, duplicate_window=window,
     )  # fmt: skip
-    try:
-        job = await submit(pool, wanted, check=_sending_checks(request, company_id))
-    except SubmissionError as exc:
-        raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
-    data = await _sent(pool, company_id, job.job_id)
-    trace.get_current_span().set_attribute("peppol.document_id", data["id"])
-    body = {"success": True, "data": data, "meta": {"timestamp": datetime.now(UTC).isoformat()}}
-    if key and not await outbound_queries.remember_answer(pool, company_id, key, 202, json.dumps(body)):
-        # a concurrent retry won: answer as it did
-        won = await outbound_queries.idempotent_answer(pool, company_id, key)
-        assert won is not None
-        return _replay(won)
-    return ok(data, status=202)
+
+    async def queue(conn: asyncpg.Connection) -> Created:
+        try:
+            job = await submit(conn, wanted, check=_sending_checks(request, conn, company_id))
+        except SubmissionError as exc:
+            raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
+        except DuplicateDocument as exc:
+            earlier = f"s{exc.earlier_job_id}"
+            message = f"the document was sent already as {earlier}; the company's duplicate_check allows resending"
+            raise ApiError(409, "duplicate_document", message, {"document_id": earlier}) from None
+        data = await _sent(conn, company_id, job.job_id)
+        trace.get_current_span().set_attribute("peppol.document_id", data["id"])
+        return Created(data, status=202)
+
+    return await create_once(pool, request, principal, _upload_digest(request, document, fields), queue)
 
 
-async def _sent(pool: asyncpg.Pool, company_id: uuid.UUID, job_id: int) -> dict[str, Any]:
+async def _sent(pool: asyncpg.Pool | asyncpg.Connection, company_id: uuid.UUID, job_id: int) -> dict[str, Any]:
     sent = await outbound_queries.sent_document(pool, company_id, job_id)
     if sent is None:
         raise ApiError(404, "not_found", "no such document")

@@ -15,7 +15,7 @@ from aiohttp import web
 from gateway.core.errors import GatewayError
 from gateway.core.requestid import current_request_id
 
-__all__ = ["ApiError", "error_response", "ok"]
+__all__ = ["ApiError", "data_body", "error_response", "ok"]
 
 
 class ApiError(GatewayError):
@@ -36,12 +36,15 @@ def _meta() -> dict[str, Any]:
     }
 
 
+def data_body(data: Any, status: int = 200, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The envelope of a data answer; ``success`` is false for a 5xx status that still carries data.
+    ``meta`` adds to the usual fields (a list's ``next_cursor``, say)."""
+    return {"success": status < 500, "data": data, "meta": {**_meta(), **(meta or {})}}
+
+
 def ok(data: Any, status: int = 200, meta: dict[str, Any] | None = None) -> web.Response:
-    """A data answer; ``success`` is false for a 5xx status that still carries data. ``meta`` adds
-    to the usual fields (a list's ``next_cursor``, say)."""
-    return web.json_response(
-        {"success": status < 500, "data": data, "meta": {**_meta(), **(meta or {})}}, status=status
-    )
+    """A data answer in the envelope."""
+    return web.json_response(data_body(data, status, meta), status=status)
 
 
 def error_response(error: ApiError) -> web.Response:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
+import asyncpg
 from aiohttp import web
 
 from gateway.api.accounts import RUNTIME, _json, _uuid
 from gateway.api.auth import Principal, require
 from gateway.api.envelope import ApiError, ok
+from gateway.api.idempotency import Created, create_once, json_digest
 from gateway.webhooks import queries
 from gateway.webhooks.states import DeliveryState
 
@@ -81,15 +83,20 @@ async def create_webhook(request: web.Request) -> web.Response:
     if (kind == "VENDOR_WEBHOOK") != (principal.kind == "operator"):
         message = "companies register WEBHOOK, operators VENDOR_WEBHOOK"
         raise ApiError(400, "validation_error", message, {"field": "destination_type"})
-    secret = "whsec_" + secrets.token_urlsafe(32)
-    hook = await queries.create_webhook(
-        request.app[RUNTIME].pool, company_id=principal.company_id, operator_id=principal.operator_id,
-        destination_type=kind, destination=_destination(body.get("destination")),
-        events=_events(body.get("events")), secret=secret,
-    )  # fmt: skip
-    data = _hook_json(hook)
-    data["secret"] = secret  # shown once
-    return ok(data, status=201)
+    destination, events = _destination(body.get("destination")), _events(body.get("events"))
+
+    async def create(conn: asyncpg.Connection) -> Created:
+        secret = "whsec_" + secrets.token_urlsafe(32)
+        hook = await queries.create_webhook(
+            cast(asyncpg.Pool, conn),  # one statement: the same on a connection in the key's transaction
+            company_id=principal.company_id, operator_id=principal.operator_id, destination_type=kind,
+            destination=destination, events=events, secret=secret,
+        )  # fmt: skip
+        data = _hook_json(hook)
+        data["secret"] = secret  # shown once
+        return Created(data, secrets=("secret",))
+
+    return await create_once(request.app[RUNTIME].pool, request, principal, json_digest(request, body), create)
 
 
 async def list_webhooks(request: web.Request) -> web.Response:

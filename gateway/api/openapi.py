@@ -85,6 +85,31 @@ def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Retry safely: the caller's key (per company, or per operator) for 24 hours. A retry gets "
+    "the first answer again (status and body, with `Idempotent-Replayed: true`; a secret shown once is null); "
+    "the key with another request is refused (409 `idempotency_key_reused`).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+}
+
+
+def _once(op: dict[str, Any]) -> dict[str, Any]:
+    """An operation that creates something, answered once per Idempotency-Key."""
+    op["parameters"] = [*op.get("parameters", []), _IDEMPOTENCY_KEY]
+    for status, response in op["responses"].items():
+        if status.startswith("2"):
+            response["headers"] = {
+                "Idempotent-Replayed": {
+                    "description": "`true` when this is the kept answer to an earlier request with the key",
+                    "schema": {"const": "true"},
+                }
+            }
+    return op
+
+
 _STAMP = {"type": ["string", "null"], "format": "date-time"}
 _XML = {"description": "XML", "content": {"application/xml": {"schema": {"type": "string"}}}}
 _ERROR_ONLY = {"4XX": {"description": "Error", "content": {"application/json": {"schema": _ref("Error")}}}}
@@ -114,6 +139,9 @@ def openapi_document() -> dict[str, Any]:
                                 "not_found",
                                 "validation_error",
                                 "conflict",
+                                "idempotency_key_reused",
+                                "duplicate_document",
+                                "already_answered",
                                 "payload_too_large",
                                 "rate_limit_exceeded",
                                 "company_not_verified",
@@ -138,8 +166,16 @@ def openapi_document() -> dict[str, Any]:
                 "verified": {"type": "boolean"},
                 "outbound_validation": {"enum": ["reject", "warn"]},
                 "inbound_validation": {"enum": ["off", "reject", "warn"]},
+                "duplicate_check": {
+                    "type": "boolean",
+                    "description": "a business document sent again (same sender, receiver, type, ID and IssueDate) "
+                    "within the duplicate window is refused with 409 duplicate_document",
+                },
                 "created_at": {"type": "string"},
-                "api_key": {"type": "string", "description": "only when created; shown once"},
+                "api_key": {
+                    "type": ["string", "null"],
+                    "description": "only when created; shown once (null in a replayed answer)",
+                },
             },
         },
         "ApiKey": {
@@ -155,7 +191,10 @@ def openapi_document() -> dict[str, Any]:
                 "last_used_at": _STAMP,
                 "last_used_ip": {"type": ["string", "null"]},
                 "status": {"enum": [s.value for s in KeyStatus]},
-                "api_key": {"type": "string", "description": "only when created or rotated; shown once"},
+                "api_key": {
+                    "type": ["string", "null"],
+                    "description": "only when created or rotated; shown once (null in a replayed answer)",
+                },
             },
         },
         "Profile": {
@@ -201,7 +240,10 @@ def openapi_document() -> dict[str, Any]:
                 "destination_type": {"enum": ["WEBHOOK", "VENDOR_WEBHOOK"]},
                 "destination": {"type": "string"},
                 "events": {"type": "array", "items": {"type": "string"}},
-                "secret": {"type": "string", "description": "only when created or rotated"},
+                "secret": {
+                    "type": ["string", "null"],
+                    "description": "only when created or rotated (null in a replayed answer)",
+                },
             },
         },
         "Report": {
@@ -238,31 +280,32 @@ def openapi_document() -> dict[str, Any]:
     doc_id = [_path_param("doc_id")]
     document_ops = {
         "": {
-            "post": _op(
-                "Send a document (multipart field `file`, or an XML body)",
-                _ok(_ref("Document"), "202", "Queued"),
-                body={
-                    "required": True,
-                    "content": {
-                        "multipart/form-data": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "file": {"type": "string", "format": "binary"},
-                                    "receiver": {"type": "string"},
-                                    "sender": {"type": "string"},
-                                    "document_type": {"type": "string"},
-                                    "process": {"type": "string"},
-                                    "country": {"type": "string"},
-                                    "mls_type": {"enum": ["FAILURE_ONLY", "ALWAYS_SEND"]},
-                                },
-                                "required": ["file"],
-                            }
+            "post": _once(
+                _op(
+                    "Send a document (multipart field `file`, or an XML body)",
+                    _ok(_ref("Document"), "202", "Queued"),
+                    body={
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "file": {"type": "string", "format": "binary"},
+                                        "receiver": {"type": "string"},
+                                        "sender": {"type": "string"},
+                                        "document_type": {"type": "string"},
+                                        "process": {"type": "string"},
+                                        "country": {"type": "string"},
+                                        "mls_type": {"enum": ["FAILURE_ONLY", "ALWAYS_SEND"]},
+                                    },
+                                    "required": ["file"],
+                                }
+                            },
+                            "application/xml": {"schema": {"type": "string"}},
                         },
-                        "application/xml": {"schema": {"type": "string"}},
                     },
-                },
-                params=[{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}],
+                )
             ),
             "get": _op(
                 "List documents, newest first",
@@ -392,27 +435,29 @@ def openapi_document() -> dict[str, Any]:
             )
         },
         "/v1/companies": {
-            "post": _op(
-                "Create a company (operators)",
-                _ok(_ref("Company"), "201", "Created"),
-                body=_json_body(
-                    {
-                        "type": "object",
-                        "required": ["name", "country", "business_id"],
-                        "properties": {
-                            "name": {"type": "string"},
-                            "country": {"type": "string"},
-                            "business_id": {"type": "string"},
-                        },
-                    }
-                ),
+            "post": _once(
+                _op(
+                    "Create a company (operators)",
+                    _ok(_ref("Company"), "201", "Created"),
+                    body=_json_body(
+                        {
+                            "type": "object",
+                            "required": ["name", "country", "business_id"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "country": {"type": "string"},
+                                "business_id": {"type": "string"},
+                            },
+                        }
+                    ),
+                )
             ),
             "get": _op("Companies the caller may see", _ok({"type": "array", "items": _ref("Company")})),
         },
         "/v1/companies/{company_id}": {
             "get": _op("A company", _ok(_ref("Company")), params=[_path_param("company_id")]),
             "patch": _op(
-                "Change a company's validation policies",
+                "Change a company's validation policies and duplicate check",
                 _ok(_ref("Company")),
                 body=_json_body(
                     {
@@ -420,6 +465,10 @@ def openapi_document() -> dict[str, Any]:
                         "properties": {
                             "outbound_validation": {"enum": ["reject", "warn"]},
                             "inbound_validation": {"enum": ["off", "reject", "warn"]},
+                            "duplicate_check": {
+                                "type": "boolean",
+                                "description": "false lets the company send a document again on purpose",
+                            },
                         },
                     }
                 ),
@@ -494,25 +543,27 @@ def openapi_document() -> dict[str, Any]:
             )
         },
         "/v1/documents/{doc_id}/response": {
-            "post": _op(
-                "Answer a received document: invoice response, order response or message level response",
-                _ok({"type": "object"}, "202", "Queued"),
-                body=_json_body(
-                    {
-                        "type": "object",
-                        "required": ["type", "code"],
-                        "properties": {
-                            "type": {"enum": ["invoice_response", "order_response", "mlr"]},
-                            "code": {"type": "string"},
-                            "note": {"type": "string"},
-                            "reasons": {"type": "array", "items": {"type": "object"}},
-                            "actions": {"type": "array", "items": {"type": "object"}},
-                            "lines": {"type": "array", "items": {"type": "object"}},
-                            "issues": {"type": "array", "items": {"type": "object"}},
-                        },
-                    }
-                ),
-                params=[_path_param("doc_id")],
+            "post": _once(
+                _op(
+                    "Answer a received document: invoice response, order response or message level response",
+                    _ok({"type": "object"}, "202", "Queued"),
+                    body=_json_body(
+                        {
+                            "type": "object",
+                            "required": ["type", "code"],
+                            "properties": {
+                                "type": {"enum": ["invoice_response", "order_response", "mlr"]},
+                                "code": {"type": "string"},
+                                "note": {"type": "string"},
+                                "reasons": {"type": "array", "items": {"type": "object"}},
+                                "actions": {"type": "array", "items": {"type": "object"}},
+                                "lines": {"type": "array", "items": {"type": "object"}},
+                                "issues": {"type": "array", "items": {"type": "object"}},
+                            },
+                        }
+                    ),
+                    params=[_path_param("doc_id")],
+                )
             )
         },
         "/v1/companies/{company_id}/verify": {
@@ -520,20 +571,22 @@ def openapi_document() -> dict[str, Any]:
         },
         "/v1/api_keys": {
             "get": _op("The caller's API keys", _ok({"type": "array", "items": _ref("ApiKey")})),
-            "post": _op(
-                "Create an API key",
-                _ok(_ref("ApiKey"), "201", "Created"),
-                body=_json_body(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "label": {"type": "string"},
-                            "scopes": {"type": "array", "items": {"type": "string"}},
-                            "expires_at": {"type": "string", "format": "date-time"},
+            "post": _once(
+                _op(
+                    "Create an API key",
+                    _ok(_ref("ApiKey"), "201", "Created"),
+                    body=_json_body(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "label": {"type": "string"},
+                                "scopes": {"type": "array", "items": {"type": "string"}},
+                                "expires_at": {"type": "string", "format": "date-time"},
+                            },
                         },
-                    },
-                    required=False,
-                ),
+                        required=False,
+                    ),
+                )
             ),
         },
         "/v1/api_keys/{key_id}": {
@@ -551,31 +604,35 @@ def openapi_document() -> dict[str, Any]:
             "delete": _op("Revoke an API key", _ok(_ref("ApiKey")), params=[_path_param("key_id")]),
         },
         "/v1/api_keys/{key_id}/rotate": {
-            "post": _op(
-                "Replace an API key (the old one optionally valid for a grace period)",
-                _ok(_ref("ApiKey"), "201", "Created"),
-                body=_json_body(
-                    {"type": "object", "properties": {"grace_seconds": {"type": "integer"}}}, required=False
-                ),
-                params=[_path_param("key_id")],
+            "post": _once(
+                _op(
+                    "Replace an API key (the old one optionally valid for a grace period)",
+                    _ok(_ref("ApiKey"), "201", "Created"),
+                    body=_json_body(
+                        {"type": "object", "properties": {"grace_seconds": {"type": "integer"}}}, required=False
+                    ),
+                    params=[_path_param("key_id")],
+                )
             )
         },
         "/v1/company/profiles": {
-            "post": _op(
-                "Register the company as a Peppol receiver",
-                _ok({"type": "array", "items": _ref("Profile")}, "201", "Registered"),
-                body=_json_body(
-                    {
-                        "type": "object",
-                        "required": ["profiles"],
-                        "properties": {
-                            "network": {"const": "PEPPOL"},
-                            "profiles": {"type": "array", "items": {"type": "string"}},
-                            "profile_version": {"enum": ["PEPPOLBIS30", "EHF30"]},
-                            "participant_id": {"type": "string"},
-                        },
-                    }
-                ),
+            "post": _once(
+                _op(
+                    "Register the company as a Peppol receiver",
+                    _ok({"type": "array", "items": _ref("Profile")}, "201", "Registered"),
+                    body=_json_body(
+                        {
+                            "type": "object",
+                            "required": ["profiles"],
+                            "properties": {
+                                "network": {"const": "PEPPOL"},
+                                "profiles": {"type": "array", "items": {"type": "string"}},
+                                "profile_version": {"enum": ["PEPPOLBIS30", "EHF30"]},
+                                "participant_id": {"type": "string"},
+                            },
+                        }
+                    ),
+                )
             ),
             "get": _op("The company's profiles", _ok({"type": "array", "items": _ref("Profile")})),
         },
@@ -583,20 +640,22 @@ def openapi_document() -> dict[str, Any]:
             "delete": _op("Unregister a profile", _ok(_ref("Profile")), params=[_path_param("profile_id")])
         },
         "/v1/company/notifications": {
-            "post": _op(
-                "Register a webhook",
-                _ok(_ref("Webhook"), "201", "Registered"),
-                body=_json_body(
-                    {
-                        "type": "object",
-                        "required": ["destination"],
-                        "properties": {
-                            "destination_type": {"enum": ["WEBHOOK", "VENDOR_WEBHOOK"]},
-                            "destination": {"type": "string", "format": "uri"},
-                            "events": {"type": "array", "items": {"type": "string"}},
-                        },
-                    }
-                ),
+            "post": _once(
+                _op(
+                    "Register a webhook",
+                    _ok(_ref("Webhook"), "201", "Registered"),
+                    body=_json_body(
+                        {
+                            "type": "object",
+                            "required": ["destination"],
+                            "properties": {
+                                "destination_type": {"enum": ["WEBHOOK", "VENDOR_WEBHOOK"]},
+                                "destination": {"type": "string", "format": "uri"},
+                                "events": {"type": "array", "items": {"type": "string"}},
+                            },
+                        }
+                    ),
+                )
             ),
             "get": _op("The caller's webhooks", _ok({"type": "array", "items": _ref("Webhook")})),
         },

@@ -22,7 +22,13 @@ from gateway.directory.registration import enrol_company, register_profiles
 from gateway.directory.states import ProfileStatus
 from gateway.inbound import queries as inbound_queries
 from gateway.outbound.states import OutboundState
-from gateway.outbound.submission import SubmissionError, SubmitRequest, derive_submission, submit
+from gateway.outbound.submission import (
+    DuplicateDocument,
+    SubmissionError,
+    SubmitRequest,
+    derive_submission,
+    submit,
+)
 from gateway.runtime import build_runtime
 from gateway.security.credentials import create_api_key, create_operator
 from gateway.security.identity import load_cert
@@ -111,10 +117,18 @@ async def _send(args: argparse.Namespace, settings: Settings, document: bytes) -
     async with database_url(settings) as dsn:
         pool = await create_pool(settings, dsn)
         try:
+            window = None if args.allow_duplicate else settings.duplicate_window or None
             request = SubmitRequest(
-                derived, settings.retry_window, endpoint_url=args.endpoint, endpoint_cert=endpoint_cert
-            )
-            job_id = (await submit(pool, request)).job_id
+                derived, settings.retry_window, endpoint_url=args.endpoint, endpoint_cert=endpoint_cert,
+                duplicate_window=window,
+            )  # fmt: skip
+            try:
+                job_id = (await submit(pool, request)).job_id
+            except DuplicateDocument as exc:
+                raise OpsError(
+                    f"cannot send: the document was sent already as job {exc.earlier_job_id} "
+                    "(--allow-duplicate sends it again)"
+                ) from None
             runtime = build_runtime(settings, pool)
             try:
                 status = await runtime.outbound_worker().deliver_and_wait(job_id)
@@ -281,4 +295,10 @@ def register(commands: Commands) -> None:
     s.add_argument("--country", help="country of the sender (C1)")
     s.add_argument("--endpoint", help="send straight to this AS4 URL (skips SML/SMP discovery)")
     s.add_argument("--endpoint-cert", help="the receiving AP's certificate (PEM), with --endpoint")
+    s.add_argument(
+        "--allow-duplicate",
+        action="store_true",
+        help="send even if the same document (sender, receiver, type, ID, IssueDate) was sent within "
+        "documents.duplicate_window",
+    )
     s.add_argument("--json", action="store_true", help="print one JSON object")

@@ -127,6 +127,9 @@ class Settings:
     webhook_retry_interval: float = 3600.0
     webhook_give_up_after: float = 86400.0
     webhook_timeout: float = 5.0
+    # [documents] a business document submitted again (same sender, receiver, type, ID and
+    # IssueDate) within duplicate_window seconds is refused; 0 turns the check off
+    duplicate_window: float = 7 * 86400.0
     # [reporting]
     reporting_schedule: bool = True
     reporting_send: bool = True
@@ -288,6 +291,7 @@ _FIELDS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("webhook_retry_interval", "webhooks", "retry_interval", _as_float(1, 86400)),
     ("webhook_give_up_after", "webhooks", "give_up_after", _as_float(0, 30 * 86400)),
     ("webhook_timeout", "webhooks", "timeout", _as_float(0.1, 300)),
+    ("duplicate_window", "documents", "duplicate_window", _as_float(0, 366 * 86400)),
     ("reporting_schedule", "reporting", "schedule", _as_bool),
     ("reporting_send", "reporting", "send", _as_bool),
     ("reporting_receiver", "reporting", "receiver", _as_str),

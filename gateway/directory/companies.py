@@ -1,4 +1,5 @@
-"""Company settings the directory decides on: the document validation policies."""
+"""Company settings the directory decides on: the document validation policies and whether a
+resubmitted document is refused (``duplicate_check``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from gateway.directory.errors import BadPolicy
 
-__all__ = ["VALIDATION_POLICIES", "policy_changes"]
+__all__ = ["SWITCHES", "VALIDATION_POLICIES", "policy_changes"]
 
 # Policy -> its allowed values: outbound documents are refused or only warned about; inbound
 # ones are also not checked at all.
@@ -15,15 +16,21 @@ VALIDATION_POLICIES: Mapping[str, tuple[str, ...]] = {
     "outbound_validation": ("reject", "warn"),
     "inbound_validation": ("off", "reject", "warn"),
 }
+# Settings that are on or off: duplicate_check off lets a company send a document again on
+# purpose (the same ID and IssueDate to the same receiver within the duplicate window).
+SWITCHES: tuple[str, ...] = ("duplicate_check",)
 
 
-def policy_changes(changes: Mapping[str, Any]) -> dict[str, str]:
+def policy_changes(changes: Mapping[str, Any]) -> dict[str, str | bool]:
     """The asked policy changes, checked: :class:`BadPolicy` names an unknown policy (or one
     that cannot be changed this way) or value."""
-    unknown = sorted(set(changes) - set(VALIDATION_POLICIES))
+    unknown = sorted(set(changes) - set(VALIDATION_POLICIES) - set(SWITCHES))
     if unknown:
         raise BadPolicy(f"{unknown[0]} cannot be changed here", unknown[0])
     for name, value in changes.items():
-        if value not in VALIDATION_POLICIES[name]:
+        if name in SWITCHES:
+            if not isinstance(value, bool):
+                raise BadPolicy(f"{name} is true or false", name)
+        elif value not in VALIDATION_POLICIES[name]:
             raise BadPolicy(f"{name} is one of {', '.join(VALIDATION_POLICIES[name])}", name)
     return dict(changes)

@@ -117,10 +117,12 @@ class Company:
     inbound_validation: str  # "off", "reject" or "warn"
     operator_id: uuid.UUID | None
     created_at: datetime
+    duplicate_check: bool = True  # a resubmitted document is refused (off: intentional resends)
 
 
 _COMPANY_COLUMNS = (
-    "id, name, country, business_id, verified, outbound_validation, inbound_validation, operator_id, created_at"
+    "id, name, country, business_id, verified, outbound_validation, inbound_validation, operator_id, created_at,"
+    " duplicate_check"
 )
 
 
@@ -135,6 +137,7 @@ def _company(row: Any) -> Company:
         inbound_validation=row["inbound_validation"],
         operator_id=row["operator_id"],
         created_at=row["created_at"],
+        duplicate_check=row["duplicate_check"],
     )
 
 
@@ -179,16 +182,23 @@ async def link_operator(conn: Executor, company_id: uuid.UUID, operator_id: uuid
 
 
 async def set_validation_policies(
-    conn: Executor, company_id: uuid.UUID, *, outbound: str | None, inbound: str | None
+    conn: Executor,
+    company_id: uuid.UUID,
+    *,
+    outbound: str | None,
+    inbound: str | None,
+    duplicate_check: bool | None = None,
 ) -> Company | None:
     """Change the policies given (None keeps one); None when there is no such company."""
     row = await conn.fetchrow(
         f"""UPDATE companies SET outbound_validation = coalesce($2, outbound_validation),
-                                 inbound_validation = coalesce($3, inbound_validation)
+                                 inbound_validation = coalesce($3, inbound_validation),
+                                 duplicate_check = coalesce($4, duplicate_check)
             WHERE id = $1 RETURNING {_COMPANY_COLUMNS}""",  # noqa: S608
         company_id,
         outbound,
         inbound,
+        duplicate_check,
     )
     return None if row is None else _company(row)
 
@@ -472,6 +482,11 @@ async def companies_with_policy(conn: asyncpg.Connection | asyncpg.Pool, policy:
     if policy not in ("outbound_validation", "inbound_validation"):
         raise ValueError(f"unknown policy {policy!r}")
     return int(await conn.fetchval(f"SELECT count(*) FROM companies WHERE {policy} = $1", value))  # noqa: S608
+
+
+async def duplicate_check(conn: asyncpg.Connection | asyncpg.Pool, company_id: uuid.UUID) -> bool:
+    """Whether the company's resubmitted documents are refused (the default) or sent again."""
+    return bool(await conn.fetchval("SELECT duplicate_check FROM companies WHERE id = $1", company_id))
 
 
 async def owns_participant(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -33,6 +34,17 @@ __all__ = ["SmlRetry", "enrol_company", "publish", "publish_pending", "register_
 log = structlog.get_logger("gateway.directory")
 
 
+@asynccontextmanager
+async def _transaction(db: asyncpg.Pool | asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction of its own on a pooled connection, or one inside the caller's transaction."""
+    if isinstance(db, asyncpg.Connection):
+        async with db.transaction():
+            yield db
+    else:
+        async with db.acquire() as conn, conn.transaction():
+            yield conn
+
+
 async def enrol_company(
     conn: asyncpg.Connection,
     *,
@@ -53,7 +65,7 @@ async def enrol_company(
 
 
 async def register_profiles(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | asyncpg.Connection,
     registrar: smp.SmlRegistrar | None,
     company_id: uuid.UUID,
     profiles: Sequence[str],
@@ -64,7 +76,8 @@ async def register_profiles(
 ) -> list[Profile]:
     """Add the company's receiving profiles (as the given participant id or its default one);
     a verified company's participant goes to the SML at once, the others' when verified.
-    ``existing_ok`` skips profiles the company has already (and publishes those still pending)."""
+    ``existing_ok`` skips profiles the company has already (and publishes those still pending).
+    With a connection, all of it joins the caller's transaction."""
     company = await queries.company(pool, company_id)
     if company is None:
         raise NotFound("no such company")
@@ -74,7 +87,7 @@ async def register_profiles(
     if owner is not None and owner != company_id:
         raise ParticipantTaken(f"{participant} belongs to another company")
     added = []
-    async with pool.acquire() as conn, conn.transaction():
+    async with _transaction(pool) as conn:
         await queries.add_participant(conn, company_id, participant.scheme, participant.value, services)
         for name in profiles:
             try:
@@ -98,7 +111,7 @@ async def register_profiles(
 
 
 async def publish(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | asyncpg.Connection,
     registrar: smp.SmlRegistrar | None,
     company_id: uuid.UUID,
     participant: smp.ParticipantId,
@@ -123,7 +136,7 @@ async def publish(
     retry_at = now + timedelta(seconds=sml_retry_delay(attempts)) if error and not permanent else None
     updated = []
     news = False
-    async with pool.acquire() as conn, conn.transaction():
+    async with _transaction(pool) as conn:
         for profile in profiles:
             status, reason = published_status(profile, error, permanent=permanent)
             new = await queries.set_sml_outcome(conn, profile.id, status, reason, attempts=attempts, retry_at=retry_at)

@@ -4,6 +4,7 @@
 
     OutboundError
     ├── SubmissionError (also ValueError)   a document cannot be submitted; ``field`` says why
+    ├── DuplicateDocument                   the same document was submitted recently (``earlier_job_id``)
     └── DeliveryError                       an attempt did not deliver (``code``, ``reason``)
         ├── Permanent                       trying again cannot succeed: the job fails now
         └── Transient                       it may succeed later: retry until the window closes
@@ -14,7 +15,7 @@ outcome anyone handles.
 
 from __future__ import annotations
 
-__all__ = ["DeliveryError", "OutboundError", "Permanent", "SubmissionError", "Transient"]
+__all__ = ["DeliveryError", "DuplicateDocument", "OutboundError", "Permanent", "SubmissionError", "Transient"]
 
 
 class OutboundError(Exception):
@@ -28,6 +29,15 @@ class SubmissionError(OutboundError, ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class DuplicateDocument(OutboundError):
+    """The document (same sender, receiver, type, ID and IssueDate) was submitted within the
+    duplicate window and that job has not failed: sending it again would deliver it twice."""
+
+    def __init__(self, earlier_job_id: int) -> None:
+        super().__init__(f"the document was submitted already as job {earlier_job_id}")
+        self.earlier_job_id = earlier_job_id
 
 
 class DeliveryError(OutboundError):

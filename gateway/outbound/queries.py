@@ -42,6 +42,7 @@ class OutboundSubmission:
     answers_inbound_id: int | None = None
     validation: str | None = None  # JSON of the warnings recorded when sent anyway
     trace_context: str | None = None  # W3C traceparent of the submitting span
+    business_key: bytes | None = None  # hash of what identifies the document, for resubmissions
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,9 @@ _SUBMIT = """
                    company_id, sender, receiver, document_type, process, country_c1,
                    instance_identifier, document_sha256, as4_message_id, conversation_id, give_up_at,
                    endpoint_url, endpoint_cert, fixed_endpoint, document_id, kind, answers_inbound_id,
-                   validation, trace_context)
-               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$17,$18,$19,$20::jsonb,$21) RETURNING id),
+                   validation, trace_context, business_key)
+               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$17,$18,$19,$20::jsonb,$21,$23)
+               RETURNING id),
            audit AS (
                INSERT INTO outbound_audit (outbound_id, state, reason)
                SELECT id, $22, 'submitted' FROM job)
@@ -116,8 +118,28 @@ async def submit_outbound(pool: Db, submission: OutboundSubmission) -> int:
         submission.validation,
         submission.trace_context,
         _QUEUED,
+        submission.business_key,
     )
     return int(job_id)
+
+
+# A transaction-scoped advisory lock per business key (its first 8 bytes as the lock's number):
+# two submissions of one document queue one after the other, the second sees the first's job.
+_LOCK_BUSINESS_KEY = """
+    SELECT pg_advisory_xact_lock(('x' || encode(substring($1::bytea FROM 1 FOR 8), 'hex'))::bit(64)::bigint)"""
+_EARLIER_SUBMISSION = """
+    SELECT id FROM outbound_messages
+    WHERE business_key = $1 AND created_at >= $2 AND state <> $3
+    ORDER BY id LIMIT 1"""
+
+
+async def earlier_submission(conn: asyncpg.Connection, business_key: bytes, since: datetime) -> int | None:
+    """The job of the same document submitted since ``since`` and not failed, if any. Takes the
+    business key's lock first (held to the end of the caller's transaction), so of two concurrent
+    submissions of one document the second finds the first."""
+    await conn.execute(_LOCK_BUSINESS_KEY, business_key)
+    job_id = await conn.fetchval(_EARLIER_SUBMISSION, business_key, since, _FAILED)
+    return None if job_id is None else int(job_id)
 
 
 _CLAIM = """
@@ -540,32 +562,6 @@ async def sent_ref(pool: Db, company_id: uuid.UUID, job_id: int) -> StoredRef | 
     """Where a sent document's envelope is stored."""
     row = await pool.fetchrow(_SENT_REF, job_id, company_id)
     return None if row is None else StoredRef(bytes(row["document_sha256"]), row["archive_key"])
-
-
-@dataclass(frozen=True)
-class StoredAnswer:
-    """The answer given to a request with an Idempotency-Key, to give again."""
-
-    status: int
-    response: str  # JSON
-
-
-_IDEMPOTENT = "SELECT status, response FROM idempotency_keys WHERE company_id = $1 AND key = $2"
-_REMEMBER = "INSERT INTO idempotency_keys (company_id, key, status, response) VALUES ($1, $2, $3, $4)"
-
-
-async def idempotent_answer(pool: Db, company_id: uuid.UUID, key: str) -> StoredAnswer | None:
-    row = await pool.fetchrow(_IDEMPOTENT, company_id, key)
-    return None if row is None else StoredAnswer(row["status"], row["response"])
-
-
-async def remember_answer(pool: Db, company_id: uuid.UUID, key: str, status: int, response: str) -> bool:
-    """Keep the answer for the key; False when a concurrent request with the key answered first."""
-    try:
-        await pool.execute(_REMEMBER, company_id, key, status, response)
-    except asyncpg.UniqueViolationError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)

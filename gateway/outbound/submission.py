@@ -4,10 +4,17 @@ The API, the CLI, the Message Level Status sender and the reports all call :func
 What is submitted is parsed once (:func:`~gateway.documents.envelope.read_submitted`); the
 envelope is derived from that tree and wrapped around it without parsing again. The document
 and its job are stored in one transaction and the workers are woken.
+
+A business document submitted through the API or the CLI is refused as a
+:class:`~gateway.outbound.errors.DuplicateDocument` when the same document (sender, receiver,
+document type, ID and IssueDate) was submitted within the duplicate window and that job has not
+failed: an ERP that retries without an Idempotency-Key does not deliver it twice. What the
+gateway sends itself (MLS, reports, answers) has its own identifiers and is not checked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,14 +31,16 @@ from gateway.core import tracing
 from gateway.documents.business import BusinessDocument
 from gateway.documents.envelope import Envelope, SbdhError, build_sbd, read_submitted
 from gateway.outbound import queries
-from gateway.outbound.errors import SubmissionError
+from gateway.outbound.errors import DuplicateDocument, SubmissionError
 
 __all__ = [
     "NOTIFY_CHANNEL",
     "Derived",
+    "DuplicateDocument",
     "SubmissionError",
     "SubmitRequest",
     "SubmittedJob",
+    "business_key",
     "derive_submission",
     "submit",
     "submit_document",
@@ -39,6 +48,7 @@ __all__ = [
 
 NOTIFY_CHANNEL = "outbound_ready"
 MLS_TYPES = ("FAILURE_ONLY", "ALWAYS_SEND")
+CHECKED_KINDS = ("business", "response")  # the kinds a resubmission is looked for
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ class SubmitRequest:
     endpoint_url: str | None = None
     endpoint_cert: x509.Certificate | None = None
     answers_inbound_id: int | None = None
+    duplicate_window: float | None = None  # seconds to look back for the same document; None: not checked
 
 
 @dataclass(frozen=True)
@@ -193,14 +204,30 @@ def derive(request: SubmitRequest) -> Derived:
     )  # fmt: skip
 
 
+def business_key(derived: Derived) -> bytes | None:
+    """What identifies a business document for finding it submitted again: SHA-256 of sender,
+    receiver, document type, ID and IssueDate; None for what is not checked (an MLS, a report,
+    a document without ID or IssueDate)."""
+    business = derived.business
+    if derived.kind not in CHECKED_KINDS or business is None:
+        return None
+    issued = business.issue_date
+    if not derived.document_id or not issued:
+        return None
+    parts = (str(derived.sender), str(derived.receiver), str(derived.document_type), derived.document_id, issued)
+    return hashlib.sha256("\x1f".join(parts).encode()).digest()
+
+
 async def submit(
     db: asyncpg.Pool | asyncpg.Connection, request: SubmitRequest, *, check: Check | None = None
 ) -> SubmittedJob:
     """Send a document: derive its envelope, run the caller's ``check``, queue the job and wake
     the workers. With a connection the job joins the caller's transaction (the wake-up is
-    delivered at its commit). Raises :class:`SubmissionError` before anything is stored."""
+    delivered at its commit). Raises :class:`SubmissionError` before anything is stored, and
+    :class:`DuplicateDocument` for a resubmission when ``request.duplicate_window`` is set."""
     derived = derive(request)
     validation = await check(derived) if check is not None else None
+    key = business_key(derived) if request.duplicate_window is not None else None
     cert = request.endpoint_cert.public_bytes(Encoding.DER) if request.endpoint_cert else None
     submission = queries.OutboundSubmission(
         sender=str(derived.sender),
@@ -221,10 +248,32 @@ async def submit(
         answers_inbound_id=request.answers_inbound_id,
         validation=validation,
         trace_context=tracing.traceparent(),
+        business_key=key,
     )
-    job_id = await queries.submit_outbound(db, submission)
-    await queries.notify_ready(db, NOTIFY_CHANNEL)
-    return SubmittedJob(job_id, derived)
+    if key is None:
+        job_id = await queries.submit_outbound(db, submission)
+        await queries.notify_ready(db, NOTIFY_CHANNEL)
+        return SubmittedJob(job_id, derived)
+    assert request.duplicate_window is not None
+    since = datetime.now(UTC) - timedelta(seconds=request.duplicate_window)
+    if isinstance(db, asyncpg.Connection):
+        return SubmittedJob(await _queue_once(db, submission, key, since), derived)
+    async with db.acquire() as conn, conn.transaction():
+        return SubmittedJob(await _queue_once(conn, submission, key, since), derived)
+
+
+async def _queue_once(
+    conn: asyncpg.Connection, submission: queries.OutboundSubmission, key: bytes, since: datetime
+) -> int:
+    """Queue the job unless the same document was queued since ``since`` (under the business
+    key's lock, held to the end of the transaction: concurrent submissions see each other)."""
+    async with conn.transaction():
+        earlier = await queries.earlier_submission(conn, key, since)
+        if earlier is not None:
+            raise DuplicateDocument(earlier)
+        job_id = await queries.submit_outbound(conn, submission)
+        await queries.notify_ready(conn, NOTIFY_CHANNEL)
+    return job_id
 
 
 async def submit_document(

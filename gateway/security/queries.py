@@ -11,15 +11,21 @@ import asyncpg
 
 __all__ = [
     "ApiKey",
+    "IdempotencyOwner",
+    "KeptAnswer",
     "TokenGrant",
     "add_api_key",
     "add_operator",
     "api_key",
     "api_key_by_hash",
     "api_keys_of",
+    "claim_idempotency_key",
     "end_api_key",
+    "keep_idempotent_answer",
+    "kept_answer",
     "operator_named",
     "owned_api_key",
+    "purge_idempotency_keys",
     "record_token",
     "revoke_api_key",
     "revoke_labelled_keys",
@@ -240,3 +246,85 @@ async def take_rate_token(pool: Executor, key: str, *, capacity: float, rate: fl
     )
     assert row is not None
     return bool(row["allowed"]), max(0.0, float(row["tokens"]))
+
+
+# -- idempotency keys ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdempotencyOwner:
+    """Whose key it is: a key is unique per company, or per operator for operators' requests."""
+
+    company_id: uuid.UUID | None = None
+    operator_id: uuid.UUID | None = None
+
+    @property
+    def id(self) -> uuid.UUID:
+        owner = self.company_id or self.operator_id
+        assert owner is not None
+        return owner
+
+
+@dataclass(frozen=True)
+class KeptAnswer:
+    """The answer given to the first request with a key, to give again to its retries."""
+
+    request_sha256: bytes | None  # None for keys kept before requests were hashed
+    status: int
+    response: str  # the body as it was sent
+
+
+_CLAIM_KEY = """
+    INSERT INTO idempotency_keys AS k (company_id, operator_id, key, request_sha256, status, response, created_at)
+    VALUES ($1, $2, $3, $4, NULL, NULL, now())
+    ON CONFLICT (owner, key) DO UPDATE
+        SET request_sha256 = EXCLUDED.request_sha256, status = NULL, response = NULL, created_at = now()
+        WHERE k.created_at < now() - make_interval(secs => $5)
+    RETURNING true"""
+
+
+async def claim_idempotency_key(
+    conn: asyncpg.Connection, owner: IdempotencyOwner, key: str, request_sha256: bytes, lifetime: float
+) -> bool:
+    """Claim the key in the caller's transaction; False when it is taken (by a request that
+    committed: a concurrent claim waits on the unique index for the first one's end, and wins
+    if that rolled back). A key older than ``lifetime`` seconds is taken over as a new one."""
+    claimed = await conn.fetchval(_CLAIM_KEY, owner.company_id, owner.operator_id, key, request_sha256, lifetime)
+    return bool(claimed)
+
+
+_KEEP_ANSWER = "UPDATE idempotency_keys SET status = $3, response = $4 WHERE owner = $1 AND key = $2"
+
+
+async def keep_idempotent_answer(
+    conn: asyncpg.Connection, owner: IdempotencyOwner, key: str, status: int, response: str
+) -> None:
+    """Keep the answer of the claimed key, in the transaction that claimed it."""
+    await conn.execute(_KEEP_ANSWER, owner.id, key, status, response)
+
+
+_KEPT_ANSWER = """
+    SELECT request_sha256, status, response FROM idempotency_keys
+    WHERE owner = $1 AND key = $2 AND created_at >= now() - make_interval(secs => $3) AND status IS NOT NULL"""
+
+
+async def kept_answer(db: Executor, owner: IdempotencyOwner, key: str, lifetime: float) -> KeptAnswer | None:
+    """The committed answer of a key younger than ``lifetime`` seconds."""
+    row = await db.fetchrow(_KEPT_ANSWER, owner.id, key, lifetime)
+    if row is None:
+        return None
+    digest = row["request_sha256"]
+    return KeptAnswer(None if digest is None else bytes(digest), row["status"], row["response"])
+
+
+_PURGE_KEYS = """
+    DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
+        SELECT ctid FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)
+        ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED))"""
+
+
+async def purge_idempotency_keys(db: Executor, lifetime: float, batch: int = 50) -> int:
+    """Delete up to ``batch`` keys older than ``lifetime`` seconds (an index range, skipping rows
+    others hold): run at each claim, it removes more keys than are claimed."""
+    done = await db.execute(_PURGE_KEYS, lifetime, batch)
+    return int(done.split()[-1])

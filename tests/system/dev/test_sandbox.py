@@ -84,14 +84,15 @@ def test_sandbox_delivers_an_invoice_between_its_two_access_points(tmp_path: Pat
         )  # fmt: skip
         assert "Suomen Osto Oy" in box.stdout and "from 0192:991825827 via POP000001" in box.stdout
         # Over the REST API, asking for a Message Level Status: AP-B sends one back to AP-A's
-        # SPID, and the sent document shows it.
+        # SPID, and the sent document shows it. (Another invoice: the one sent above would be
+        # refused as a duplicate.)
         norway = next(c for c in facts["companies"] if c["participant_id"].endswith("0192:991825827"))
         token = _api(a["api_url"], "/oauth2/token", form={
             "grant_type": "client_credentials", "client_id": norway["company_id"], "client_secret": norway["api_key"],
         })["access_token"]  # fmt: skip
         sent = _api(
             a["api_url"], "/v1/documents?mls_type=ALWAYS_SEND", token=token,
-            body=(EXAMPLES / "invoice.xml").read_bytes(),
+            body=(EXAMPLES / "invoice.xml").read_bytes().replace(b">NS-2026-1001<", b">NS-2026-1002<", 1),
         )["data"]  # fmt: skip
         deadline = time.monotonic() + 60
         while (doc := _api(a["api_url"], f"/v1/documents/{sent['id']}", token=token)["data"])["status"] != "accepted":

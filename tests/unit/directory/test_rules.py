@@ -94,6 +94,9 @@ def test_policies_are_checked() -> None:
     assert unknown.value.field == "verified"
     with pytest.raises(BadPolicy, match="reject, warn"):
         policy_changes({"outbound_validation": "off"})
+    assert policy_changes({"duplicate_check": False}) == {"duplicate_check": False}
+    with pytest.raises(BadPolicy, match="true or false"):
+        policy_changes({"duplicate_check": "no"})
 
 
 def test_unknown_profile_and_participant_are_directory_errors() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from gateway.documents.envelope import read_sbd, read_submitted
 from gateway.outbound import outcome
 from gateway.outbound.errors import OutboundError, Permanent, SubmissionError, Transient
 from gateway.outbound.states import ALLOWED, IllegalMove, OutboundState, check_move
-from gateway.outbound.submission import derive_submission
+from gateway.outbound.submission import business_key, derive_submission
 from tests.support.paths import EXAMPLES
 
 
@@ -66,3 +67,15 @@ def test_a_document_is_read_once() -> None:
     again = derive_submission(derived.sbd)
     assert again.instance_identifier == read_envelope.instance_identifier
     assert isinstance(again.business, BusinessDocument) and again.business.read.kind == "business"
+
+
+def test_a_document_is_known_again_by_its_parties_type_id_and_issue_date() -> None:
+    invoice = (EXAMPLES / "invoice.xml").read_bytes()
+    first = derive_submission(invoice)
+    key = business_key(first)
+    assert key is not None and business_key(derive_submission(invoice)) == key  # another envelope, same document
+    assert business_key(derive_submission(invoice.replace(b"NS-2026-1001", b"NS-2026-1002", 1))) != key
+    assert business_key(derive_submission(invoice.replace(b">2026-11-24<", b">2026-11-25<", 1))) != key
+    assert business_key(derive_submission(invoice, receiver="0192:974760673")) != key
+    for kind in ("mls", "mlr", "report"):  # the gateway's own messages have their own identifiers
+        assert business_key(dataclasses.replace(first, kind=kind)) is None
