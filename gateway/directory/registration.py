@@ -126,8 +126,7 @@ async def publish(
     now = now or datetime.now(UTC)
     error, permanent = None, False
     if registrar is not None:
-        async with pool.acquire() as conn:
-            await queries.drop_sml_removal(conn, participant)  # wanted again: no removal left to retry
+        await queries.drop_sml_removal(pool, participant)  # wanted again: no removal left to retry
         try:
             await registrar.register(participant)
         except smp.DiscoveryError as exc:
