@@ -120,8 +120,8 @@ def sender_main(pki_dir: str, url: str, payload_path: str) -> None:
     print(json.dumps(asyncio.run(send())))
 
 
-def receiver_main(pki_dir: str, dsn: str, port: int) -> None:
-    """Serve the gateway's AS4 endpoint until one message was answered, then report."""
+def receiver_main(pki_dir: str, dsn: str, port: int, messages: int = 1) -> None:
+    """Serve the gateway's AS4 endpoint until ``messages`` requests were answered, then report."""
     from aiohttp import web
 
     from gateway.dev.pki import load_dev_pki
@@ -148,7 +148,9 @@ def receiver_main(pki_dir: str, dsn: str, port: int) -> None:
             response = await endpoint.handle(request)
             figures["receive_s"] = time.perf_counter() - start
             figures["status"] = response.status
-            done.set()
+            figures["answered"] = figures.get("answered", 0) + 1
+            if figures["answered"] >= messages:
+                done.set()
             return response
 
         app = web.Application()
@@ -178,9 +180,7 @@ async def prepare_database(dsn: str) -> None:
     try:
         await apply_migrations(conn)
         company = await directory_queries.add_company(conn, "Bench Oy", "FI", RECEIVER[1])
-        services = [
-            (str(smp.DocumentTypeId.parse("busdox-docid-qns::" + DOCTYPE)), str(smp.ProcessId.parse(PROCESS)))
-        ]
+        services = [(str(smp.DocumentTypeId.parse("busdox-docid-qns::" + DOCTYPE)), str(smp.ProcessId.parse(PROCESS)))]
         await directory_queries.add_participant(conn, company, "iso6523-actorid-upis", ":".join(RECEIVER), services)
     finally:
         await conn.close()
@@ -194,7 +194,9 @@ def _python(code: str, **kwargs: Any) -> subprocess.Popen[str]:
 
 def run_case(pki_dir: Path, dsn: str, payload: Path, port: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Receiver and sender in their own processes; their figures."""
-    receiver = _python(f"from bench.large_message_bench import receiver_main; receiver_main({str(pki_dir)!r}, {dsn!r}, {port})")
+    receiver = _python(
+        f"from bench.large_message_bench import receiver_main; receiver_main({str(pki_dir)!r}, {dsn!r}, {port})"
+    )
     try:
         assert receiver.stdout is not None
         if receiver.stdout.readline().strip() != "ready":
