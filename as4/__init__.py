@@ -12,6 +12,10 @@ Receiving side::
     # decide whether msg.signer_certificate is trusted, store msg.payload, then:
     answer = build_receipt(msg, k, c)
 
+Large messages stream: :class:`MessageWriter` takes payload chunks and returns encrypted
+attachment chunks plus the frame around them (``send_message(..., attachment=file)``), and
+:class:`MessageReader` takes the HTTP body in chunks and returns payload chunks.
+
 Every failure is an :class:`As4Error` subclass whose ``code`` is the ebMS error code to answer
 with (``build_error_signal``). Nothing here imports the gateway or the SMP client.
 """
@@ -58,6 +62,16 @@ from as4._signals import (
     parse_signal,
     verify_receipt,
 )
+from as4._stream import (
+    GcmDecryptor,
+    GcmEncryptor,
+    GzipDecoder,
+    GzipEncoder,
+    MessageReader,
+    MessageWriter,
+    MimeSplitter,
+    StreamedFrame,
+)
 from as4._tls import new_tls_context, tls_context
 from as4._trust import check_ap_certificate, load_certificates
 
@@ -73,10 +87,17 @@ __all__ = [
     "FailedAuthentication",
     "FailedDecryption",
     "FeatureNotSupported",
+    "GcmDecryptor",
+    "GcmEncryptor",
+    "GzipDecoder",
+    "GzipEncoder",
     "HttpStatusError",
     "InvalidHeader",
     "InvalidReceipt",
+    "MessageReader",
+    "MessageWriter",
     "MimeInconsistency",
+    "MimeSplitter",
     "MissingReceipt",
     "NotServiced",
     "OtherError",
@@ -87,6 +108,7 @@ __all__ = [
     "ReceivedMessage",
     "ReferenceCheck",
     "SendError",
+    "StreamedFrame",
     "TransportError",
     "UserMessageHeader",
     "ValueInconsistent",

@@ -342,6 +342,16 @@ def _decrypt(
     our_key: rsa.RSAPrivateKey,
     our_cert: x509.Certificate,
 ) -> bytearray:
+    return gcm_decrypt(_decrypt_key(security, href, our_key, our_cert), attachment.body)
+
+
+def _decrypt_key(
+    security: etree._Element,
+    href: str,
+    our_key: rsa.RSAPrivateKey,
+    our_cert: x509.Certificate,
+) -> bytes:
+    """The AES key of the payload's EncryptedData, unwrapped with our key, after every check."""
     encrypted_data = [
         ed
         for ed in security.iterfind(q(XENC, "EncryptedData"))
@@ -390,7 +400,7 @@ def _decrypt(
         raise PolicyNoncompliance(f"data encryption {algorithm!r} is not allowed")
     if len(aes_key) != expected_len:
         raise FailedDecryption("the unwrapped key has the wrong length")
-    return gcm_decrypt(aes_key, attachment.body)
+    return aes_key
 
 
 def parse_user_message(

@@ -15,6 +15,7 @@ from as4._ids import uid as _uid
 from as4._model import BuiltMessage, ErrorSignal, Receipt, ReceivedMessage
 from as4._ns import DS, EB, EBBP, S12, WSU, XML, q
 from as4._parse import parse_timestamp, read_soap
+from as4._stream import StreamedFrame
 from as4._xml import parse_xml
 
 __all__ = ["build_error_signal", "build_receipt", "parse_signal", "verify_receipt"]
@@ -162,7 +163,9 @@ def parse_signal(body: bytes, content_type: str) -> Receipt:
     )
 
 
-def verify_receipt(receipt: Receipt, sent: BuiltMessage, receiver_cert: x509.Certificate | None = None) -> None:
+def verify_receipt(
+    receipt: Receipt, sent: BuiltMessage | StreamedFrame, receiver_cert: x509.Certificate | None = None
+) -> None:
     """Check a receipt answers ``sent``: same MessageId, the very digests we signed, and (when
     given) signed by the receiver's certificate. Raises :class:`InvalidReceipt`."""
     if receipt.ref_to_message_id != sent.header.message_id:

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import sys
 
-from bench import api_bench, as4_bench, circuit_bench, e2e_bench, scale_bench, smp_bench, validation_bench
+from bench import (
+    api_bench,
+    as4_bench,
+    circuit_bench,
+    e2e_bench,
+    large_message_bench,
+    scale_bench,
+    smp_bench,
+    validation_bench,
+)
 from gateway.core.logs import configure_logging
 
 
 def main() -> int:
     configure_logging("console", "warning")
     as4_bench.main()
+    large_message_bench.main()
     smp_bench.main()
     e2e_bench.main()
     scale_bench.main()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
+
+from gateway.documents.spool import Spool
 
 
 def sha256(data: bytes) -> bytes:
@@ -50,3 +53,43 @@ async def document_content(conn: asyncpg.Connection | asyncpg.Pool, digest: byte
     """The stored bytes, or None once they were released to the archive."""
     content = await conn.fetchval("SELECT content FROM documents WHERE sha256 = $1", digest)
     return None if content is None else bytes(content)
+
+
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+
+
+async def _copy_rows(spool: Spool) -> AsyncIterator[bytes]:
+    """One row of ``(sha256, size_bytes, content)`` in COPY's binary format, the content read
+    from the spool in chunks."""
+    yield (
+        _COPY_HEADER
+        + (3).to_bytes(2, "big")
+        + (32).to_bytes(4, "big")
+        + spool.sha256
+        + (8).to_bytes(4, "big")
+        + spool.size.to_bytes(8, "big", signed=True)
+        + spool.size.to_bytes(4, "big")
+    )
+    for chunk in spool.chunks():
+        yield chunk
+    yield (-1).to_bytes(2, "big", signed=True)
+
+
+async def put_spooled_document(conn: asyncpg.Connection, spool: Spool) -> bytes:
+    """Store a spooled document once, keyed by its SHA-256, streamed in with COPY so that it is
+    never held in memory (call inside a transaction); returns the key."""
+    if spool.size >= 1 << 30:
+        raise ValueError("PostgreSQL cannot store a value of 1 GB or more")
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS spooled_documents"
+        " (sha256 bytea, size_bytes bigint, content bytea) ON COMMIT DELETE ROWS"
+    )
+    await conn.copy_to_table(
+        "spooled_documents", source=_copy_rows(spool), columns=["sha256", "size_bytes", "content"], format="binary"
+    )
+    await conn.execute(
+        """INSERT INTO documents (sha256, size_bytes, content)
+           SELECT sha256, size_bytes, content FROM spooled_documents ON CONFLICT (sha256) DO NOTHING"""
+    )
+    await conn.execute("TRUNCATE spooled_documents")
+    return spool.sha256

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import asyncpg
 import structlog
 from aiohttp import web
+from lxml import etree
 from opentelemetry import trace
 
 import as4
@@ -21,6 +22,7 @@ from gateway.core import tracing
 from gateway.core.metrics import Metrics
 from gateway.directory import queries as directory_queries
 from gateway.documents.envelope import Envelope, SbdhError, read_sbd
+from gateway.documents.spool import Spool, SpoolWriter, skeleton_of
 from gateway.duties.responses import read_document
 from gateway.inbound import queries
 from gateway.security.identity import ApIdentity
@@ -79,17 +81,36 @@ class InboundEndpoint:
             self.metrics.inc("peppol_as4_received_total", "Inbound AS4 messages by outcome", outcome=error.code)
         return web.Response(status=status, body=body, content_type=SOAP_TYPE, charset="utf-8")
 
-    async def _read_body(self, request: web.Request) -> bytes | None:
+    async def _read_body(self, request: web.Request) -> bytes | Spool | None:
+        """The body, in memory when small, else in a spool file written as it arrives; None as
+        soon as it is known to be larger than the limit (a Content-Length saying so is refused
+        before anything is read; a body without one is cut off at the limit)."""
         if request.content_length is not None and request.content_length > self.max_message_bytes:
             return None
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.content.iter_chunked(256 * 1024):
-            size += len(chunk)
-            if size > self.max_message_bytes:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
+        spool: SpoolWriter | None = None
+        try:
+            async for chunk in request.content.iter_chunked(256 * 1024):
+                size += len(chunk)
+                if size > self.max_message_bytes:
+                    if spool is not None:
+                        spool.discard()
+                    return None
+                if spool is not None:
+                    spool.write(chunk)
+                    continue
+                chunks.append(chunk)
+                if size > _OFFLOAD_BYTES:
+                    spool = SpoolWriter()
+                    for held in chunks:
+                        spool.write(held)
+                    chunks = []
+        except BaseException:
+            if spool is not None:
+                spool.discard()
+            raise
+        return spool.close() if spool is not None else b"".join(chunks)
 
     async def handle(self, request: web.Request) -> web.Response:
         with tracing.span("as4.receive", **{"http.request.body.size": request.content_length}):
@@ -100,6 +121,8 @@ class InboundEndpoint:
         if body is None:
             return self._error(as4.OtherError(f"message larger than {self.max_message_bytes} bytes"), None, 413)
         content_type = request.headers.get("Content-Type", "")
+        if isinstance(body, Spool):
+            return await self._handle_spooled(body, content_type)
         try:
             if len(body) > _OFFLOAD_BYTES:
                 received = await asyncio.to_thread(self._parse, body, content_type)
@@ -107,14 +130,61 @@ class InboundEndpoint:
                 received = self._parse(body, content_type)
         except as4.As4Error as exc:
             return self._error(exc, None)
-        header = received.header
-        current = trace.get_current_span()
-        current.set_attribute("as4.message_id", header.message_id)
-        current.set_attribute("peppol.sending_ap", header.from_party)
+        self._annotate(received)
         try:
-            return await self._accept(received, body)
+            return await self._accept(received, body, received.payload or b"", None)
         except as4.As4Error as exc:
-            return self._error(exc, header.message_id)
+            return self._error(exc, received.header.message_id)
+
+    async def _handle_spooled(self, body: Spool, content_type: str) -> web.Response:
+        """A large message: parsed from its spool file in a thread, the payload spooled too
+        and only its skeleton parsed; both streamed into the database."""
+        payload: Spool | None = None
+        try:
+            try:
+                received, spooled, root = await asyncio.to_thread(self._parse_spooled, body, content_type)
+            except as4.As4Error as exc:
+                return self._error(exc, None)
+            payload = spooled
+            self._annotate(received)
+            try:
+                return await self._accept(received, body, spooled, root)
+            except as4.As4Error as exc:
+                return self._error(exc, received.header.message_id)
+        finally:
+            body.remove()
+            if payload is not None:
+                payload.remove()
+
+    def _parse_spooled(
+        self, body: Spool, content_type: str
+    ) -> tuple[as4.ReceivedMessage, Spool, etree._Element | None]:
+        reader = as4.MessageReader(
+            content_type, our_key=self.identity.key, our_cert=self.identity.cert,
+            max_payload_bytes=self.max_payload_bytes,
+        )  # fmt: skip
+        out = SpoolWriter()
+        try:
+            for chunk in body.chunks():
+                for plain in reader.feed(chunk):
+                    out.write(plain)
+            received, rest = reader.finish()
+            for plain in rest:
+                out.write(plain)
+        except BaseException:
+            out.discard()
+            raise
+        payload = out.close()
+        try:
+            root: etree._Element | None = skeleton_of(payload.chunks())
+        except ValueError:
+            root = None  # refused as not a valid envelope, after the duplicate check
+        return received, payload, root
+
+    def _annotate(self, received: as4.ReceivedMessage) -> None:
+        current = trace.get_current_span()
+        current.set_attribute("as4.message_id", received.header.message_id)
+        current.set_attribute("peppol.sending_ap", received.header.from_party)
 
     def _duplicate_receipt(self, received: as4.ReceivedMessage, first: bytes) -> bytes:
         """The same message again gets the first receipt. A resend by the sender (same MessageId,
@@ -137,7 +207,15 @@ class InboundEndpoint:
             max_payload_bytes=self.max_payload_bytes,
         )
 
-    async def _accept(self, received: as4.ReceivedMessage, body: bytes) -> web.Response:
+    async def _accept(
+        self,
+        received: as4.ReceivedMessage,
+        body: bytes | Spool,
+        payload: bytes | Spool,
+        root: etree._Element | None,
+    ) -> web.Response:
+        """Trust, duplicate check, envelope, receiver, then store; ``root`` is the parsed
+        payload when it was spooled (None: it did not parse)."""
         header = received.header
         await self.trust.check(received.signer_certificate)
         if header.to_party != self.identity.seat_id:
@@ -149,7 +227,12 @@ class InboundEndpoint:
                 body=self._duplicate_receipt(received, duplicate), content_type=SOAP_TYPE, charset="utf-8"
             )
         try:
-            envelope, business = read_sbd(received.payload or b"", require_country=False)
+            if isinstance(payload, Spool):
+                if root is None:
+                    raise SbdhError("invalid-sbd-xml", "the payload is not well-formed XML")
+                envelope, business = read_sbd(root, require_country=False)
+            else:
+                envelope, business = read_sbd(payload, require_country=False)
         except SbdhError as exc:
             raise as4.OtherError(f"the payload is not a valid Peppol envelope: {exc}") from None
         check_envelope(header, envelope)
@@ -195,7 +278,7 @@ class InboundEndpoint:
             trace_context=tracing.traceparent(),
         )
         with tracing.span("store.inbound", **{"as4.message_id": header.message_id}):
-            stored, answer = await queries.store_inbound(self.pool, record, received.payload or b"", body, receipt)
+            stored, answer = await queries.store_inbound(self.pool, record, payload, body, receipt)
         if stored and record.processing and self.on_pending is not None:
             self.on_pending()
         if self.metrics is not None:
@@ -208,6 +291,6 @@ class InboundEndpoint:
             message_id=header.message_id,
             sending_ap=header.from_party,
             receiver=header.final_recipient,
-            bytes=len(body),
+            bytes=body.size if isinstance(body, Spool) else len(body),
         )
         return web.Response(body=answer, content_type=SOAP_TYPE, charset="utf-8")

@@ -11,7 +11,8 @@ from datetime import datetime
 
 import asyncpg
 
-from gateway.documents.queries import sha256
+from gateway.documents.queries import put_spooled_document, sha256
+from gateway.documents.spool import Spool
 from gateway.inbound.states import MessageStatus, ProcessingState, check_move
 from gateway.outbound.queries import reporting_counts
 
@@ -143,15 +144,20 @@ async def find_inbound_receipt(
 
 
 async def store_inbound(
-    pool: asyncpg.Pool, record: InboundRecord, sbd: bytes, message: bytes, receipt: bytes
+    pool: asyncpg.Pool, record: InboundRecord, sbd: bytes | Spool, message: bytes | Spool, receipt: bytes
 ) -> tuple[bool, bytes]:
     """Store the document, the message as evidence, its metadata, a mailbox entry and a
     "document.received" event in one transaction.
 
+    Spooled document and message (large ones) are streamed in with COPY in the same
+    transaction, never held in memory.
+
     Returns ``(stored, receipt)``: for a duplicate (same MessageId from the same access point,
     even one racing this call) nothing is stored and the first receipt is returned.
     """
-    doc, evidence = sha256(sbd), sha256(message)
+    spooled = isinstance(sbd, Spool) or isinstance(message, Spool)
+    doc = sbd.sha256 if isinstance(sbd, Spool) else sha256(sbd)
+    evidence = message.sha256 if isinstance(message, Spool) else sha256(message)
     counts_tsr, counts_eusr = reporting_counts(record.kind)
     event = json.dumps(
         {
@@ -176,8 +182,8 @@ async def store_inbound(
         "process": record.process,
         "country_c1": record.country_c1,
         "document_sha256": doc,
-        "payload_bytes": len(sbd),
-        "message_bytes": len(message),
+        "payload_bytes": sbd.size if isinstance(sbd, Spool) else len(sbd),
+        "message_bytes": message.size if isinstance(message, Spool) else len(message),
         "receipt": receipt,
         "sent_at": record.sent_at,
         "instance_identifier": record.instance_identifier,
@@ -190,8 +196,8 @@ async def store_inbound(
         "mls_to": record.mls_to,
         "mls_type": record.mls_type,
         # not columns of inbound_messages
-        "document": sbd,
-        "message": message,
+        "document": b"" if isinstance(sbd, Spool) else sbd,
+        "message": b"" if isinstance(message, Spool) else message,
         "held": held,
         "event": event,
         "company_country": record.company_country,
@@ -232,8 +238,23 @@ async def store_inbound(
         values,
     )
     try:
-        # One statement: its data-modifying parts commit together or not at all.
-        await pool.execute(sql, *args)
+        if spooled:
+            async with pool.acquire() as conn, conn.transaction():
+                # stored first, the documents conflict with the statement's own rows, which
+                # are then left out (ON CONFLICT DO NOTHING)
+                for part in (sbd, message):
+                    if isinstance(part, Spool):
+                        await put_spooled_document(conn, part)
+                    else:
+                        await conn.execute(
+                            "INSERT INTO documents (sha256, size_bytes, content) VALUES ($1, $2, $3)"
+                            " ON CONFLICT (sha256) DO NOTHING",
+                            sha256(part), len(part), part,
+                        )  # fmt: skip
+                await conn.execute(sql, *args)
+        else:
+            # One statement: its data-modifying parts commit together or not at all.
+            await pool.execute(sql, *args)
     except asyncpg.UniqueViolationError:
         first = await find_inbound_receipt(pool, record.as4_message_id, record.sending_ap)
         return False, first or receipt
