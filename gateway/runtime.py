@@ -27,6 +27,7 @@ from gateway.directory.sml import build_registrar
 from gateway.duties.archive import Archiver
 from gateway.duties.archive_store import ArchiveStore, open_archive
 from gateway.duties.errors import ArchiveError
+from gateway.duties.mls_watch import MlsWatch
 from gateway.duties.provider import Provider, ensure_provider
 from gateway.duties.reporting import ReportService
 from gateway.duties.validation import (
@@ -36,7 +37,7 @@ from gateway.duties.validation import (
     validate_report,
     validation_unavailable,
 )
-from gateway.inbound.processing import InboundProcessor
+from gateway.inbound.processing import MLS_STATES, InboundProcessor
 from gateway.inbound.states import ProcessingState
 from gateway.outbound.circuits import EndpointGuard
 from gateway.outbound.worker import OutboundWorker
@@ -223,6 +224,10 @@ async def start_services(runtime: Runtime) -> Services:
             retention_days=settings.archive_retention_days, inbound_done=ProcessingState.DONE,
         )  # fmt: skip
         lifecycle.start("duties.archive", archiver.run(stop, settings.archive_interval))
+    mls = MlsWatch(
+        runtime.pool, MLS_STATES, send_held_due=processor.send_held_due, warn_margin=settings.mls_warn_margin
+    )
+    lifecycle.loop("duties.mls_deadlines", mls.step, interval=settings.mls_check_interval)
     sml = None
     if runtime.registrar is not None:
         sml = SmlRetry(runtime.pool, runtime.registrar)

@@ -129,13 +129,14 @@ def _company_json(company: Company) -> dict[str, Any]:
         "outbound_validation": company.outbound_validation,
         "inbound_validation": company.inbound_validation,
         "duplicate_check": company.duplicate_check,
+        "positive_mls": company.positive_mls,
         "created_at": company.created_at.isoformat(),
     }
 
 
 async def update_company(request: web.Request) -> web.Response:
-    """Change a company's validation policies and ``duplicate_check`` (the operator, or the
-    company itself)."""
+    """Change a company's validation policies, ``duplicate_check`` and ``positive_mls`` (the
+    operator, or the company itself)."""
     principal = require(request)
     company_id = _uuid(request.match_info["company_id"], "company")
     await require_company_access(_pool(request), principal, company_id)
@@ -151,6 +152,7 @@ async def update_company(request: web.Request) -> web.Response:
         outbound=None if outbound is None else str(outbound),
         inbound=None if inbound is None else str(inbound),
         duplicate_check=None if duplicates is None else bool(duplicates),
+        positive_mls=None if changes.get("positive_mls") is None else str(changes["positive_mls"]),
     )
     if company is None:
         raise ApiError(404, "not_found", "no such company")

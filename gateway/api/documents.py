@@ -23,6 +23,7 @@ from gateway.api.accounts import RUNTIME, _parse_time
 from gateway.api.auth import Principal, require
 from gateway.api.envelope import ApiError, ok
 from gateway.api.idempotency import Created, create_once, request_digest
+from gateway.api.keys import SERVICES
 from gateway.directory import queries as directory_queries
 from gateway.documents import queries as documents_queries
 from gateway.documents.envelope import SbdhError, read_sbd
@@ -392,6 +393,9 @@ async def acknowledge(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", "only received documents are acknowledged")
     await _received_row(request, principal.company_id, number)
     await inbound_queries.acknowledge_received(_pool(request), principal.company_id, number)
+    services = request.app.get(SERVICES)
+    if services is not None:  # a positive MLS held for this acknowledgement goes out now
+        await services.processor.acknowledged(principal.company_id, number)
     return ok(_received_json(await _received_row(request, principal.company_id, number)))
 
 

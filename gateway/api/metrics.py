@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -9,6 +10,9 @@ from aiohttp import web
 
 from gateway.core.database import database_unavailable
 from gateway.core.metrics import METRICS, Gauges, certificate_gauge
+from gateway.duties import queries as duties_queries
+from gateway.duties.mls_levels import LEVELS
+from gateway.inbound.processing import MLS_STATES
 from gateway.outbound import queries as outbound_queries
 from gateway.outbound.states import CircuitState
 from gateway.webhooks import queries as webhooks_queries
@@ -17,7 +21,7 @@ from gateway.webhooks.states import DeliveryState
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
-__all__ = ["database_gauges", "metrics_response"]
+__all__ = ["database_gauges", "metrics_response", "mls_gauges"]
 
 _CIRCUIT_WEIGHT = {CircuitState.OPEN: 1.0, CircuitState.HALF_OPEN: 0.5}  # closed circuits are not shown
 
@@ -52,11 +56,40 @@ async def database_gauges(pool: asyncpg.Pool) -> Gauges:
     }
 
 
+async def mls_gauges(pool: asyncpg.Pool, now: datetime | None = None) -> Gauges:
+    """This month's MLS service levels (MLS-1 as the receiving access point, MLS-2 as the
+    sending one), in total (``partner=""``) and per partner access point."""
+    now = now or datetime.now(UTC)
+    start = datetime(now.year, now.month, 1, tzinfo=UTC)
+    end = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
+    share: list[tuple[dict[str, str], float]] = []
+    p99: list[tuple[dict[str, str], float]] = []
+    p50: list[tuple[dict[str, str], float]] = []
+    waiting: list[tuple[dict[str, str], float]] = []
+    for level in LEVELS:
+        total, partners = await duties_queries.mls_figures(pool, level, start, end, MLS_STATES, now)
+        for figures in (total, *partners):
+            labels = {"level": level.name, "partner": figures.partner or ""}
+            if figures.share_within_limit is not None:
+                share.append((labels, figures.share_within_limit))
+            if figures.p99_seconds is not None and figures.p50_seconds is not None:
+                p99.append((labels, figures.p99_seconds))
+                p50.append((labels, figures.p50_seconds))
+            waiting.append((labels, float(figures.waiting + figures.overdue)))
+    return {
+        "peppol_mls_within_limit_ratio": ("Share of this month's MLS within the level's limit", share),
+        "peppol_mls_p50_seconds": ("Median time to the MLS this month", p50),
+        "peppol_mls_p99_seconds": ("99th percentile of the time to the MLS this month", p99),
+        "peppol_mls_waiting": ("Documents of this month still without the MLS they are owed", waiting),
+    }
+
+
 async def metrics_response(app: web.Application, pool: asyncpg.Pool, runtime: Runtime | None) -> web.Response:
     """Prometheus text format; the database gauges are left out while the database is down."""
     gauges: Gauges = {}
     try:
         gauges.update(await database_gauges(pool))
+        gauges.update(await mls_gauges(pool))
     except Exception as exc:
         if not (database_unavailable(exc) or isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError)):
             raise

@@ -171,6 +171,7 @@ def openapi_document() -> dict[str, Any]:
                     "description": "a business document sent again (same sender, receiver, type, ID and IssueDate) "
                     "within the duplicate window is refused with 409 duplicate_document",
                 },
+                "positive_mls": {"enum": ["on_processing", "on_acknowledge"]},
                 "created_at": {"type": "string"},
                 "api_key": {
                     "type": ["string", "null"],
@@ -469,6 +470,12 @@ def openapi_document() -> dict[str, Any]:
                                 "type": "boolean",
                                 "description": "false lets the company send a document again on purpose",
                             },
+                            "positive_mls": {
+                                "enum": ["on_processing", "on_acknowledge"],
+                                "description": "when a positive MLS goes out for what the company receives: when "
+                                "the gateway accepted it, or when the ERP acknowledges it (AB first if the "
+                                "20-minute deadline nears)",
+                            },
                         },
                     }
                 ),
@@ -721,6 +728,7 @@ def openapi_document() -> dict[str, Any]:
     for base in ("/v1/documents", "/v1/invoices"):
         for suffix, ops in document_ops.items():
             paths[base + suffix] = ops
+    paths.update(_mls_paths())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -735,6 +743,58 @@ def openapi_document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
         "paths": paths,
+    }
+
+
+def _mls_paths() -> dict[str, Any]:
+    """The Message Level Status service levels (operators)."""
+    figures = {
+        "type": "object",
+        "properties": {
+            "partner": {"type": ["string", "null"], "description": "the other access point's seat id"},
+            "count": {"type": "integer"},
+            "with_mls": {"type": "integer"},
+            "within_limit": {"type": "integer"},
+            "share_within_limit": {"type": ["number", "null"]},
+            "p50_seconds": {"type": ["number", "null"]},
+            "p99_seconds": {"type": ["number", "null"]},
+            "waiting": {"type": "integer"},
+            "overdue": {"type": "integer"},
+            "meets_target": {"type": ["boolean", "null"]},
+        },
+    }
+    level = {
+        "allOf": [
+            figures,
+            {
+                "type": "object",
+                "properties": {
+                    "level": {"enum": ["MLS-1", "MLS-2"]},
+                    "role": {"enum": ["sending", "receiving"]},
+                    "limit_minutes": {"type": "number"},
+                    "target": {"type": "number"},
+                    "partners": {"type": "array", "items": figures},
+                },
+            },
+        ]
+    }
+    return {
+        "/v1/operator/mls": {
+            "get": _op(
+                "MLS service levels for a month: MLS-1 (sent within 20 minutes of the receipt) and MLS-2 "
+                "(received within 25 minutes of the sending), in total and per partner access point",
+                _ok(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "month": {"type": "string"},
+                            "levels": {"type": "array", "items": level},
+                        },
+                    }
+                ),
+                params=[_query("month", {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}, "default: this month")],
+            )
+        }
     }
 
 

@@ -4,7 +4,7 @@ and moving participants between SMPs in the SML (``/v1/operator/migrations/out``
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -20,8 +20,11 @@ from gateway.directory.errors import NotFound, SmlRefused, SmlUnavailable
 from gateway.directory.profiles import profile_view
 from gateway.duties import queries as duties_queries
 from gateway.duties.errors import ReportError
+from gateway.duties.mls_levels import LEVELS
+from gateway.duties.report_documents import month_period
 from gateway.duties.reporting import KINDS, due_date
 from gateway.duties.states import ReportState
+from gateway.inbound.processing import MLS_STATES
 from gateway.outbound import queries as outbound_queries
 
 __all__ = ["add_operator_routes"]
@@ -100,6 +103,39 @@ async def list_endpoints(request: web.Request) -> web.Response:
     )
 
 
+def _month(raw: str | None) -> tuple[str, datetime, datetime]:
+    """The month asked for (this month when none), as its first and next month's first instant."""
+    month = raw or f"{datetime.now(UTC):%Y-%m}"
+    try:
+        start, end = month_period(month)
+    except ValueError:
+        raise ApiError(400, "validation_error", "month is YYYY-MM", {"field": "month"}) from None
+    lo = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    hi = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
+    return month, lo, hi
+
+
+async def mls_service_levels(request: web.Request) -> web.Response:
+    """MLS-1 (we send the MLS within 20 minutes of the receipt) and MLS-2 (we receive it within
+    25 minutes of our sending) for a month: totals and per partner access point."""
+    require(request, "operator")
+    month, start, end = _month(request.query.get("month"))
+    levels = []
+    for level in LEVELS:
+        total, partners = await duties_queries.mls_figures(request.app[RUNTIME].pool, level, start, end, MLS_STATES)
+        levels.append(
+            {
+                "level": level.name,
+                "role": level.role,
+                "limit_minutes": level.limit.total_seconds() / 60,
+                "target": level.target,
+                **total.as_json(level),
+                "partners": [p.as_json(level) for p in partners],
+            }
+        )
+    return ok({"month": month, "levels": levels})
+
+
 def _management(request: web.Request) -> smp.SmlManagementClient:
     registrar = request.app[RUNTIME].registrar
     if not isinstance(registrar, smp.SmlManagementClient):
@@ -161,5 +197,6 @@ def add_operator_routes(app: web.Application) -> None:
     app.router.add_get("/v1/operator/reports", list_reports)
     app.router.add_post("/v1/operator/reports", build_report)
     app.router.add_get("/v1/operator/endpoints", list_endpoints)
+    app.router.add_get("/v1/operator/mls", mls_service_levels)
     app.router.add_post("/v1/operator/migrations/out", migrate_out)
     app.router.add_post("/v1/operator/migrations/in", migrate_in)

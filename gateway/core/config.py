@@ -150,6 +150,10 @@ class Settings:
     # [limits]
     max_message_bytes: int = 110 * 1024 * 1024
     max_payload_bytes: int = 200 * 1024 * 1024
+    # [mls] Message Level Status deadlines (MLS-1 20 minutes, MLS-2 25): operators are warned
+    # this many seconds before a limit passes without the MLS; checked every check_interval.
+    mls_warn_margin: float = 300.0
+    mls_check_interval: float = 30.0
 
 
 # (field, section, key, parser). The parser turns a raw value (str from the environment,
@@ -310,6 +314,8 @@ _FIELDS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("validation_processes", "validation", "processes", _as_int(1, 64)),
     ("max_message_bytes", "limits", "max_message_bytes", _as_int(1024, 2**34)),
     ("max_payload_bytes", "limits", "max_payload_bytes", _as_int(1024, 2**34)),
+    ("mls_warn_margin", "mls", "warn_margin", _as_float(0, 1200)),
+    ("mls_check_interval", "mls", "check_interval", _as_float(0.1, 3600)),
 )
 
 

@@ -118,11 +118,12 @@ class Company:
     operator_id: uuid.UUID | None
     created_at: datetime
     duplicate_check: bool = True  # a resubmitted document is refused (off: intentional resends)
+    positive_mls: str = "on_processing"  # or "on_acknowledge": when a positive MLS goes out
 
 
 _COMPANY_COLUMNS = (
     "id, name, country, business_id, verified, outbound_validation, inbound_validation, operator_id, created_at,"
-    " duplicate_check"
+    " duplicate_check, positive_mls"
 )
 
 
@@ -138,6 +139,7 @@ def _company(row: Any) -> Company:
         operator_id=row["operator_id"],
         created_at=row["created_at"],
         duplicate_check=row["duplicate_check"],
+        positive_mls=row["positive_mls"],
     )
 
 
@@ -188,17 +190,20 @@ async def set_validation_policies(
     outbound: str | None,
     inbound: str | None,
     duplicate_check: bool | None = None,
+    positive_mls: str | None = None,
 ) -> Company | None:
     """Change the policies given (None keeps one); None when there is no such company."""
     row = await conn.fetchrow(
         f"""UPDATE companies SET outbound_validation = coalesce($2, outbound_validation),
                                  inbound_validation = coalesce($3, inbound_validation),
-                                 duplicate_check = coalesce($4, duplicate_check)
+                                 duplicate_check = coalesce($4, duplicate_check),
+                                 positive_mls = coalesce($5, positive_mls)
             WHERE id = $1 RETURNING {_COMPANY_COLUMNS}""",  # noqa: S608
         company_id,
         outbound,
         inbound,
         duplicate_check,
+        positive_mls,
     )
     return None if row is None else _company(row)
 

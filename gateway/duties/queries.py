@@ -7,11 +7,12 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from gateway.duties.mls_levels import ALWAYS_SEND, DEFAULT_MLS_TYPE, NO_MLS_KINDS, Level, LevelFigures
 from gateway.duties.report_documents import EndUserActivity, ExchangeCount
 from gateway.duties.states import ReportState, report_state
 
@@ -328,3 +329,136 @@ async def forget_exchange(conn: asyncpg.Connection, direction: str, row_id: int)
             )
         await conn.execute("UPDATE reports SET outbound_id = NULL WHERE outbound_id = $1", row_id)
         await conn.execute("DELETE FROM outbound_messages WHERE id = $1", row_id)
+
+
+# -- Message Level Status service levels (MLS-1 as C3, MLS-2 as C2) ------------------------------
+#
+# ``now`` is the time to measure at: NULL for the database's clock, a given time in tests.
+
+# Each document that owes an MLS (MLS-1) or is owed one (MLS-2), with when its clock started,
+# when the MLS came, and the partner access point.
+_MLS_OWED_BY_US = """
+    SELECT m.id, m.sending_ap AS partner, m.received_at AS started_at, o.delivered_at AS done_at,
+           m.mls_warned_at AS warned_at
+    FROM inbound_messages m LEFT JOIN outbound_messages o ON o.id = m.mls_outbound_id AND o.state = $1
+    WHERE m.kind <> ALL($2::text[]) AND (coalesce(m.mls_type, $3) = $4 OR m.status = $5)
+      AND m.received_at >= $6 AND m.received_at < $7"""
+_MLS_OWED_TO_US = """
+    SELECT o.id, coalesce(o.receiver_ap, '') AS partner, o.delivered_at AS started_at, o.mls_at AS done_at,
+           o.mls_warned_at AS warned_at
+    FROM outbound_messages o
+    WHERE o.kind <> ALL($2::text[]) AND o.state = $1
+      AND (coalesce(o.mls_type, $3) = $4 OR o.mls_code IS NOT NULL) AND $5::text IS NOT NULL
+      AND o.delivered_at >= $6 AND o.delivered_at < $7"""
+
+_MLS_FIGURES = """
+    WITH owed AS ({owed}),
+         timed AS (
+             SELECT partner, extract(epoch FROM done_at - started_at)::float8 AS seconds,
+                    extract(epoch FROM coalesce($8::timestamptz, now()) - started_at)::float8 AS age
+             FROM owed)
+    SELECT partner, count(*) AS count, count(seconds) AS with_mls,
+           count(*) FILTER (WHERE seconds <= $9) AS within_limit,
+           count(*) FILTER (WHERE seconds IS NULL AND age <= $9) AS waiting,
+           count(*) FILTER (WHERE seconds IS NULL AND age > $9) AS overdue,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS p50_seconds,
+           percentile_cont(0.99) WITHIN GROUP (ORDER BY seconds) AS p99_seconds,
+           grouping(partner) = 1 AS total
+    FROM timed GROUP BY ROLLUP (partner) ORDER BY total, partner"""
+
+
+@dataclass(frozen=True)
+class MlsStates:
+    """The state values the MLS queries bind (from the domains' enums)."""
+
+    delivered: str
+    rejected: str
+
+
+def _owed(level: Level) -> str:
+    return _MLS_OWED_BY_US if level.role == "sending" else _MLS_OWED_TO_US
+
+
+async def mls_figures(
+    pool: asyncpg.Pool, level: Level, start: datetime, end: datetime, states: MlsStates, now: datetime | None = None
+) -> tuple[LevelFigures, list[LevelFigures]]:
+    """A level's figures for the documents whose clock started in [start, end): everyone's,
+    and one per partner access point."""
+    rows = await pool.fetch(
+        _MLS_FIGURES.format(owed=_owed(level)),
+        states.delivered,
+        list(NO_MLS_KINDS),
+        DEFAULT_MLS_TYPE,
+        ALWAYS_SEND,
+        states.rejected,
+        start,
+        end,
+        now,
+        level.limit.total_seconds(),
+    )
+    figures = [LevelFigures(**{k: v for k, v in dict(r).items() if k != "total"}) for r in rows if not r["total"]]
+    totals = [LevelFigures(**{k: v for k, v in dict(r).items() if k != "total"}) for r in rows if r["total"]]
+    total = totals[0] if totals else LevelFigures(None, 0, 0, 0, 0, 0, None, None)
+    return total, figures
+
+
+@dataclass(frozen=True)
+class MlsLate:
+    """A document whose MLS nears its limit without having come (operators were just told)."""
+
+    level: str
+    id: int
+    partner: str
+    started_at: datetime
+
+
+_MLS_WARN = """
+    WITH owed AS MATERIALIZED ({owed}),
+         marked AS (
+             UPDATE {table} t SET mls_warned_at = $8
+             FROM (SELECT id FROM owed WHERE done_at IS NULL AND warned_at IS NULL ORDER BY id LIMIT $9) due
+             WHERE t.id = due.id AND t.mls_warned_at IS NULL
+             RETURNING t.id),
+         ev AS (
+             INSERT INTO events (company_id, kind, payload)
+             SELECT NULL, $10, jsonb_build_object(
+                        'level', $11::text, 'direction', $12::text, 'partner', o.partner,
+                        'document', $13::text || o.id, 'started_at', o.started_at,
+                        'limit_minutes', $14::float8 / 60,
+                        'minutes_waited', round((extract(epoch FROM $8 - o.started_at) / 60)::numeric, 1))
+             FROM marked JOIN owed o ON o.id = marked.id)
+    SELECT o.id, o.partner, o.started_at FROM marked JOIN owed o ON o.id = marked.id ORDER BY o.id"""
+
+
+async def warn_mls_late(
+    pool: asyncpg.Pool,
+    level: Level,
+    warn_after: float,
+    states: MlsStates,
+    *,
+    now: datetime,
+    look_back: float = 86400.0,
+    limit: int = 200,
+) -> list[MlsLate]:
+    """Mark the documents whose MLS has not come ``warn_after`` seconds after their clock
+    started (and not warned of yet, started within ``look_back``) and add one operator event
+    ``mls.deadline_near`` for each, in one statement: each is warned of once."""
+    table, prefix = ("inbound_messages", "r") if level.role == "sending" else ("outbound_messages", "s")
+    rows = await pool.fetch(
+        _MLS_WARN.format(owed=_owed(level), table=table),
+        states.delivered,
+        list(NO_MLS_KINDS),
+        DEFAULT_MLS_TYPE,
+        ALWAYS_SEND,
+        states.rejected,
+        now - timedelta(seconds=look_back),
+        now - timedelta(seconds=warn_after),
+        now,
+        limit,
+        "mls.deadline_near",
+        level.name,
+        level.role,
+        prefix,
+        level.limit.total_seconds(),
+    )
+    return [MlsLate(level.name, r["id"], r["partner"], r["started_at"]) for r in rows]

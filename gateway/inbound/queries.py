@@ -276,6 +276,23 @@ class PendingInbound:
     mls_to: str | None
     mls_type: str | None
     sbd: bytes
+    positive_mls: str = "on_processing"  # the receiving company's: when a positive MLS goes out
+    acknowledged: bool = False  # the company's ERP acknowledged it already
+
+    @property
+    def subject(self) -> MlsSubject:
+        return MlsSubject(self.id, self.sending_ap, self.mls_to, self.instance_identifier)
+
+
+@dataclass(frozen=True)
+class MlsSubject:
+    """What an MLS about a received message needs of it: where it came from, where the MLS
+    goes (the envelope's MLS_TO, else the sending provider's SPID) and what it answers."""
+
+    id: int
+    sending_ap: str
+    mls_to: str | None
+    instance_identifier: str
 
 
 async def claim_inbound_processing(pool: asyncpg.Pool, lease_seconds: float = 300.0) -> PendingInbound | None:
@@ -291,7 +308,9 @@ async def claim_inbound_processing(pool: asyncpg.Pool, lease_seconds: float = 30
            SELECT c.id, c.company_id, co.inbound_validation, c.status, c.kind, c.sending_ap,
                   c.sender_scheme || '::' || c.sender_value AS sender,
                   c.receiver_scheme || '::' || c.receiver_value AS receiver,
-                  c.instance_identifier, c.document_id, c.mls_to, c.mls_type, d.content AS sbd
+                  c.instance_identifier, c.document_id, c.mls_to, c.mls_type, d.content AS sbd,
+                  co.positive_mls, EXISTS (SELECT 1 FROM mailbox_entries e
+                                           WHERE e.message_id = c.id AND e.read_at IS NOT NULL) AS acknowledged
            FROM claimed c JOIN documents d ON d.sha256 = c.document_sha256
            JOIN companies co ON co.id = c.company_id""",
         lease_seconds,
@@ -306,6 +325,7 @@ class InboundOutcome:
     validation: str | None  # JSON
     mls_code: str | None
     answers_outbound_id: int | None
+    mls_held: str | None = None  # a positive MLS waiting for the ERP's acknowledgement
 
 
 async def finish_inbound_processing(conn: asyncpg.Connection, message: PendingInbound, outcome: InboundOutcome) -> bool:
@@ -317,7 +337,7 @@ async def finish_inbound_processing(conn: asyncpg.Connection, message: PendingIn
     done = check_move(ProcessingState.PENDING, ProcessingState.DONE)
     before = await conn.fetchval(
         """UPDATE inbound_messages SET processing = $6, processing_until = NULL,
-               status = $2, validation = $3::jsonb, mls_code = $4, answers_outbound_id = $5
+               status = $2, validation = $3::jsonb, mls_code = $4, answers_outbound_id = $5, mls_held = $8
            WHERE id = $1 AND processing = $7
            RETURNING (SELECT status FROM inbound_messages WHERE id = $1)""",
         message.id,
@@ -327,6 +347,7 @@ async def finish_inbound_processing(conn: asyncpg.Connection, message: PendingIn
         outcome.answers_outbound_id,
         done,
         ProcessingState.PENDING,
+        outcome.mls_held,
     )
     if before is None:
         return False
@@ -350,6 +371,37 @@ async def finish_inbound_processing(conn: asyncpg.Connection, message: PendingIn
 
 async def set_inbound_mls(conn: asyncpg.Connection, inbound_id: int, outbound_id: int) -> None:
     await conn.execute("UPDATE inbound_messages SET mls_outbound_id = $2 WHERE id = $1", inbound_id, outbound_id)
+
+
+_TAKE_HELD_ACKNOWLEDGED = """
+    UPDATE inbound_messages m SET mls_held = NULL, mls_code = $3
+    FROM mailbox_entries e
+    WHERE e.id = $1 AND e.company_id = $2 AND m.id = e.message_id AND m.mls_held IS NOT NULL
+    RETURNING m.id, m.sending_ap, m.mls_to, m.instance_identifier"""
+_TAKE_HELD_DUE = """
+    UPDATE inbound_messages m SET mls_held = NULL, mls_code = $2
+    WHERE m.id IN (SELECT id FROM inbound_messages WHERE mls_held IS NOT NULL AND received_at <= $1
+                   ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+    RETURNING m.id, m.sending_ap, m.mls_to, m.instance_identifier"""
+
+
+async def take_held_mls_acknowledged(
+    conn: asyncpg.Connection, company_id: uuid.UUID, entry_id: int, code: str
+) -> MlsSubject | None:
+    """The held positive MLS of a mailbox entry, taken (recorded as ``code``) to be sent now
+    that the company acknowledged the document; None when none is held (sent already, or none
+    owed). Run in the transaction that queues the MLS."""
+    row = await conn.fetchrow(_TAKE_HELD_ACKNOWLEDGED, entry_id, company_id, code)
+    return None if row is None else MlsSubject(**dict(row))
+
+
+async def take_held_mls_due(
+    conn: asyncpg.Connection, received_before: datetime, code: str, limit: int
+) -> list[MlsSubject]:
+    """Held positive MLS of messages received before ``received_before`` (their deadline nears),
+    taken (recorded as ``code``) to be sent now; concurrent callers take different ones."""
+    rows = await conn.fetch(_TAKE_HELD_DUE, received_before, code, limit)
+    return [MlsSubject(**dict(r)) for r in rows]
 
 
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")

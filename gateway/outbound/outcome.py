@@ -27,6 +27,8 @@ __all__ = [
     "backoff",
     "discovery_failure",
     "failure_of",
+    "for_kind",
+    "turns_to_fallback",
 ]
 
 DUPLICATE = "EBMS:4001"
@@ -81,6 +83,28 @@ def discovery_failure(exc: smp.DiscoveryError) -> DeliveryError:
     """A failed SML/SMP lookup: transient when the lookup may work later."""
     code = next((_DISCOVERY_CODES[cls] for cls in type(exc).__mro__ if cls in _DISCOVERY_CODES), "discovery_failed")
     return Transient(code, str(exc)) if exc.retryable else Permanent(code, str(exc))
+
+
+# Discovery failures that mean "the receiver cannot be found (yet)": permanent for a business
+# document, but an MLS is owed whatever happens (MLS-4), so it waits in the queue and is
+# tried again over the retry window instead of failing.
+UNRESOLVED = frozenset(
+    {"receiver_not_registered", "receiver_unknown", "document_type_not_supported", "endpoint_not_active"}
+)
+
+
+def for_kind(error: DeliveryError, kind: str) -> DeliveryError:
+    """What a failure means for a job of ``kind``: an MLS whose receiver cannot be resolved is
+    retried (transient) rather than failed; everything else as :func:`failure_of` said."""
+    if kind == "mls" and isinstance(error, Permanent) and error.code in UNRESOLVED:
+        return Transient(error.code, f"{error.reason} (an MLS is retried until its receiver is found)")
+    return error
+
+
+def turns_to_fallback(error: DeliveryError, decided: Failed | Retry) -> bool:
+    """A job with a fallback receiver turns to it when its receiver cannot be resolved or
+    refuses the message (a permanent failure), or when retrying it ran out of time."""
+    return isinstance(error, Permanent) or (isinstance(decided, Failed) and decided.gave_up)
 
 
 def is_duplicate(exc: as4.EbmsErrorReceived) -> bool:

@@ -23,6 +23,15 @@ _DELIVERED, _FAILED = OutboundState.DELIVERED, OutboundState.FAILED
 
 
 @dataclass(frozen=True)
+class Fallback:
+    """Another receiver for a message, with the message as addressed to it (its own SBD)."""
+
+    receiver: str
+    sbd: bytes
+    instance_identifier: str
+
+
+@dataclass(frozen=True)
 class OutboundSubmission:
     sender: str
     receiver: str
@@ -43,6 +52,8 @@ class OutboundSubmission:
     validation: str | None = None  # JSON of the warnings recorded when sent anyway
     trace_context: str | None = None  # W3C traceparent of the submitting span
     business_key: bytes | None = None  # hash of what identifies the document, for resubmissions
+    mls_type: str | None = None  # what the envelope asks of the receiver (None: absent)
+    fallback: Fallback | None = None  # where the message goes when its receiver cannot be reached
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,7 @@ class OutboundJob:
     company_id: uuid.UUID | None = None
     trace_context: str | None = None
     claim: uuid.UUID | None = None  # the token of this claim: outcomes apply only while it holds
+    fallback_receiver: str | None = None
 
 
 def reporting_counts(kind: str) -> tuple[bool, bool]:
@@ -78,13 +90,19 @@ _SUBMIT = """
     WITH doc AS (
                INSERT INTO documents (sha256, size_bytes, content) VALUES ($8, $15, $16)
                ON CONFLICT (sha256) DO NOTHING),
+           fallback_doc AS (
+               INSERT INTO documents (sha256, size_bytes, content)
+               SELECT $26, length($27::bytea), $27 WHERE $27::bytea IS NOT NULL
+               ON CONFLICT (sha256) DO NOTHING),
            job AS (
                INSERT INTO outbound_messages (
                    company_id, sender, receiver, document_type, process, country_c1,
                    instance_identifier, document_sha256, as4_message_id, conversation_id, give_up_at,
                    endpoint_url, endpoint_cert, fixed_endpoint, document_id, kind, answers_inbound_id,
-                   validation, trace_context, business_key)
-               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$17,$18,$19,$20::jsonb,$21,$23)
+                   validation, trace_context, business_key, mls_type, fallback_receiver, fallback_sha256,
+                   fallback_instance)
+               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$17,$18,$19,$20::jsonb,$21,$23,$24,$25,
+                       $26,$28)
                RETURNING id),
            audit AS (
                INSERT INTO outbound_audit (outbound_id, state, reason)
@@ -94,6 +112,7 @@ _SUBMIT = """
 
 async def submit_outbound(pool: Db, submission: OutboundSubmission) -> int:
     """Store the document and its outbound job (and the first audit line) in one transaction."""
+    fallback = submission.fallback
     job_id = await pool.fetchval(
         _SUBMIT,
         submission.company_id,
@@ -119,6 +138,11 @@ async def submit_outbound(pool: Db, submission: OutboundSubmission) -> int:
         submission.trace_context,
         _QUEUED,
         submission.business_key,
+        submission.mls_type,
+        fallback.receiver if fallback else None,
+        sha256(fallback.sbd) if fallback else None,
+        fallback.sbd if fallback else None,
+        fallback.instance_identifier if fallback else None,
     )
     return int(job_id)
 
@@ -162,7 +186,7 @@ _CLAIM = """
            SELECT c.id, c.sender, c.receiver, c.document_type, c.process, c.country_c1,
                   d.content AS sbd, c.as4_message_id, c.conversation_id, c.attempts, c.give_up_at,
                   c.created_at, c.endpoint_url, c.endpoint_cert, c.fixed_endpoint, c.kind, c.company_id,
-                  c.trace_context, c.claim_token AS claim
+                  c.trace_context, c.claim_token AS claim, c.fallback_receiver
            FROM claimed c JOIN documents d ON d.sha256 = c.document_sha256"""
 
 
@@ -283,6 +307,26 @@ _RELEASE = """
 async def release_outbound(pool: asyncpg.Pool, job_id: int, claim: uuid.UUID | None, reason: str) -> None:
     """Give a claimed job back to the queue at once (its worker is stopping), if still ours."""
     await pool.execute(_RELEASE, job_id, reason, _RETRYING, _SENDING, claim)
+
+
+_USE_FALLBACK = """
+    WITH upd AS (
+               UPDATE outbound_messages SET state = $3, locked_until = NULL, next_attempt_at = now(),
+                   updated_at = now(), claim_token = NULL, receiver = fallback_receiver,
+                   document_sha256 = fallback_sha256, instance_identifier = fallback_instance,
+                   fallback_receiver = NULL, fallback_sha256 = NULL, fallback_instance = NULL,
+                   endpoint_url = NULL, receiver_ap = NULL, error_code = $6, last_error = $2,
+                   give_up_at = greatest(give_up_at, now() + (give_up_at - created_at))
+               WHERE id = $1 AND state = $4 AND claim_token = $5 AND fallback_receiver IS NOT NULL
+               RETURNING id, receiver)
+           INSERT INTO outbound_audit (outbound_id, state, reason)
+           SELECT id, $3, $2 || '; now to ' || receiver FROM upd RETURNING id"""
+
+
+async def use_fallback(pool: asyncpg.Pool, job_id: int, claim: uuid.UUID | None, code: str, reason: str) -> bool:
+    """Send a claimed job to its fallback receiver from now on (if the claim is still ours),
+    due at once with a fresh retry window; False when nothing changed."""
+    return await pool.fetchval(_USE_FALLBACK, job_id, reason, _RETRYING, _SENDING, claim, code) is not None
 
 
 _DEFER = """

@@ -65,6 +65,7 @@ class Derived:
     document_id: str = ""
     kind: str = "business"
     business: BusinessDocument | None = None  # the parsed document, for steps after this one
+    mls_type: str | None = None  # the envelope's MLS_TYPE (None: absent, FAILURE_ONLY)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,9 @@ class SubmitRequest:
     endpoint_cert: x509.Certificate | None = None
     answers_inbound_id: int | None = None
     duplicate_window: float | None = None  # seconds to look back for the same document; None: not checked
+    # The same message for another receiver, sent instead when this one's receiver cannot be
+    # reached (an MLS to the sending provider's SPID when the envelope's MLS_TO fails).
+    fallback: SubmitRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ def _from_envelope(envelope: Envelope, business: BusinessDocument, sbd: bytes) -
         document_id=business.read.document_id,
         kind=business.read.kind,
         business=business,
+        mls_type=envelope.mls_type,
     )
 
 
@@ -190,8 +195,9 @@ def derive_submission(
     )
     read = business.read
     return Derived(
-        sbd, sender_id, receiver_id, doc_id, process_id, country_c1, instance, read.document_id, read.kind, business
-    )
+        sbd, sender_id, receiver_id, doc_id, process_id, country_c1, instance, read.document_id, read.kind, business,
+        mls_type,
+    )  # fmt: skip
 
 
 def derive(request: SubmitRequest) -> Derived:
@@ -229,6 +235,10 @@ async def submit(
     validation = await check(derived) if check is not None else None
     key = business_key(derived) if request.duplicate_window is not None else None
     cert = request.endpoint_cert.public_bytes(Encoding.DER) if request.endpoint_cert else None
+    fallback = None
+    if request.fallback is not None:
+        other = derive(request.fallback)
+        fallback = queries.Fallback(str(other.receiver), other.sbd, other.instance_identifier)
     submission = queries.OutboundSubmission(
         sender=str(derived.sender),
         receiver=str(derived.receiver),
@@ -249,6 +259,8 @@ async def submit(
         validation=validation,
         trace_context=tracing.traceparent(),
         business_key=key,
+        mls_type=derived.mls_type,
+        fallback=fallback,
     )
     if key is None:
         job_id = await queries.submit_outbound(db, submission)

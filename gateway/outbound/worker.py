@@ -272,6 +272,14 @@ class OutboundWorker:
         """Record a failed attempt: the job fails, or is retried after its backoff."""
         error = outcome.failure_of(exc)
         assert isinstance(error, DeliveryError)
+        if job.fallback_receiver is not None:
+            decided_first = outcome.after_failure(
+                error, attempts=job.attempts, give_up_at=job.give_up_at, now=datetime.now(UTC), delay=0.0
+            )
+            if outcome.turns_to_fallback(error, decided_first):
+                await self._fallback(job, error)
+                return
+        error = outcome.for_kind(error, job.kind)
         decided = outcome.after_failure(
             error, attempts=job.attempts, give_up_at=job.give_up_at, now=datetime.now(UTC),
             delay=self.backoff(job.attempts),
@@ -303,6 +311,16 @@ class OutboundWorker:
             else:
                 log.info("outbound_failed", job=job.id, code=decided.code, reason=decided.reason)
         self._count(decided.state, decided.code)
+
+    async def _fallback(self, job: queries.OutboundJob, error: DeliveryError) -> None:
+        """Send the job to its fallback receiver from now on (an MLS whose MLS_TO cannot be
+        resolved or refuses it goes to the sending provider's SPID)."""
+        check_move(OutboundState.SENDING, OutboundState.RETRYING)
+        reason = f"{job.receiver} cannot take it: {error.reason}"
+        if await queries.use_fallback(self.pool, job.id, job.claim, error.code, reason):
+            log.info("outbound_fallback", job=job.id, receiver=job.receiver, to=job.fallback_receiver, code=error.code)
+            self._count(OutboundState.RETRYING, "fallback")
+            self.wake()
 
     async def _mark(self, job: queries.OutboundJob, state: OutboundState, reason: str, **fields: Any) -> bool:
         """Record the outcome of this attempt (a claimed job is sending); False, and nothing
