@@ -241,7 +241,12 @@ def _document_day(root: etree._Element, *paths: str) -> date:
 
 def _choice(releases: list[Release], used: Release, day: date, passed: bool) -> str:
     """A sentence on why ``used`` was applied, for ``artefacts``."""
-    text = f"{releases[0].version} in force on {day.isoformat()}"
+    first = releases[0]
+    if day < first.mandatory:
+        text = f"{first.version}, the oldest release shipped (mandatory from {first.mandatory.isoformat()})"
+        text += f", for a document of {day.isoformat()}"
+    else:
+        text = f"{first.version} in force on {day.isoformat()}"
     if len(releases) > 1:
         others = ", ".join(r.version for r in releases[1:])
         text += f"; {others} valid too until {releases[1].mandatory.isoformat()} (either is accepted)"
