@@ -32,12 +32,14 @@ run: system-deps $(STAMP) pki
 test: system-deps $(STAMP)
 	@bash .ci/peers
 	@bash .ci/phase4
+	@bash .ci/validation-rules
 	@bash .ci/container-deps
 	@bash .ci/k8s-tools
 	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 # The unit tier alone: pure code, no system packages, no PostgreSQL, no processes; seconds.
 test-unit: $(STAMP)
+	@bash .ci/validation-rules
 	$(BIN)/python -m pytest -q tests/unit; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 lint: $(STAMP)

