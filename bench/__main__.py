@@ -10,6 +10,7 @@ from bench import (
     circuit_bench,
     e2e_bench,
     large_message_bench,
+    phase4_bench,
     scale_bench,
     smp_bench,
     validation_bench,
@@ -27,6 +28,7 @@ def main() -> int:
     api_bench.main()
     circuit_bench.main()
     validation_bench.main()
+    phase4_bench.main()
     return 0
 
 

@@ -34,94 +34,33 @@ BinarySecurityTokens, signer under the AP CA) and the SBDH read with ``peppol-sb
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 from cryptography import x509
 
 import as4
+import smp
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki, create_dev_pki
 from gateway.outbound import queries as outbound_queries
 from gateway.outbound.submission import derive_submission, submit_document
-from tests.support.as4 import DOCTYPE, NS, PROCESS, RECEIVER, SENDER, build, tamper
+from tests.support.as4 import NS, RECEIVER, SENDER, build, tamper
 from tests.support.gateways import InProcessGateway, in_process_gateway, new_database, register_company, wait_for_state
-from tests.support.paths import DATA, EXAMPLES, PEERS, ROOT
+from tests.support.paths import EXAMPLES
+from tests.support.phase4 import PeerBuildError, ensure_peer_built
+from tests.support.phase4 import Phase4Peer as _Phase4Peer
 from tests.support.services import SML_ZONE
-
-PEER_DIR = PEERS / "phase4"
-PEER_JAR = PEER_DIR / "target" / "phase4-peer.jar"
-PEER_CLASSPATH = PEER_DIR / "target" / "classpath.txt"
-UBL = DATA / "invoice-bis3.xml"
+from tests.support.smp import MemorySource
 
 
-class Phase4Peer:
-    """The phase4 JVM: one request line in, one JSON line out."""
-
-    def __init__(self, store: Path, log: Path) -> None:
-        self.store = store
-        self.log_path = log
-        self._log = log.open("wb")
-        classpath = f"{PEER_JAR}:{PEER_CLASSPATH.read_text().strip()}"
-        self.proc = subprocess.Popen(
-            ["java", "-Xshare:auto", "-XX:TieredStopAtLevel=1", "-cp", classpath, "org.peppolgateway.phase4peer.Phase4Peer"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-        )  # fmt: skip
-        self.port = 0
-
-    def request(self, command: str, **fields: str) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        line = "\t".join([command, *(f"{k}={v}" for k, v in fields.items())])
-        self.proc.stdin.write(line.encode() + b"\n")
-        self.proc.stdin.flush()
-        answer = self.proc.stdout.readline()
-        if not answer:
-            raise AssertionError(f"phase4 peer exited: {self.log_path.read_text()[-3000:]}")
-        result: dict[str, Any] = json.loads(answer)
-        assert result.get("ok"), f"{result}\n{self.log_path.read_text()[-3000:]}"
-        return result
-
+class Phase4Peer(_Phase4Peer):
     async def send(self, **fields: str) -> dict[str, Any]:
-        base = {"ubl": str(UBL), "sender": SENDER, "receiver": RECEIVER, "doctype": DOCTYPE,
-                "process": PROCESS, "country": "SE"}  # fmt: skip
-        return await asyncio.to_thread(self.request, "send", **{**base, **fields})
-
-    def url(self, path: str = "/as4") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def received(self) -> list[dict[str, Any]]:
-        path = self.store / "received.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines()]
-
-    def stop(self) -> None:
-        try:
-            if self.proc.poll() is None:
-                assert self.proc.stdin is not None
-                self.proc.stdin.write(b"quit\n")
-                self.proc.stdin.close()
-                self.proc.wait(timeout=15)
-        except (subprocess.TimeoutExpired, OSError, ValueError):
-            self.proc.kill()
-            self.proc.wait()
-        finally:
-            self._log.close()
-
-
-def ensure_peer_built() -> None:
-    """The peer is built by `make test` (.ci/phase4); build it here when run on its own."""
-    if PEER_JAR.exists() and PEER_CLASSPATH.exists():
-        return
-    done = subprocess.run(["bash", str(ROOT / ".ci" / "phase4")], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.fail(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "phase4 peer build failed")
+        return await asyncio.to_thread(self.request, "send", **self.send_fields(**fields))
 
 
 @pytest.fixture(scope="session")
@@ -135,19 +74,20 @@ def phase4(
     dev_pki: DevPki, foreign_pki: DevPki, knot: KnotDns, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Phase4Peer]:
     """phase4 as access point POP000002 (the dev PKI's ap2), for the whole session."""
-    ensure_peer_built()
-    d, f = dev_pki.directory, foreign_pki.directory
+    try:
+        ensure_peer_built()
+    except PeerBuildError as exc:
+        pytest.fail(str(exc))
+    f = foreign_pki.directory
     work = tmp_path_factory.mktemp("phase4")
     peer = Phase4Peer(work / "store", work / "phase4.log")
     try:
         started = time.monotonic()
-        answer = peer.request(
-            "init", key=str(d / "ap2.key.pem"), cert=str(d / "ap2.cert.pem"), ap_ca=str(d / "ap-ca.cert.pem"),
-            root_ca=str(d / "root-ca.cert.pem"), smp_ca=str(d / "smp-ca.cert.pem"), store=str(peer.store),
-            dns=knot.address, foreign_key=str(f / "ap2.key.pem"), foreign_cert=str(f / "ap2.cert.pem"),
+        answer = peer.init(
+            dev_pki.directory, peer.store, dns=knot.address,
+            foreign_key=str(f / "ap2.key.pem"), foreign_cert=str(f / "ap2.cert.pem"),
         )  # fmt: skip
         assert answer["seat_id"] == "POP000002" and answer["phase4_version"] == "4.4.1", answer
-        peer.port = int(answer["port"])
         print(f"phase4 peer up in {time.monotonic() - started:.1f}s on port {peer.port}")
         yield peer
     finally:
@@ -223,6 +163,74 @@ async def test_our_worker_delivers_to_phase4(
     assert "CN=POP000001" in entry["signer"]
     assert (entry["sender"], entry["receiver"]) == (derived.sender.value, derived.receiver.value)
     assert (phase4.store / entry["file"]).read_bytes() == derived.sbd
+
+
+# A participant of its own, so no other test's SML record for it is overwritten or relied on.
+PHASE4_PARTICIPANT = smp.ParticipantId.parse("0088:7399000000428")
+
+
+@pytest.fixture
+async def phase4_published(knot: KnotDns, dev_pki: DevPki, phase4: Phase4Peer) -> AsyncIterator[str]:
+    """phase4's receiver published as PHASE4_PARTICIPANT's endpoint: an SMP of its own on loopback
+    (our SMP only ever names our own endpoint) with a NAPTR record for it in the test SML zone."""
+    source = MemorySource()
+    endpoint = smp.Endpoint(
+        url=phase4.url(), certificate=dev_pki.access_points["ap2"].cert, description="phase4 test peer",
+        technical_contact="mailto:ops@phase4.test",
+    )  # fmt: skip
+    source.services[PHASE4_PARTICIPANT] = {
+        doc.document_type: smp.ServiceMetadata(
+            PHASE4_PARTICIPANT, doc.document_type, tuple(smp.ProcessEntry(p, (endpoint,)) for p in doc.processes)
+        )
+        for doc in smp.profile_services("INVOICE_AND_CREDIT_NOTE")
+    }
+    server = TestServer(smp.smp_application(source, dev_pki.smp.key, dev_pki.smp.cert), host="127.0.0.1")
+    await server.start_server()
+    smp_url = str(server.make_url("")).rstrip("/")
+    sml = smp.LocalSml(SML_ZONE, knot.address, smp_url, key_name=knot.key_name, key_secret=knot.secret)
+    await sml.register(PHASE4_PARTICIPANT)
+    try:
+        yield smp_url
+    finally:
+        await sml.unregister(PHASE4_PARTICIPANT)
+        await server.close()
+
+
+async def test_our_worker_finds_phase4_through_sml_and_smp(
+    pg_dsn: str, template_db: str, dev_pki: DevPki, knot: KnotDns, phase4: Phase4Peer, phase4_published: str
+) -> None:
+    before = len(phase4.received())
+    invoice = (EXAMPLES / "invoice.xml").read_bytes()
+    invoice = invoice.replace(
+        b'<cbc:EndpointID schemeID="0216">003720774740</cbc:EndpointID>',
+        b'<cbc:EndpointID schemeID="0088">7399000000428</cbc:EndpointID>',
+    )
+    derived = derive_submission(invoice)
+    assert derived.receiver == PHASE4_PARTICIPANT
+    async with in_process_gateway(dev_pki, "ap1", await new_database(pg_dsn, template_db), knot) as a:
+        job = await submit_document(a.pool, derived, retry_window=30)  # no endpoint given: discovery
+        state = await wait_for_state(a.pool, job, {"delivered", "failed"})
+        status = await outbound_queries.outbound_status(a.pool, job)
+        assert state == "delivered", status
+        row = await a.pool.fetchrow(
+            "SELECT endpoint_url, fixed_endpoint, receiver_ap, receipt, as4_message_id "
+            "FROM outbound_messages WHERE id = $1",
+            job,
+        )
+    assert row is not None
+    # the endpoint (and receiving seat, from its certificate) came from the SMP the SML named
+    assert (row["endpoint_url"], row["fixed_endpoint"], row["receiver_ap"]) == (phase4.url(), False, "POP000002")
+    # the receipt we kept: phase4's, signed with phase4's key, with non-repudiation digests
+    # (our worker marks a job delivered only once they equal the ones it signed)
+    receipt = as4.parse_signal(row["receipt"], as4.SOAP_CONTENT_TYPE)
+    assert receipt.ref_to_message_id == row["as4_message_id"]
+    assert receipt.signer_certificate == dev_pki.access_points["ap2"].cert
+    assert len(receipt.digests) == 3
+    new = phase4.received()[before:]
+    assert [(e["message_id"], e["receiver"], e["from_party"]) for e in new] == [
+        (row["as4_message_id"], PHASE4_PARTICIPANT.value, "POP000001")
+    ]
+    assert (phase4.store / new[0]["file"]).read_bytes() == derived.sbd
 
 
 async def test_phase4_receipt_carries_the_digests_we_signed(dev_pki: DevPki, phase4: Phase4Peer) -> None:

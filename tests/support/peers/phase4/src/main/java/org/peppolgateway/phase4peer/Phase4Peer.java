@@ -31,6 +31,12 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee10.servlet.ServletHolder;
 import org.eclipse.jetty.server.Server;
@@ -46,7 +52,9 @@ import org.xbill.DNS.SimpleResolver;
  * One JVM per test session, driven over stdin/stdout: each request is one line of tab-separated
  * {@code key=value} fields (the first field is the command), each answer one JSON line. Commands:
  * {@code init} (keys, trust, store directory; starts the receiver), {@code send} (phase4's Peppol
- * sender, direct or through SML/SMP discovery), {@code quit}. phase4's own logging goes to stderr.
+ * sender, direct or through SML/SMP discovery), {@code sendmany} (the same sender, direct, {@code n}
+ * times from {@code threads} threads, for a benchmark; only the outcome counts come back),
+ * {@code quit}. phase4's own logging goes to stderr.
  */
 public final class Phase4Peer {
   private static PrintStream protocol;
@@ -89,6 +97,7 @@ public final class Phase4Peer {
         answer = switch (fields[0]) {
           case "init" -> init(req);
           case "send" -> send(req);
+          case "sendmany" -> sendMany(req);
           case "quit" -> {
             stop();
             yield Map.of("ok", true);
@@ -244,6 +253,96 @@ public final class Phase4Peer {
     answer.put("nrr", nrr);
     answer.put("errors", errors);
     answer.put("exceptions", exceptions);
+    return answer;
+  }
+
+  /**
+   * {@code n} messages to one endpoint from {@code threads} threads, each one built, signed,
+   * encrypted and sent by phase4's Peppol sender, its receipt checked (signature and NRR digests).
+   * The UBL is read for every message, as a sender handed a new document would. An optional
+   * {@code key}/{@code cert} pair sends under another identity than the receiver's.
+   */
+  private static Map<String, Object> sendMany(Map<String, String> req) throws Exception {
+    int n = Integer.parseInt(req.get("n"));
+    int threads = Integer.parseInt(req.getOrDefault("threads", "1"));
+    IAS4CryptoFactory crypto = ours;
+    String seat = seatId;
+    if (req.containsKey("key")) {
+      List<X509Certificate> apCa = Pem.certificates(Path.of(req.get("ap_ca")));
+      List<X509Certificate> trust = new ArrayList<>(apCa);
+      trust.addAll(Pem.certificates(Path.of(req.get("root_ca"))));
+      crypto = factory(req.get("key"), req.get("cert"), req.get("ap_ca"), Pem.trustStore(trust));
+      seat = Pem.certificate(Path.of(req.get("cert"))).getSubjectX500Principal().getName().replaceAll(".*CN=([^,]+).*", "$1");
+    }
+    X509Certificate endpointCert = Pem.certificate(Path.of(req.get("endpoint_cert")));
+    Path ubl = Path.of(req.get("ubl"));
+    IAS4CryptoFactory factory = crypto;
+    String senderSeat = seat;
+    AtomicInteger delivered = new AtomicInteger();
+    AtomicInteger failed = new AtomicInteger();
+    AtomicReference<String> firstError = new AtomicReference<>();
+    ExecutorService pool = Executors.newFixedThreadPool(threads);
+    long started = System.nanoTime();
+    try {
+      List<Future<?>> done = new ArrayList<>();
+      for (int i = 0; i < n; i++) {
+        done.add(pool.submit(() -> {
+          List<String> nrr = new ArrayList<>();
+          List<String> exceptions = new ArrayList<>();
+          EAS4UserMessageSendResult result;
+          try {
+            Element payload = DOMReader.readXMLDOM(ubl.toFile()).getDocumentElement();
+            result = Phase4PeppolSender.builder()
+                .cryptoFactory(factory)
+                .peppolAP_CAChecker(apCaChecker)
+                .documentTypeID(Phase4PeppolSender.IF.createDocumentTypeIdentifierWithDefaultScheme(req.get("doctype")))
+                .processID(Phase4PeppolSender.IF.createProcessIdentifierWithDefaultScheme(req.get("process")))
+                .senderParticipantID(Phase4PeppolSender.IF.createParticipantIdentifierWithDefaultScheme(req.get("sender")))
+                .receiverParticipantID(Phase4PeppolSender.IF.createParticipantIdentifierWithDefaultScheme(req.get("receiver")))
+                .senderPartyID(senderSeat)
+                .countryC1(req.get("country"))
+                .payload(payload)
+                .receiverEndpointDetails(endpointCert, req.get("url"))
+                .signalMsgValidationResultHdl(new IAS4SignalMessageValidationResultHandler() {
+                  @Override
+                  public void onSuccess() {
+                    nrr.add("success");
+                  }
+
+                  @Override
+                  public void onError(String message) {
+                    nrr.add("error: " + message);
+                  }
+
+                  @Override
+                  public void onNotApplicable() {
+                    nrr.add("not-applicable");
+                  }
+                })
+                .sendMessageAndCheckForReceipt(e -> exceptions.add(e.toString()));
+          } catch (Exception e) {
+            exceptions.add(e.toString());
+            result = null;
+          }
+          if (result == EAS4UserMessageSendResult.SUCCESS && nrr.equals(List.of("success"))) {
+            delivered.incrementAndGet();
+          } else {
+            failed.incrementAndGet();
+            firstError.compareAndSet(null, result + " nrr=" + nrr + " " + exceptions);
+          }
+        }));
+      }
+      for (Future<?> f : done) f.get();
+    } finally {
+      pool.shutdown();
+      pool.awaitTermination(1, TimeUnit.MINUTES);
+    }
+    Map<String, Object> answer = new LinkedHashMap<>();
+    answer.put("ok", true);
+    answer.put("delivered", delivered.get());
+    answer.put("failed", failed.get());
+    answer.put("seconds", (System.nanoTime() - started) / 1e9);
+    answer.put("first_error", firstError.get());
     return answer;
   }
 }
