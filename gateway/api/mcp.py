@@ -119,6 +119,8 @@ async def mcp_endpoint(request: web.Request) -> web.Response:
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
         return _error(None, INVALID_REQUEST, "send one JSON-RPC 2.0 message (batches are not accepted)", 400)
     method, message_id = message.get("method"), message.get("id")
+    if "id" in message and (isinstance(message_id, bool) or not isinstance(message_id, str | int)):
+        return _error(None, INVALID_REQUEST, "a request's id is a string or an integer", 400)
     if method != "initialize":
         if not request.headers.get(SESSION_HEADER):
             return _error(message_id, INVALID_REQUEST, f"the {SESSION_HEADER} header from initialize is missing", 400)

@@ -187,6 +187,8 @@ async def test_the_transport_refuses_what_it_must(network: Network) -> None:
             assert result["isError"] and result["structuredContent"]["error"]["code"] == "validation_error"
         async with http.post(url, data=b"[", headers={**headers, "Content-Type": "application/json"}) as r:
             assert r.status == 400 and (await r.json())["error"]["code"] == -32700
+        async with http.post(url, json={**ping, "id": {}}, headers=headers) as r:
+            assert r.status == 400 and (await r.json())["id"] is None
         async with http.post(url, json=[ping], headers=headers) as r:
             assert r.status == 400
         async with http.post(url, json=ping, headers={**headers, "MCP-Protocol-Version": "2001-01-01"}) as r:
