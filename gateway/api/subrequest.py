@@ -23,6 +23,8 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 from multidict import CIMultiDict
 
+from gateway.core.requestid import current_request_id
+
 __all__ = ["SubRequests", "SubResponse", "segment"]
 
 # headers of the incoming request a sub-request keeps (the rest describe the outer request)
@@ -68,6 +70,9 @@ class SubRequests:
         """Answer ``method path`` as the REST API would answer the caller."""
         sent = CIMultiDict(self._headers)
         sent.update(headers or {})
+        request_id = current_request_id()
+        if request_id is not None:
+            sent["X-Request-Id"] = request_id  # one id in the log for the call and what it did
         if content_type is not None:
             sent["Content-Type"] = content_type
         sent["Content-Length"] = str(len(body))
