@@ -12,9 +12,11 @@ from aiohttp import web
 from gateway.api.accounts import RUNTIME, add_account_routes
 from gateway.api.answers import add_response_routes
 from gateway.api.auth import auth_middleware
+from gateway.api.docs import add_docs_routes
 from gateway.api.documents import add_document_routes
 from gateway.api.envelope import ok
 from gateway.api.keys import SERVICES
+from gateway.api.mcp import add_mcp_routes
 from gateway.api.metrics import metrics_response
 from gateway.api.middleware import request_context
 from gateway.api.notifications import add_notification_routes
@@ -114,6 +116,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
     app.router.add_get("/v1/ready", ready)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/v1/openapi.json", serve_openapi)
+    add_docs_routes(app)
     if runtime is not None:
         app[RUNTIME] = runtime
         add_account_routes(app)
@@ -121,6 +124,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
         add_notification_routes(app)
         add_response_routes(app)
         add_operator_routes(app)
+        add_mcp_routes(app)
         inbound = InboundEndpoint(
             pool,
             runtime.identity,

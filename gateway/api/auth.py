@@ -72,7 +72,8 @@ async def authenticate(pool: asyncpg.Pool, authorization: str | None) -> Princip
     )
 
 
-PUBLIC_PATHS = frozenset({"/v1/ping", "/v1/ready", "/v1/openapi.json"})
+PUBLIC_PATHS = frozenset({"/v1/ping", "/v1/ready", "/v1/openapi.json", "/v1/docs"})
+PUBLIC_PREFIXES = ("/v1/docs/",)  # the API viewer's files
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 
@@ -83,7 +84,8 @@ def auth_middleware(pool_of: Any) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         routed = getattr(request.match_info, "http_exception", None) is None
-        if routed and request.path.startswith("/v1/") and request.path not in PUBLIC_PATHS:
+        public = request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES)
+        if routed and request.path.startswith("/v1/") and not public:
             request[PRINCIPAL] = await authenticate(pool_of(request), request.headers.get("Authorization"))
         return await handler(request)  # type: ignore[no-any-return]
 

@@ -729,6 +729,7 @@ def openapi_document() -> dict[str, Any]:
         for suffix, ops in document_ops.items():
             paths[base + suffix] = ops
     paths.update(_mls_paths())
+    paths.update(_docs_and_mcp_paths())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -795,6 +796,91 @@ def _mls_paths() -> dict[str, Any]:
                 params=[_query("month", {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}, "default: this month")],
             )
         }
+    }
+
+
+def _docs_and_mcp_paths() -> dict[str, Any]:
+    """The API viewer (public) and the MCP endpoint for AI agents (the API's bearer tokens)."""
+    jsonrpc = {
+        "type": "object",
+        "required": ["jsonrpc"],
+        "properties": {
+            "jsonrpc": {"const": "2.0"},
+            "id": {"type": ["string", "integer"]},
+            "method": {"type": "string", "examples": ["initialize", "tools/list", "tools/call", "ping"]},
+            "params": {"type": "object"},
+        },
+    }
+    answer = {
+        "type": "object",
+        "required": ["jsonrpc"],
+        "properties": {
+            "jsonrpc": {"const": "2.0"},
+            "id": {"type": ["string", "integer", "null"]},
+            "result": {"type": "object"},
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+            },
+        },
+    }
+    rpc = {"application/json": {"schema": answer}}
+    either = {"application/json": {"schema": {"anyOf": [answer, _ref("Error")]}}}
+    session = {
+        "name": "Mcp-Session-Id",
+        "in": "header",
+        "required": False,
+        "description": "the session id answered to initialize; required on every later message",
+        "schema": {"type": "string"},
+    }
+    version = {
+        "name": "MCP-Protocol-Version",
+        "in": "header",
+        "required": False,
+        "description": "the protocol revision agreed at initialize",
+        "schema": {"type": "string"},
+    }
+    return {
+        "/v1/docs": {
+            "get": _op(
+                "Interactive API documentation (Swagger UI) of this document",
+                {
+                    "200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}},
+                    **_ERROR_ONLY,
+                },
+                public=True,
+            )
+        },
+        "/v1/docs/{asset}": {
+            "get": _op(
+                "A file of the documentation page (scripts, styles, icons)",
+                {"200": {"description": "the file"}, **_ERROR_ONLY},
+                params=[_path_param("asset")],
+                public=True,
+            )
+        },
+        "/v1/mcp": {
+            "post": {
+                "summary": "MCP server (Model Context Protocol, Streamable HTTP transport) for AI agents",
+                "description": "One JSON-RPC 2.0 message per POST, answered with one JSON message: initialize, "
+                "ping, tools/list, tools/call (notifications are accepted with 202). The tools send, look up, "
+                "validate, poll, download, acknowledge and answer documents and manage webhooks, each acting "
+                "through this API with the caller's token, so its scopes and tenant apply. GET and DELETE "
+                "are answered 405 (no server-initiated stream; sessions keep no state).",
+                "parameters": [session, version],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": jsonrpc}}},
+                "responses": {
+                    "200": {"description": "The JSON-RPC answer (tool failures have result.isError)", "content": rpc},
+                    "202": {"description": "A notification or response, accepted"},
+                    "400": {"description": "Not a JSON-RPC message, or session or version missing", "content": rpc},
+                    "401": {"description": "No valid bearer token", "content": either},
+                    "403": {"description": "Another site's Origin", "content": either},
+                    "415": {"description": "Not application/json", "content": rpc},
+                    "4XX": {"description": "Error", "content": either},
+                },
+            }
+        },
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.support.browser import browser
 from tests.support.services import db_dsn, db_pool, empty_db, knot, pg_dsn, template_db
 
-__all__ = ["db_dsn", "db_pool", "empty_db", "knot", "pg_dsn", "template_db"]
+__all__ = ["browser", "db_dsn", "db_pool", "empty_db", "knot", "pg_dsn", "template_db"]
