@@ -12,6 +12,7 @@ from aiohttp import web
 from gateway.api.accounts import RUNTIME, add_account_routes
 from gateway.api.answers import add_response_routes
 from gateway.api.auth import auth_middleware
+from gateway.api.console import add_console
 from gateway.api.docs import add_docs_routes
 from gateway.api.documents import add_document_routes
 from gateway.api.envelope import ok
@@ -125,6 +126,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
         add_response_routes(app)
         add_operator_routes(app)
         add_mcp_routes(app)
+        add_console(app)
         inbound = InboundEndpoint(
             pool,
             runtime.identity,

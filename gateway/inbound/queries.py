@@ -502,3 +502,106 @@ async def mailbox_lines(pool: asyncpg.Pool, *, entry_id: int | None, limit: int)
         limit,
     )
     return [MailboxLine(**dict(r)) for r in rows]
+
+
+# -- the console's message trace ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TracedReceived:
+    """A received document as the console traces it: the mailbox entry, its company, and
+    which evidence is kept (the AS4 message as received and the receipt we answered with)."""
+
+    received: ReceivedDocument
+    company_id: uuid.UUID
+    document_id: str | None
+    conversation_id: str
+    instance_identifier: str | None
+    sender_cert_subject: str
+    sent_at: datetime
+    mls_type: str | None
+    has_message: bool
+    has_receipt: bool
+
+
+_TRACE_SELECT = _RECEIVED_SELECT.replace(
+    "\n    FROM mailbox_entries e",
+    ", e.company_id, m.document_id, m.conversation_id, m.instance_identifier, m.sender_cert_subject, m.sent_at,"
+    " m.mls_type, m.message_sha256 IS NOT NULL AS has_message,"
+    " m.receipt IS NOT NULL AND length(m.receipt) > 0 AS has_receipt\n    FROM mailbox_entries e",
+)
+_TRACE_FIELDS = ("company_id", "document_id", "conversation_id", "instance_identifier", "sender_cert_subject",
+                 "sent_at", "mls_type", "has_message", "has_receipt")  # fmt: skip
+_TRACE_ONE = _TRACE_SELECT + " WHERE e.id = $1 AND e.company_id = ANY($2::uuid[])"
+_TRACE_PAGE = (
+    _TRACE_SELECT
+    + """ WHERE e.company_id = ANY($1::uuid[])
+          AND ($2::text IS NULL OR m.document_id = $2 OR m.as4_message_id = $2)
+          AND ($3::text IS NULL OR strpos(lower(m.receiver_scheme || '::' || m.receiver_value), lower($3)) > 0)
+          AND ($4::text IS NULL OR strpos(lower(m.sender_scheme || '::' || m.sender_value), lower($4)) > 0)
+          AND ($5::boolean IS NULL OR (m.response_code IS NOT NULL) = $5)
+          AND ($6::timestamptz IS NULL OR m.received_at >= $6) AND ($7::timestamptz IS NULL OR m.received_at < $7)
+        ORDER BY e.id DESC LIMIT $8"""
+)
+
+
+def _traced(row: asyncpg.Record) -> TracedReceived:
+    fields = dict(row)
+    extra = {name: fields.pop(name) for name in _TRACE_FIELDS}
+    return TracedReceived(_received(fields), **extra)  # type: ignore[arg-type]
+
+
+async def traced_received(
+    pool: asyncpg.Pool | asyncpg.Connection, company_ids: list[uuid.UUID], entry_id: int
+) -> TracedReceived | None:
+    """One mailbox entry of one of ``company_ids`` (the caller's tenants), else None."""
+    row = await pool.fetchrow(_TRACE_ONE, entry_id, company_ids)
+    return None if row is None else _traced(row)
+
+
+async def search_received(
+    pool: asyncpg.Pool | asyncpg.Connection,
+    company_ids: list[uuid.UUID],
+    *,
+    number: str | None = None,
+    participant: str | None = None,
+    partner: str | None = None,
+    answered: bool | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 50,
+) -> list[TracedReceived]:
+    """Documents the companies received, newest first: ``number`` is the business document's
+    ID or the AS4 MessageId, ``participant`` (the receiver) and ``partner`` (the sender) match
+    any part of the participant id; ``answered``: whether a business response was sent."""
+    rows = await pool.fetch(_TRACE_PAGE, company_ids, number, participant, partner, answered, start, end, limit)
+    return [_traced(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class ReceivedEvidence:
+    """The AS4 message as received and the signed receipt we answered with (None when not kept
+    in the database, e.g. moved to the archive under ``archive_key``)."""
+
+    message: bytes | None
+    receipt: bytes | None
+    archive_key: str | None
+
+
+_EVIDENCE = """
+    SELECT d.content AS message, m.receipt, m.archive_key
+    FROM mailbox_entries e JOIN inbound_messages m ON m.id = e.message_id
+    LEFT JOIN documents d ON d.sha256 = m.message_sha256
+    WHERE e.id = $1 AND e.company_id = ANY($2::uuid[])"""
+
+
+async def received_evidence(
+    pool: asyncpg.Pool | asyncpg.Connection, company_ids: list[uuid.UUID], entry_id: int
+) -> ReceivedEvidence | None:
+    row = await pool.fetchrow(_EVIDENCE, entry_id, company_ids)
+    if row is None:
+        return None
+    message, receipt = row["message"], row["receipt"]
+    return ReceivedEvidence(
+        None if message is None else bytes(message), bytes(receipt) if receipt else None, row["archive_key"]
+    )

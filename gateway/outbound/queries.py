@@ -652,3 +652,116 @@ async def queue_depth(pool: asyncpg.Pool) -> list[QueueDepth]:
         [str(s) for s in IN_FLIGHT],
     )
     return [QueueDepth(OutboundState(r["state"]), int(r["n"]), float(r["age"])) for r in rows]
+
+
+# -- the console's message trace ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TracedSent:
+    """A sent document as the console traces it: what the API shows, plus the envelope and the
+    job's delivery facts (where, when next, which evidence is kept)."""
+
+    sent: SentDocument
+    company_id: uuid.UUID | None
+    document_id: str | None
+    country_c1: str
+    instance_identifier: str
+    conversation_id: str
+    endpoint_url: str | None
+    next_attempt_at: datetime
+    give_up_at: datetime
+    has_message: bool
+    has_receipt: bool
+    archive_key: str | None
+
+
+_TRACE_EXTRA = (
+    "o.company_id, o.document_id, o.country_c1, o.instance_identifier, o.conversation_id, o.endpoint_url,"
+    " o.next_attempt_at, o.give_up_at, o.sent_message_sha256 IS NOT NULL AS has_message,"
+    " o.receipt IS NOT NULL AS has_receipt, o.archive_key"
+)
+_TRACE_SELECT = _SENT_SELECT.replace(
+    "\n    FROM outbound_messages o", f", {_TRACE_EXTRA}\n    FROM outbound_messages o"
+)
+_TRACE_FIELDS = ("company_id", "document_id", "country_c1", "instance_identifier", "conversation_id", "endpoint_url",
+                 "next_attempt_at", "give_up_at", "has_message", "has_receipt", "archive_key")  # fmt: skip
+_TRACE_ONE = _TRACE_SELECT + " WHERE o.id = $1 AND o.company_id = ANY($2::uuid[])"
+_TRACE_PAGE = (
+    _TRACE_SELECT
+    + """ WHERE o.company_id = ANY($1::uuid[])
+          AND ($2::text IS NULL OR o.document_id = $2 OR o.as4_message_id = $2)
+          AND ($3::text IS NULL OR strpos(lower(o.sender), lower($3)) > 0)
+          AND ($4::text IS NULL OR strpos(lower(o.receiver), lower($4)) > 0)
+          AND ($5::text IS NULL OR o.state = $5)
+          AND ($6::timestamptz IS NULL OR o.created_at >= $6) AND ($7::timestamptz IS NULL OR o.created_at < $7)
+        ORDER BY o.id DESC LIMIT $8"""
+)
+
+
+def _traced(row: asyncpg.Record) -> TracedSent:
+    fields = dict(row)
+    extra = {name: fields.pop(name) for name in _TRACE_FIELDS}
+    fields["state"] = OutboundState(fields["state"])
+    return TracedSent(SentDocument(**fields), **extra)
+
+
+async def traced_sent(pool: Db, company_ids: list[uuid.UUID], job_id: int) -> TracedSent | None:
+    """One document sent by one of ``company_ids`` (the caller's tenants), else None."""
+    row = await pool.fetchrow(_TRACE_ONE, job_id, company_ids)
+    return None if row is None else _traced(row)
+
+
+async def search_sent(
+    pool: Db,
+    company_ids: list[uuid.UUID],
+    *,
+    number: str | None = None,
+    participant: str | None = None,
+    partner: str | None = None,
+    state: OutboundState | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 50,
+) -> list[TracedSent]:
+    """Documents the companies sent, newest first: ``number`` is the business document's ID or
+    the AS4 MessageId, ``participant`` (the sender) and ``partner`` (the receiver) match any
+    part of the participant id."""
+    rows = await pool.fetch(
+        _TRACE_PAGE, company_ids, number, participant, partner, None if state is None else str(state), start, end,
+        limit,
+    )  # fmt: skip
+    return [_traced(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class SentEvidence:
+    """What proves a delivery: the AS4 message as sent and the receipt that came back (None
+    when not kept in the database: never sent, or moved to the archive under ``archive_key``)."""
+
+    message: bytes | None
+    receipt: bytes | None
+    archive_key: str | None
+
+
+_EVIDENCE = """
+    SELECT d.content AS message, o.receipt, o.archive_key
+    FROM outbound_messages o LEFT JOIN documents d ON d.sha256 = o.sent_message_sha256
+    WHERE o.id = $1 AND o.company_id = ANY($2::uuid[])"""
+
+
+async def sent_evidence(pool: Db, company_ids: list[uuid.UUID], job_id: int) -> SentEvidence | None:
+    row = await pool.fetchrow(_EVIDENCE, job_id, company_ids)
+    if row is None:
+        return None
+    message, receipt = row["message"], row["receipt"]
+    return SentEvidence(
+        None if message is None else bytes(message), None if receipt is None else bytes(receipt), row["archive_key"]
+    )
+
+
+async def add_audit_note(conn: Db, job_id: int, state: OutboundState, reason: str) -> None:
+    """An audit line that does not move the job (it stays in ``state``): for example that a
+    failed document was sent again as another one."""
+    await conn.execute("INSERT INTO outbound_audit (outbound_id, state, reason) VALUES ($1, $2, $3)", job_id, state,
+                       reason)  # fmt: skip

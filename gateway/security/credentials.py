@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import enum
 import hashlib
+import hmac
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from gateway.security.queries import ApiKey, TokenGrant
 
 __all__ = [
     "COMPANY_SCOPES",
+    "CONSOLE_SESSION_TTL",
     "EXPIRING_SOON",
     "OPERATOR_SCOPES",
     "TOKEN_TTL",
@@ -31,13 +33,16 @@ __all__ = [
     "KeyStatus",
     "authenticate_token",
     "check_grant",
+    "console_session",
     "create_api_key",
     "create_operator",
+    "csrf_token",
     "granted_scopes",
     "hash_secret",
     "issue_token",
     "key_status",
     "new_secret",
+    "open_console_session",
 ]
 
 COMPANY_SCOPES = (
@@ -50,6 +55,7 @@ COMPANY_SCOPES = (
 )
 OPERATOR_SCOPES = ("operator",)
 TOKEN_TTL = timedelta(hours=1)
+CONSOLE_SESSION_TTL = timedelta(hours=8)  # a working day in the console, then sign in again
 EXPIRING_SOON = timedelta(days=14)
 
 
@@ -129,6 +135,18 @@ async def create_operator(conn: asyncpg.Connection | asyncpg.Pool, name: str) ->
     return operator_id, secret
 
 
+async def _client_key(pool: asyncpg.Pool, client_id: str, client_secret: str) -> ApiKey:
+    """The usable key behind a client id and secret; :class:`InvalidClient` otherwise."""
+    key = await queries.api_key_by_hash(pool, hash_secret(client_secret))
+    owner = str(key.company_id or key.operator_id) if key else None
+    if key is None or owner != client_id.strip():
+        raise InvalidClient("unknown client id or secret")
+    status = key_status(key)
+    if status in (KeyStatus.REVOKED, KeyStatus.EXPIRED):
+        raise InvalidClient(f"the API key is {status}")
+    return key
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     """A bearer token (its secret is shown once) and what it grants."""
@@ -142,13 +160,7 @@ async def issue_token(
     pool: asyncpg.Pool, client_id: str, client_secret: str, scope: str | None, client_ip: str | None
 ) -> IssuedToken:
     """Client-credentials grant: the key behind ``client_secret`` must belong to ``client_id``."""
-    key = await queries.api_key_by_hash(pool, hash_secret(client_secret))
-    owner = str(key.company_id or key.operator_id) if key else None
-    if key is None or owner != client_id.strip():
-        raise InvalidClient("unknown client id or secret")
-    status = key_status(key)
-    if status in (KeyStatus.REVOKED, KeyStatus.EXPIRED):
-        raise InvalidClient(f"the API key is {status}")
+    key = await _client_key(pool, client_id, client_secret)
     granted = granted_scopes(key.scopes, scope)
     token = new_secret("gwt")
     await queries.record_token(
@@ -179,3 +191,41 @@ async def authenticate_token(pool: asyncpg.Pool, token: str) -> TokenGrant:
     """What a bearer token grants; :class:`InvalidToken` unless it admits its holder now."""
     grant = await queries.token_grant(pool, hash_secret(token))
     return check_grant(grant, datetime.now(UTC))
+
+
+# -- console sessions: the same credentials, held by a browser -------------------------------------
+
+
+async def open_console_session(
+    pool: asyncpg.Pool, client_id: str, client_secret: str, client_ip: str | None
+) -> tuple[str, TokenGrant]:
+    """Sign a browser in with the credentials of the token endpoint. Returns the session secret
+    (for the cookie; only its hash is stored) and what the session grants: the key's scopes,
+    for :data:`CONSOLE_SESSION_TTL`."""
+    key = await _client_key(pool, client_id, client_secret)
+    secret = new_secret("gws")
+    expires_at = datetime.now(UTC) + CONSOLE_SESSION_TTL
+    async with pool.acquire() as conn, conn.transaction():
+        await queries.add_console_session(
+            conn, session_hash=hash_secret(secret), key_id=key.id, scopes=list(key.scopes), expires_at=expires_at,
+            client_ip=client_ip,
+        )  # fmt: skip
+    grant = TokenGrant(
+        frozenset(key.scopes), expires_at, key.id, key.company_id, key.operator_id, key.revoked_at, key.expires_at
+    )
+    return secret, grant
+
+
+async def console_session(pool: asyncpg.Pool, secret: str) -> TokenGrant:
+    """What a console session grants now; :class:`InvalidToken` once it ended (expired, signed
+    out, its key revoked or expired)."""
+    grant = await queries.console_session_grant(pool, hash_secret(secret))
+    return check_grant(grant, datetime.now(UTC))
+
+
+def csrf_token(session_secret: str) -> str:
+    """The session's anti-forgery token, put in every form: derived from the session secret
+    (which only the HttpOnly cookie holds), so another site can neither read nor compute it
+    and nothing more is stored."""
+    mac = hmac.new(session_secret.encode(), b"console-csrf", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")

@@ -15,14 +15,18 @@ __all__ = [
     "KeptAnswer",
     "TokenGrant",
     "add_api_key",
+    "add_console_session",
     "add_operator",
     "api_key",
     "api_key_by_hash",
     "api_keys_of",
     "claim_idempotency_key",
+    "console_session_grant",
     "end_api_key",
+    "end_console_session",
     "keep_idempotent_answer",
     "kept_answer",
+    "operator_name",
     "operator_named",
     "owned_api_key",
     "purge_idempotency_keys",
@@ -90,6 +94,11 @@ class TokenGrant:
 
 async def add_operator(conn: Executor, operator_id: uuid.UUID, name: str) -> None:
     await conn.execute("INSERT INTO operators (id, name) VALUES ($1, $2)", operator_id, name)
+
+
+async def operator_name(conn: Executor, operator_id: uuid.UUID) -> str | None:
+    name: str | None = await conn.fetchval("SELECT name FROM operators WHERE id = $1", operator_id)
+    return name
 
 
 async def operator_named(conn: Executor, name: str) -> uuid.UUID | None:
@@ -328,3 +337,55 @@ async def purge_idempotency_keys(db: Executor, lifetime: float, batch: int = 50)
     others hold): run at each claim, it removes more keys than are claimed."""
     done = await db.execute(_PURGE_KEYS, lifetime, batch)
     return int(done.split()[-1])
+
+
+# -- console sessions ------------------------------------------------------------------------------
+
+
+async def add_console_session(
+    conn: Executor,
+    *,
+    session_hash: bytes,
+    key_id: uuid.UUID,
+    scopes: list[str],
+    expires_at: datetime,
+    client_ip: str | None,
+) -> None:
+    """Keep a console session's hash (and forget sessions that have ended, so the table stays
+    small), and note the key's use."""
+    await conn.execute("DELETE FROM console_sessions WHERE expires_at < now()")
+    await conn.execute(
+        "INSERT INTO console_sessions (session_hash, api_key_id, scopes, expires_at, client_ip) "
+        "VALUES ($1, $2, $3, $4, $5)",
+        session_hash,
+        key_id,
+        scopes,
+        expires_at,
+        client_ip,
+    )
+    await conn.execute("UPDATE api_keys SET last_used_at = now(), last_used_ip = $2 WHERE id = $1", key_id, client_ip)
+
+
+async def console_session_grant(conn: Executor, session_hash: bytes) -> TokenGrant | None:
+    """What a console session grants, with the state of the key behind it (as for a token)."""
+    row = await conn.fetchrow(
+        """SELECT s.scopes, s.expires_at, k.id AS key_id, k.company_id, k.operator_id, k.revoked_at,
+                  k.expires_at AS key_expires_at
+           FROM console_sessions s JOIN api_keys k ON k.id = s.api_key_id WHERE s.session_hash = $1""",
+        session_hash,
+    )
+    if row is None:
+        return None
+    return TokenGrant(
+        scopes=frozenset(row["scopes"]),
+        expires_at=row["expires_at"],
+        key_id=row["key_id"],
+        company_id=row["company_id"],
+        operator_id=row["operator_id"],
+        key_revoked_at=row["revoked_at"],
+        key_expires_at=row["key_expires_at"],
+    )
+
+
+async def end_console_session(conn: Executor, session_hash: bytes) -> None:
+    await conn.execute("DELETE FROM console_sessions WHERE session_hash = $1", session_hash)
