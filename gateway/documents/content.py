@@ -575,6 +575,7 @@ def extract(document: BusinessDocument) -> Content:
     means = tuple(_payment_means(el) for el in root.iterfind("cac:PaymentMeans", NS))
     due = _date(_text(root, "cbc:DueDate")) or next((m.due_date for m in means if m.due_date), None)
     terms = _texts(root, "cac:PaymentTerms/cbc:Note")
+    parties = _parties(root, name, label)
     delivery = root.find("cac:Delivery/cac:DeliveryLocation/cac:Address", NS)
     if delivery is None:
         delivery = root.find("cac:Delivery/cac:DeliveryAddress", NS)
@@ -595,7 +596,11 @@ def extract(document: BusinessDocument) -> Content:
         currency=currency,
         tax_currency=_text(root, "cbc:TaxCurrencyCode"),
         notes=_texts(root, "cbc:Note"),
-        **_parties(root, name, label),
+        seller=parties.get("seller"),
+        buyer=parties.get("buyer"),
+        sender=parties.get("sender"),
+        receiver=parties.get("receiver"),
+        payee=parties.get("payee"),
         delivery_address=_address(delivery),
         lines=lines,
         vat_breakdown=breakdown,
