@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import structlog
 from lxml import etree
 
 from gateway.documents.business import CAC, CBC, MLR_CUSTOMIZATION, MLS_CUSTOMIZATION, UBL, BusinessDocument
@@ -31,6 +33,7 @@ __all__ = [
     "Attachment",
     "Contact",
     "Content",
+    "ContentRow",
     "Line",
     "Party",
     "PaymentMeans",
@@ -40,14 +43,17 @@ __all__ = [
     "Totals",
     "VatBreakdown",
     "content_json",
+    "content_row",
     "document_label",
     "extract",
+    "read_content",
 ]
 
 # Raised when the shape of the view changes, so stored views older than this are read again.
 VIEW_VERSION = 1
 
 NS = {"cbc": CBC, "cac": CAC}
+log = structlog.get_logger("gateway.documents.content")
 
 
 @dataclass(frozen=True)
@@ -629,3 +635,43 @@ def content_json(content: Content) -> dict[str, Any]:
     """The view as JSON: decimals as strings, dates as ISO strings, absent values null."""
     result: dict[str, Any] = _plain(content)
     return result
+
+
+@dataclass(frozen=True)
+class ContentRow:
+    """What is kept of a view: the listing fields (typed, for filtering) and the whole view."""
+
+    number: str | None
+    issue_date: dt.date | None
+    due_date: dt.date | None
+    seller_name: str | None
+    buyer_name: str | None
+    payable_amount: Decimal | None
+    currency: str | None
+    view: str  # content_json as JSON text
+    version: int = VIEW_VERSION
+
+
+def content_row(content: Content) -> ContentRow:
+    """The row kept for a view."""
+    return ContentRow(
+        number=content.number,
+        issue_date=content.issue_date,
+        due_date=content.due_date,
+        seller_name=content.seller.name if content.seller else None,
+        buyer_name=content.buyer.name if content.buyer else None,
+        payable_amount=content.totals.payable if content.totals else None,
+        currency=content.currency,
+        view=json.dumps(content_json(content), separators=(",", ":")),
+        version=content.version,
+    )
+
+
+def read_content(document: BusinessDocument) -> ContentRow | None:
+    """The row for a document, or None when its view cannot be read: a document is stored and
+    sent whatever its content says, so a failure here never refuses it (it is logged)."""
+    try:
+        return content_row(extract(document))
+    except Exception as exc:  # the view is an aid; storing the document is what matters
+        log.warning("content_not_extracted", root=document.name, error=type(exc).__name__, reason=str(exc)[:200])
+        return None

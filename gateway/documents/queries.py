@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 
 import asyncpg
+
+from gateway.documents.content import ContentRow
 
 
 def sha256(data: bytes) -> bytes:
@@ -50,3 +54,90 @@ async def document_content(conn: asyncpg.Connection | asyncpg.Pool, digest: byte
     """The stored bytes, or None once they were released to the archive."""
     content = await conn.fetchval("SELECT content FROM documents WHERE sha256 = $1", digest)
     return None if content is None else bytes(content)
+
+
+# -- content views (document_contents): one per received or sent message
+
+
+@dataclass(frozen=True)
+class ContentFilter:
+    """The listing filters on a document's content view; None means not filtered."""
+
+    number: str | None = None
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+    issued_from: date | None = None
+    issued_to: date | None = None
+    partner: str | None = None  # part of the seller's or buyer's name, or the other participant's id
+
+    @property
+    def partner_pattern(self) -> str | None:
+        """``partner`` as an ILIKE pattern matching it anywhere, its wildcards taken literally."""
+        if self.partner is None:
+            return None
+        escaped = self.partner.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"%{escaped}%"
+
+
+@dataclass(frozen=True)
+class StoredContent:
+    view: str  # JSON
+    version: int
+
+
+_CONTENT_OF = {
+    "in": "SELECT content::text AS view, view_version AS version FROM document_contents WHERE inbound_id = $1",
+    "out": "SELECT content::text AS view, view_version AS version FROM document_contents WHERE outbound_id = $1",
+}
+_PUT_CONTENT = {
+    direction: f"""INSERT INTO document_contents ({column}, view_version, number, issue_date, due_date, seller_name,
+                                                  buyer_name, payable_amount, currency, content)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)
+         ON CONFLICT ({column}) DO UPDATE SET view_version = excluded.view_version, number = excluded.number,
+             issue_date = excluded.issue_date, due_date = excluded.due_date, seller_name = excluded.seller_name,
+             buyer_name = excluded.buyer_name, payable_amount = excluded.payable_amount,
+             currency = excluded.currency, content = excluded.content, extracted_at = now()"""  # noqa: S608
+    for direction, column in (("in", "inbound_id"), ("out", "outbound_id"))
+}
+
+
+async def stored_content(
+    conn: asyncpg.Connection | asyncpg.Pool, direction: str, message_id: int
+) -> StoredContent | None:
+    """The content view kept for a received (``in``) or sent (``out``) message."""
+    row = await conn.fetchrow(_CONTENT_OF[direction], message_id)
+    return None if row is None else StoredContent(row["view"], row["version"])
+
+
+async def put_content(
+    conn: asyncpg.Connection | asyncpg.Pool, direction: str, message_id: int, row: ContentRow
+) -> None:
+    """Keep (or replace) a message's content view."""
+    await conn.execute(
+        _PUT_CONTENT[direction], message_id, row.version, row.number, row.issue_date, row.due_date, row.seller_name,
+        row.buyer_name, row.payable_amount, row.currency, row.view,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MissingContent:
+    direction: str  # "in" or "out"
+    id: int
+    content: bytes  # the stored envelope
+
+
+async def missing_contents(
+    conn: asyncpg.Connection | asyncpg.Pool, direction: str, after: int, limit: int
+) -> list[MissingContent]:
+    """Messages after ``after`` (by id) stored before content views were kept, whose envelope is
+    still in the database (an archived one gets its view when asked for)."""
+    table, column = ("inbound_messages", "inbound_id") if direction == "in" else ("outbound_messages", "outbound_id")
+    rows = await conn.fetch(
+        f"""SELECT m.id, d.content FROM {table} m JOIN documents d ON d.sha256 = m.document_sha256
+            WHERE m.id > $1 AND d.content IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM document_contents c WHERE c.{column} = m.id)
+            ORDER BY m.id LIMIT $2""",  # noqa: S608 (table and column are one of two constants)
+        after,
+        limit,
+    )
+    return [MissingContent(direction, r["id"], bytes(r["content"])) for r in rows]

@@ -20,6 +20,8 @@ import as4
 from gateway.core import tracing
 from gateway.core.metrics import Metrics
 from gateway.directory import queries as directory_queries
+from gateway.documents.business import BusinessDocument
+from gateway.documents.content import read_content
 from gateway.documents.envelope import Envelope, SbdhError, read_sbd
 from gateway.duties.responses import read_document
 from gateway.inbound import queries
@@ -172,6 +174,14 @@ class InboundEndpoint:
         # answer to what it answers. Nothing to do keeps the fast path.
         validate = company.inbound_validation != "off" and read.kind in ("business", "response")
         always_mls = envelope.mls_type == "ALWAYS_SEND" and read.kind not in ("mls", "mlr")
+        # The content view is read here, from the tree parsed for the envelope, and kept in the
+        # same transaction as the document: a fraction of a millisecond for an ordinary invoice
+        # next to decrypting and verifying it, and the mailbox entry is complete when it appears.
+        parsed = BusinessDocument(business)
+        if len(received.payload or b"") > _OFFLOAD_BYTES:
+            content = await asyncio.to_thread(read_content, parsed)
+        else:
+            content = read_content(parsed)
         record = queries.InboundRecord(
             as4_message_id=header.message_id,
             sending_ap=header.from_party,
@@ -193,6 +203,7 @@ class InboundEndpoint:
             mls_to=envelope.mls_to,
             mls_type=envelope.mls_type,
             trace_context=tracing.traceparent(),
+            content=content,
         )
         with tracing.span("store.inbound", **{"as4.message_id": header.message_id}):
             stored, answer = await queries.store_inbound(self.pool, record, received.payload or b"", body, receipt)

@@ -29,6 +29,7 @@ import as4
 import smp
 from gateway.core import tracing
 from gateway.documents.business import BusinessDocument
+from gateway.documents.content import read_content
 from gateway.documents.envelope import Envelope, SbdhError, build_sbd, read_submitted
 from gateway.outbound import queries
 from gateway.outbound.errors import DuplicateDocument, SubmissionError
@@ -249,6 +250,8 @@ async def submit(
         validation=validation,
         trace_context=tracing.traceparent(),
         business_key=key,
+        # the content view, read from the tree parsed for the envelope, kept with the job
+        content=read_content(derived.business) if derived.business is not None else None,
     )
     if key is None:
         job_id = await queries.submit_outbound(db, submission)
