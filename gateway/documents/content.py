@@ -621,7 +621,7 @@ def extract(document: BusinessDocument) -> Content:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")  # fixed-point: "1E+3" in a document reads "1000"
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, tuple | list):
