@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from bench import api_bench, as4_bench, circuit_bench, e2e_bench, scale_bench, smp_bench, validation_bench
+from bench import (
+    api_bench,
+    as4_bench,
+    circuit_bench,
+    content_bench,
+    e2e_bench,
+    scale_bench,
+    smp_bench,
+    validation_bench,
+)
 from gateway.core.logs import configure_logging
 
 
@@ -17,6 +26,7 @@ def main() -> int:
     api_bench.main()
     circuit_bench.main()
     validation_bench.main()
+    content_bench.main()
     return 0
 
 
