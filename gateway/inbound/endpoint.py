@@ -34,6 +34,7 @@ log = structlog.get_logger("gateway.inbound.endpoint")
 
 SOAP_TYPE = "application/soap+xml"
 _OFFLOAD_BYTES = 2 * 1024 * 1024  # parse bigger messages in a thread, off the event loop
+_OFFLOAD_CONTENT_BYTES = 256 * 1024  # read bigger documents' content views in a thread (~1 ms per 10 KB)
 
 
 def _split_participant(value: str, scheme: str) -> tuple[str, str]:
@@ -178,7 +179,7 @@ class InboundEndpoint:
         # same transaction as the document: a fraction of a millisecond for an ordinary invoice
         # next to decrypting and verifying it, and the mailbox entry is complete when it appears.
         parsed = BusinessDocument(business)
-        if len(received.payload or b"") > _OFFLOAD_BYTES:
+        if len(received.payload or b"") > _OFFLOAD_CONTENT_BYTES:
             content = await asyncio.to_thread(read_content, parsed)
         else:
             content = read_content(parsed)

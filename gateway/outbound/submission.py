@@ -14,6 +14,7 @@ gateway sends itself (MLS, reports, answers) has its own identifiers and is not 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,7 +30,7 @@ import as4
 import smp
 from gateway.core import tracing
 from gateway.documents.business import BusinessDocument
-from gateway.documents.content import read_content
+from gateway.documents.content import ContentRow, read_content
 from gateway.documents.envelope import Envelope, SbdhError, build_sbd, read_submitted
 from gateway.outbound import queries
 from gateway.outbound.errors import DuplicateDocument, SubmissionError
@@ -219,6 +220,18 @@ def business_key(derived: Derived) -> bytes | None:
     return hashlib.sha256("\x1f".join(parts).encode()).digest()
 
 
+_OFFLOAD_CONTENT_BYTES = 256 * 1024  # read bigger documents' content views in a thread
+
+
+async def _content_of(derived: Derived) -> ContentRow | None:
+    """The content view, read from the tree parsed for the envelope, kept with the job."""
+    if derived.business is None:
+        return None
+    if len(derived.sbd) > _OFFLOAD_CONTENT_BYTES:
+        return await asyncio.to_thread(read_content, derived.business)
+    return read_content(derived.business)
+
+
 async def submit(
     db: asyncpg.Pool | asyncpg.Connection, request: SubmitRequest, *, check: Check | None = None
 ) -> SubmittedJob:
@@ -250,8 +263,7 @@ async def submit(
         validation=validation,
         trace_context=tracing.traceparent(),
         business_key=key,
-        # the content view, read from the tree parsed for the envelope, kept with the job
-        content=read_content(derived.business) if derived.business is not None else None,
+        content=await _content_of(derived),
     )
     if key is None:
         job_id = await queries.submit_outbound(db, submission)
