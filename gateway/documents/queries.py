@@ -117,27 +117,3 @@ async def put_content(
         _PUT_CONTENT[direction], message_id, row.version, row.number, row.issue_date, row.due_date, row.seller_name,
         row.buyer_name, row.payable_amount, row.currency, row.view,
     )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class MissingContent:
-    direction: str  # "in" or "out"
-    id: int
-    content: bytes  # the stored envelope
-
-
-async def missing_contents(
-    conn: asyncpg.Connection | asyncpg.Pool, direction: str, after: int, limit: int
-) -> list[MissingContent]:
-    """Messages after ``after`` (by id) stored before content views were kept, whose envelope is
-    still in the database (an archived one gets its view when asked for)."""
-    table, column = ("inbound_messages", "inbound_id") if direction == "in" else ("outbound_messages", "outbound_id")
-    rows = await conn.fetch(
-        f"""SELECT m.id, d.content FROM {table} m JOIN documents d ON d.sha256 = m.document_sha256
-            WHERE m.id > $1 AND d.content IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM document_contents c WHERE c.{column} = m.id)
-            ORDER BY m.id LIMIT $2""",  # noqa: S608 (table and column are one of two constants)
-        after,
-        limit,
-    )
-    return [MissingContent(direction, r["id"], bytes(r["content"])) for r in rows]

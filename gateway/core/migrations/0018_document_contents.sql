@@ -1,7 +1,7 @@
 -- What each stored business document says (its content view), read once when the document is
 -- stored: the listing fields as typed columns to filter on, the whole view as jsonb. One row per
 -- received or sent message, removed with the message when its retention ends. Documents stored
--- before this migration get theirs in the background after start-up, or when first asked for.
+-- before this migration get theirs when first asked for (GET .../content or .../render).
 CREATE TABLE document_contents (
     id              bigserial PRIMARY KEY,
     inbound_id      bigint UNIQUE REFERENCES inbound_messages (id) ON DELETE CASCADE,
