@@ -8,6 +8,7 @@ from bench import (
     api_bench,
     as4_bench,
     circuit_bench,
+    content_bench,
     e2e_bench,
     large_message_bench,
     phase4_bench,
@@ -28,6 +29,7 @@ def main() -> int:
     api_bench.main()
     circuit_bench.main()
     validation_bench.main()
+    content_bench.main()
     phase4_bench.main()
     return 0
 

@@ -10,7 +10,8 @@ import base64
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
@@ -26,7 +27,10 @@ from gateway.api.idempotency import Created, create_once, request_digest
 from gateway.api.keys import SERVICES
 from gateway.directory import queries as directory_queries
 from gateway.documents import queries as documents_queries
+from gateway.documents.business import BusinessDocument
+from gateway.documents.content import VIEW_VERSION, content_json, content_row, extract
 from gateway.documents.envelope import SbdhError, read_sbd
+from gateway.documents.render import render_html
 from gateway.duties.archive import read_archived
 from gateway.duties.archive_store import ArchiveError
 from gateway.duties.validation import Validator
@@ -217,6 +221,21 @@ def _sent_status(sent: outbound_queries.SentDocument) -> str:
     return _API_STATUS[sent.state]
 
 
+def _listing_fields(
+    doc: outbound_queries.SentDocument | inbound_queries.ReceivedDocument,
+) -> dict[str, Any]:
+    """The content view's listing fields (null for what the document does not say)."""
+    return {
+        "number": doc.number,
+        "issue_date": doc.issue_date.isoformat() if doc.issue_date else None,
+        "due_date": doc.due_date.isoformat() if doc.due_date else None,
+        "seller_name": doc.seller_name,
+        "buyer_name": doc.buyer_name,
+        "payable_amount": str(doc.payable_amount) if doc.payable_amount is not None else None,
+        "currency": doc.currency,
+    }
+
+
 def _sent_json(sent: outbound_queries.SentDocument) -> dict[str, Any]:
     return {
         "id": f"s{sent.id}",
@@ -239,6 +258,7 @@ def _sent_json(sent: outbound_queries.SentDocument) -> dict[str, Any]:
         "created_at": _stamp(sent.created_at),
         "updated_at": _stamp(sent.updated_at),
         "delivered_at": _stamp(sent.delivered_at),
+        **_listing_fields(sent),
     }
 
 
@@ -267,6 +287,7 @@ def _received_json(entry: inbound_queries.ReceivedDocument) -> dict[str, Any]:
         "size": entry.payload_bytes,
         "received_at": _stamp(entry.received_at),
         "acknowledged_at": _stamp(entry.read_at),
+        **_listing_fields(entry),
     }
 
 
@@ -307,19 +328,22 @@ async def get_audit(request: web.Request) -> web.Response:
     return ok([{"at": at.isoformat(), "state": state, "reason": reason} for at, state, reason in status.audit])
 
 
-async def _content(request: web.Request) -> bytes:
+async def _locate(request: web.Request) -> tuple[str, int, documents_queries.StoredRef]:
+    """The caller's document: its direction (``in``/``out``), message id and where it is stored."""
     principal = require(request, "documents:receive")
     assert principal.company_id is not None
     kind, number = _split_id(request.match_info["doc_id"])
-    pool = _pool(request)
     if kind == "s":
-        ref = await outbound_queries.sent_ref(pool, principal.company_id, number)
+        ref = await outbound_queries.sent_ref(_pool(request), principal.company_id, number)
         if ref is None:
             raise ApiError(404, "not_found", "no such document")
-    else:
-        entry = await _received_row(request, principal.company_id, number)
-        ref = documents_queries.StoredRef(entry.document_sha256, entry.archive_key)
-    content = await documents_queries.document_content(pool, ref.sha256)
+        return "out", number, ref
+    entry = await _received_row(request, principal.company_id, number)
+    return "in", entry.id, documents_queries.StoredRef(entry.document_sha256, entry.archive_key)
+
+
+async def _stored_bytes(request: web.Request, ref: documents_queries.StoredRef) -> bytes:
+    content = await documents_queries.document_content(_pool(request), ref.sha256)
     if content is not None:
         return content
     archive = request.app[RUNTIME].archive
@@ -329,6 +353,48 @@ async def _content(request: web.Request) -> bytes:
         return await read_archived(archive, ref.archive_key)
     except (ArchiveError, ValueError) as exc:
         raise ApiError(503, "archive_unavailable", f"the archive cannot be read now: {exc}") from None
+
+
+async def _content(request: web.Request) -> bytes:
+    _, _, ref = await _locate(request)
+    return await _stored_bytes(request, ref)
+
+
+async def _view(request: web.Request) -> dict[str, Any]:
+    """The document's content view: the one kept when it was stored, or read now (and kept) for
+    a document stored before views were kept or under an older view version."""
+    direction, message_id, ref = await _locate(request)
+    pool = _pool(request)
+    stored = await documents_queries.stored_content(pool, direction, message_id)
+    if stored is not None and stored.version == VIEW_VERSION:
+        view: dict[str, Any] = json.loads(stored.view)
+        return view
+    try:
+        _, business = read_sbd(await _stored_bytes(request, ref))
+    except SbdhError:
+        raise ApiError(500, "internal_error", "the stored envelope cannot be read") from None
+    content = extract(BusinessDocument(business))
+    await documents_queries.put_content(pool, direction, message_id, content_row(content))
+    return content_json(content)
+
+
+async def get_content(request: web.Request) -> web.Response:
+    """The document as typed JSON: parties, lines, VAT, totals, payment, references, attachments."""
+    return ok(await _view(request))
+
+
+_RENDER_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'none'"
+
+
+async def render_document(request: web.Request) -> web.Response:
+    """The document as a printable HTML page (self-contained: nothing is loaded, nothing runs)."""
+    html = render_html(await _view(request))
+    return web.Response(
+        text=html,
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Content-Security-Policy": _RENDER_POLICY, "X-Content-Type-Options": "nosniff"},
+    )
 
 
 async def download_envelope(request: web.Request) -> web.Response:
@@ -408,6 +474,46 @@ def _int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int
     return int(raw)
 
 
+def _decimal_param(request: web.Request, name: str) -> Decimal | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite() or len(raw) > 40:
+        raise ApiError(400, "validation_error", f"{name} is a decimal number", {"field": name})
+    return value
+
+
+def _date_param(request: web.Request, name: str) -> date | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        if len(raw) == 10:
+            return date.fromisoformat(raw)
+    except ValueError:
+        pass
+    raise ApiError(400, "validation_error", f"{name} is a date (YYYY-MM-DD)", {"field": name})
+
+
+def _content_filter(request: web.Request) -> documents_queries.ContentFilter | None:
+    """The filters on the content view's listing fields; None when none is given."""
+    names = ("number", "amount_min", "amount_max", "issued_from", "issued_to", "partner")
+    if not any(request.query.get(name) for name in names):
+        return None
+    return documents_queries.ContentFilter(
+        number=request.query.get("number") or None,
+        amount_min=_decimal_param(request, "amount_min"),
+        amount_max=_decimal_param(request, "amount_max"),
+        issued_from=_date_param(request, "issued_from"),
+        issued_to=_date_param(request, "issued_to"),
+        partner=request.query.get("partner") or None,
+    )
+
+
 async def list_documents(request: web.Request) -> web.Response:
     """Newest first with a cursor (the last id of the previous page)."""
     principal = require(request, "company")
@@ -423,6 +529,7 @@ async def list_documents(request: web.Request) -> web.Response:
     document_type = request.query.get("document_type")
     sender = request.query.get("sender")
     fields = [f for f in (request.query.get("fields") or "").split(",") if f]
+    content = _content_filter(request)
     pool = _pool(request)
     items: list[dict[str, Any]]
     if direction == "RECEIVED":
@@ -431,13 +538,14 @@ async def list_documents(request: web.Request) -> web.Response:
         received = await inbound_queries.list_received(
             pool, company_id, before=after, start=start, end=end, document_types=kinds, document_type=document_type,
             sender=sender, acknowledged=None if acknowledged is None else acknowledged.lower() == "true", limit=limit,
+            content=content,
         )  # fmt: skip
         items = [_received_json(r) for r in received]
     elif direction == "SENT":
         after = _split_id(cursor)[1] if cursor else None
         sent = await outbound_queries.list_sent(
             pool, company_id, before=after, start=start, end=end, document_types=kinds, document_type=document_type,
-            state=request.query.get("status"), limit=limit,
+            state=request.query.get("status"), limit=limit, content=content,
         )  # fmt: skip
         items = [_sent_json(r) for r in sent]
     else:
@@ -494,6 +602,8 @@ def add_document_routes(app: web.Application) -> None:
         app.router.add_get(base + "/{doc_id}/audit", get_audit)
         app.router.add_get(base + "/{doc_id}/document", download_document)
         app.router.add_get(base + "/{doc_id}/envelope", download_envelope)
+        app.router.add_get(base + "/{doc_id}/content", get_content)
+        app.router.add_get(base + "/{doc_id}/render", render_document)
         app.router.add_get(base + "/{doc_id}/attachments", list_attachments)
         app.router.add_get(base + "/{doc_id}/attachments/{index}", download_attachment)
         app.router.add_post(base + "/{doc_id}/acknowledge", acknowledge)

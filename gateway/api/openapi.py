@@ -725,6 +725,7 @@ def openapi_document() -> dict[str, Any]:
             )
         },
     }
+    _add_content_views(schemas, document_ops)
     for base in ("/v1/documents", "/v1/invoices"):
         for suffix, ops in document_ops.items():
             paths[base + suffix] = ops
@@ -881,6 +882,200 @@ def _docs_and_mcp_paths() -> dict[str, Any]:
                 },
             }
         },
+    }
+
+
+def _nullable(kind: str, **extra: Any) -> dict[str, Any]:
+    return {"type": [kind, "null"], **extra}
+
+
+_DECIMAL = _nullable("string", pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="a decimal number, exact")
+_DATE = _nullable("string", format="date")
+_TOTALS = "line_extension allowances charges tax_exclusive tax tax_inclusive prepaid rounding payable".split()
+_REFERENCES = "order sales_order contract buyer_reference project despatch receipt accounting_cost".split()
+
+
+def _content_schemas() -> dict[str, Any]:
+    """The content view (gateway.documents.content): decimals as strings, dates ISO, absent null."""
+    text = _nullable("string")
+    address = {
+        "type": ["object", "null"],
+        "properties": {
+            k: text for k in ("street", "additional_street", "city", "postal_zone", "subdivision", "country")
+        },
+    }
+    party = {
+        "type": ["object", "null"],
+        "properties": {
+            "name": text,
+            "trading_name": text,
+            "endpoint": {**text, "description": "EndpointID as scheme:value"},
+            "ids": {"type": "array", "items": {"type": "string"}},
+            "legal_id": text,
+            "vat_number": text,
+            "address": address,
+            "contact": {"type": ["object", "null"], "properties": {k: text for k in ("name", "telephone", "email")}},
+        },
+    }
+    issue = {"type": "object", "properties": {"line": text, "code": text, "text": text}}
+    return {
+        "ContentParty": party,
+        "ContentAddress": address,
+        "Content": {
+            "type": "object",
+            "required": ["document", "root", "lines", "attachments", "version"],
+            "properties": {
+                "document": {
+                    "type": "string",
+                    "description": "invoice, credit_note, order, order_change, order_cancellation, order_response, "
+                    "despatch_advice, catalogue, catalogue_response, invoice_response, mlr, mls, "
+                    "application_response or other",
+                },
+                "root": {"type": "string"},
+                "customization": text,
+                "profile": text,
+                "number": text,
+                "type_code": text,
+                "issue_date": _DATE,
+                "issue_time": text,
+                "due_date": _DATE,
+                "delivery_date": _DATE,
+                "tax_point_date": _DATE,
+                "validity_start": _DATE,
+                "validity_end": _DATE,
+                "currency": text,
+                "tax_currency": text,
+                "notes": {"type": "array", "items": {"type": "string"}},
+                "seller": _ref("ContentParty"),
+                "buyer": _ref("ContentParty"),
+                "sender": _ref("ContentParty"),
+                "receiver": _ref("ContentParty"),
+                "payee": _ref("ContentParty"),
+                "delivery_address": _ref("ContentAddress"),
+                "lines": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": text,
+                            "description": text,
+                            "item_description": text,
+                            "item_id": text,
+                            "quantity": _DECIMAL,
+                            "unit": text,
+                            "price": _DECIMAL,
+                            "line_amount": _DECIMAL,
+                            "vat_category": text,
+                            "vat_rate": _DECIMAL,
+                            "note": text,
+                            "status_code": text,
+                        },
+                    },
+                },
+                "vat_breakdown": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "category": text,
+                            "rate": _DECIMAL,
+                            "taxable_amount": _DECIMAL,
+                            "tax_amount": _DECIMAL,
+                            "exemption_reason_code": text,
+                            "exemption_reason": text,
+                        },
+                    },
+                },
+                "totals": {
+                    "type": ["object", "null"],
+                    "properties": {k: _DECIMAL for k in _TOTALS},
+                },
+                "payment_means": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            **{k: text for k in ("code", "name", "payment_id", "account", "account_name", "bank")},
+                            "due_date": _DATE,
+                        },
+                    },
+                },
+                "payment_terms": text,
+                "references": {
+                    "type": "object",
+                    "properties": {
+                        **{k: text for k in _REFERENCES},
+                        "invoices": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "attachments": {
+                    "type": "array",
+                    "description": "embedded attachments, listed (download one at .../attachments/{index})",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "index": {"type": "integer"},
+                            "id": text,
+                            "description": text,
+                            "filename": text,
+                            "mime_code": text,
+                            "size": {"type": "integer", "description": "decoded bytes"},
+                        },
+                    },
+                },
+                "response": {
+                    "type": ["object", "null"],
+                    "description": "what an answer says (order response, invoice response, MLR, MLS)",
+                    "properties": {
+                        "code": text,
+                        "document": text,
+                        "document_type_code": text,
+                        "effective_date": _DATE,
+                        "description": text,
+                        "reasons": {"type": "array", "items": issue},
+                        "issues": {"type": "array", "items": issue},
+                    },
+                },
+                "version": {"type": "integer", "description": "the view's shape version"},
+            },
+        },
+    }
+
+
+def _add_content_views(schemas: dict[str, Any], document_ops: dict[str, Any]) -> None:
+    """The content view and rendering of every document, its listing fields and their filters."""
+    schemas.update(_content_schemas())
+    listing = {
+        "number": _nullable("string"),
+        "issue_date": _DATE,
+        "due_date": _DATE,
+        "seller_name": _nullable("string"),
+        "buyer_name": _nullable("string"),
+        "payable_amount": _DECIMAL,
+        "currency": _nullable("string"),
+    }
+    schemas["Document"]["properties"].update(listing)
+    document_ops[""]["get"]["parameters"] += [
+        _query("number", {"type": "string"}, "the document's number (ID), any case"),
+        _query("amount_min", {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}, "payable amount at least"),
+        _query("amount_max", {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}, "payable amount at most"),
+        _query("issued_from", {"type": "string", "format": "date"}, "issue date on or after"),
+        _query("issued_to", {"type": "string", "format": "date"}, "issue date on or before"),
+        _query("partner", {"type": "string"}, "part of the seller's or buyer's name, or the other participant's id"),
+    ]
+    doc_id = [_path_param("doc_id")]
+    document_ops["/{doc_id}/content"] = {
+        "get": _op("The document as typed JSON (its content view)", _ok(_ref("Content")), params=doc_id)
+    }
+    document_ops["/{doc_id}/render"] = {
+        "get": _op(
+            "The document as a printable HTML page (self-contained)",
+            {
+                "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
+                **_ERROR_ONLY,
+            },
+            params=doc_id,
+        )
     }
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 
 import asyncpg
 
+from gateway.documents.content import ContentRow
 from gateway.documents.spool import Spool
 
 
@@ -93,3 +96,66 @@ async def put_spooled_document(conn: asyncpg.Connection, spool: Spool) -> bytes:
     )
     await conn.execute("TRUNCATE spooled_documents")
     return spool.sha256
+
+
+# -- content views (document_contents): one per received or sent message
+
+
+@dataclass(frozen=True)
+class ContentFilter:
+    """The listing filters on a document's content view; None means not filtered."""
+
+    number: str | None = None
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+    issued_from: date | None = None
+    issued_to: date | None = None
+    partner: str | None = None  # part of the seller's or buyer's name, or the other participant's id
+
+    @property
+    def partner_pattern(self) -> str | None:
+        """``partner`` as an ILIKE pattern matching it anywhere, its wildcards taken literally."""
+        if self.partner is None:
+            return None
+        escaped = self.partner.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"%{escaped}%"
+
+
+@dataclass(frozen=True)
+class StoredContent:
+    view: str  # JSON
+    version: int
+
+
+_CONTENT_OF = {
+    "in": "SELECT content::text AS view, view_version AS version FROM document_contents WHERE inbound_id = $1",
+    "out": "SELECT content::text AS view, view_version AS version FROM document_contents WHERE outbound_id = $1",
+}
+_PUT_CONTENT = {
+    direction: f"""INSERT INTO document_contents ({column}, view_version, number, issue_date, due_date, seller_name,
+                                                  buyer_name, payable_amount, currency, content)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)
+         ON CONFLICT ({column}) DO UPDATE SET view_version = excluded.view_version, number = excluded.number,
+             issue_date = excluded.issue_date, due_date = excluded.due_date, seller_name = excluded.seller_name,
+             buyer_name = excluded.buyer_name, payable_amount = excluded.payable_amount,
+             currency = excluded.currency, content = excluded.content, extracted_at = now()"""  # noqa: S608
+    for direction, column in (("in", "inbound_id"), ("out", "outbound_id"))
+}
+
+
+async def stored_content(
+    conn: asyncpg.Connection | asyncpg.Pool, direction: str, message_id: int
+) -> StoredContent | None:
+    """The content view kept for a received (``in``) or sent (``out``) message."""
+    row = await conn.fetchrow(_CONTENT_OF[direction], message_id)
+    return None if row is None else StoredContent(row["view"], row["version"])
+
+
+async def put_content(
+    conn: asyncpg.Connection | asyncpg.Pool, direction: str, message_id: int, row: ContentRow
+) -> None:
+    """Keep (or replace) a message's content view."""
+    await conn.execute(
+        _PUT_CONTENT[direction], message_id, row.version, row.number, row.issue_date, row.due_date, row.seller_name,
+        row.buyer_name, row.payable_amount, row.currency, row.view,
+    )  # fmt: skip

@@ -21,6 +21,8 @@ import as4
 from gateway.core import tracing
 from gateway.core.metrics import Metrics
 from gateway.directory import queries as directory_queries
+from gateway.documents.business import BusinessDocument
+from gateway.documents.content import read_content
 from gateway.documents.envelope import Envelope, SbdhError, read_sbd
 from gateway.documents.spool import Spool, SpoolWriter, skeleton_of
 from gateway.duties.responses import read_document
@@ -34,6 +36,7 @@ log = structlog.get_logger("gateway.inbound.endpoint")
 
 SOAP_TYPE = "application/soap+xml"
 _OFFLOAD_BYTES = 2 * 1024 * 1024  # parse bigger messages in a thread, off the event loop
+_OFFLOAD_CONTENT_BYTES = 256 * 1024  # read bigger documents' content views in a thread (~1 ms per 10 KB)
 
 
 def _split_participant(value: str, scheme: str) -> tuple[str, str]:
@@ -255,6 +258,14 @@ class InboundEndpoint:
         # answer to what it answers. Nothing to do keeps the fast path.
         validate = company.inbound_validation != "off" and read.kind in ("business", "response")
         always_mls = envelope.mls_type == "ALWAYS_SEND" and read.kind not in ("mls", "mlr")
+        # The content view is read here, from the tree parsed for the envelope, and kept in the
+        # same transaction as the document: a fraction of a millisecond for an ordinary invoice
+        # next to decrypting and verifying it, and the mailbox entry is complete when it appears.
+        parsed = BusinessDocument(business)
+        if len(received.payload or b"") > _OFFLOAD_CONTENT_BYTES:
+            content = await asyncio.to_thread(read_content, parsed)
+        else:
+            content = read_content(parsed)
         record = queries.InboundRecord(
             as4_message_id=header.message_id,
             sending_ap=header.from_party,
@@ -276,6 +287,7 @@ class InboundEndpoint:
             mls_to=envelope.mls_to,
             mls_type=envelope.mls_type,
             trace_context=tracing.traceparent(),
+            content=content,
         )
         with tracing.span("store.inbound", **{"as4.message_id": header.message_id}):
             stored, answer = await queries.store_inbound(self.pool, record, payload, body, receipt)

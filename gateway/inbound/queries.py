@@ -7,11 +7,13 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
 import asyncpg
 
-from gateway.documents.queries import put_spooled_document, sha256
+from gateway.documents.content import ContentRow
+from gateway.documents.queries import ContentFilter, put_spooled_document, sha256
 from gateway.documents.spool import Spool
 from gateway.inbound.states import MessageStatus, ProcessingState, check_move
 from gateway.outbound.queries import reporting_counts
@@ -45,14 +47,23 @@ class ReceivedDocument:
     response_outbound_id: int | None
     document_sha256: bytes
     archive_key: str | None
+    number: str | None = None
+    issue_date: date | None = None
+    due_date: date | None = None
+    seller_name: str | None = None
+    buyer_name: str | None = None
+    payable_amount: Decimal | None = None
+    currency: str | None = None
 
 
 _RECEIVED_SELECT = """
     SELECT e.id AS entry_id, e.read_at, m.id, m.kind, m.sender_scheme, m.sender_value, m.receiver_scheme,
            m.receiver_value, m.document_type, m.process, m.country_c1, m.as4_message_id, m.sending_ap,
            m.payload_bytes, m.received_at, m.validation, m.mls_code, m.answers_outbound_id, m.response_code,
-           m.response_outbound_id, m.document_sha256, m.archive_key
-    FROM mailbox_entries e JOIN inbound_messages m ON m.id = e.message_id"""
+           m.response_outbound_id, m.document_sha256, m.archive_key, c.number, c.issue_date, c.due_date,
+           c.seller_name, c.buyer_name, c.payable_amount, c.currency
+    FROM mailbox_entries e JOIN inbound_messages m ON m.id = e.message_id
+    LEFT JOIN document_contents c ON c.inbound_id = m.id"""
 _RECEIVED_ONE = _RECEIVED_SELECT + " WHERE e.id = $1 AND e.company_id = $2 AND m.document_type LIKE ANY($3::text[])"
 _RECEIVED_PAGE = (
     _RECEIVED_SELECT
@@ -64,6 +75,11 @@ _RECEIVED_PAGE = (
           AND ($7::text IS NULL OR m.sender_scheme || '::' || m.sender_value = lower($7)
                OR m.sender_value = lower($7))
           AND ($8::boolean IS NULL OR (e.read_at IS NOT NULL) = $8)
+          AND ($10::text IS NULL OR lower(c.number) = lower($10))
+          AND ($11::numeric IS NULL OR c.payable_amount >= $11) AND ($12::numeric IS NULL OR c.payable_amount <= $12)
+          AND ($13::date IS NULL OR c.issue_date >= $13) AND ($14::date IS NULL OR c.issue_date <= $14)
+          AND ($15::text IS NULL OR c.seller_name ILIKE $16 OR c.buyer_name ILIKE $16
+               OR m.sender_value = lower($15) OR m.sender_scheme || '::' || m.sender_value = lower($15))
         ORDER BY e.id DESC LIMIT $9"""
 )
 _ACKNOWLEDGE = "UPDATE mailbox_entries SET read_at = coalesce(read_at, now()) WHERE id = $1 AND company_id = $2"
@@ -95,11 +111,15 @@ async def list_received(
     sender: str | None,
     acknowledged: bool | None,
     limit: int,
+    content: ContentFilter | None = None,
 ) -> list[ReceivedDocument]:
-    """Newest first, entry ids below ``before``; ``sender`` matches with or without its scheme."""
+    """Newest first, entry ids below ``before``; ``sender`` matches with or without its scheme;
+    ``content`` filters on the documents' content views (the sender is the partner)."""
+    f = content or ContentFilter()
     rows = await pool.fetch(
-        _RECEIVED_PAGE, company_id, before, start, end, document_types, document_type, sender, acknowledged, limit
-    )
+        _RECEIVED_PAGE, company_id, before, start, end, document_types, document_type, sender, acknowledged, limit,
+        f.number, f.amount_min, f.amount_max, f.issued_from, f.issued_to, f.partner, f.partner_pattern,
+    )  # fmt: skip
     return [_received(r) for r in rows]
 
 
@@ -130,6 +150,7 @@ class InboundRecord:
     mls_to: str | None = None
     mls_type: str | None = None
     trace_context: str | None = None
+    content: ContentRow | None = None  # the document's content view, kept with it
 
 
 async def find_inbound_receipt(
@@ -204,6 +225,16 @@ async def store_inbound(
         "counts_tsr": counts_tsr,
         "counts_eusr": counts_eusr,
         "trace_context": record.trace_context,
+        "has_content": record.content is not None,
+        "view_version": record.content.version if record.content else None,
+        "number": record.content.number if record.content else None,
+        "issue_date": record.content.issue_date if record.content else None,
+        "due_date": record.content.due_date if record.content else None,
+        "seller_name": record.content.seller_name if record.content else None,
+        "buyer_name": record.content.buyer_name if record.content else None,
+        "payable_amount": record.content.payable_amount if record.content else None,
+        "currency": record.content.currency if record.content else None,
+        "content": record.content.view if record.content else None,
     }
     sql, args = _bind(
         """WITH docs AS (
@@ -225,6 +256,12 @@ async def store_inbound(
                RETURNING id),
            box AS (
                INSERT INTO mailbox_entries (company_id, message_id) SELECT :company_id, id FROM msg WHERE NOT :held),
+           contents AS (
+               INSERT INTO document_contents (inbound_id, view_version, number, issue_date, due_date, seller_name,
+                                              buyer_name, payable_amount, currency, content)
+               SELECT id, :view_version, :number, :issue_date, :due_date, :seller_name, :buyer_name,
+                      :payable_amount, :currency, :content::jsonb
+               FROM msg WHERE :has_content),
            exchange AS (
                INSERT INTO exchanges (direction, source_id, exchanged_at, other_sp, document_type, process,
                                       country_c1, country_c4, company_id, end_user_country, counts_for_eusr)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import TypeAlias
 
 import asyncpg
 
-from gateway.documents.queries import StoredRef, sha256
+from gateway.documents.content import ContentRow
+from gateway.documents.queries import ContentFilter, StoredRef, sha256
 from gateway.outbound.states import IN_FLIGHT, WAITING, CircuitState, OutboundState
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
@@ -54,6 +56,7 @@ class OutboundSubmission:
     business_key: bytes | None = None  # hash of what identifies the document, for resubmissions
     mls_type: str | None = None  # what the envelope asks of the receiver (None: absent)
     fallback: Fallback | None = None  # where the message goes when its receiver cannot be reached
+    content: ContentRow | None = None  # the document's content view, kept with it
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,13 @@ _SUBMIT = """
                RETURNING id),
            audit AS (
                INSERT INTO outbound_audit (outbound_id, state, reason)
-               SELECT id, $22, 'submitted' FROM job)
+               SELECT id, $22, 'submitted' FROM job),
+           contents AS (
+               INSERT INTO document_contents (outbound_id, view_version, number, issue_date, due_date, seller_name,
+                                              buyer_name, payable_amount, currency, content)
+               SELECT id, $29::integer, $30::text, $31::date, $32::date, $33::text, $34::text, $35::numeric,
+                      $36::text, $37::jsonb
+               FROM job WHERE $29::integer IS NOT NULL)
            SELECT id FROM job"""
 
 
@@ -143,8 +152,18 @@ async def submit_outbound(pool: Db, submission: OutboundSubmission) -> int:
         sha256(fallback.sbd) if fallback else None,
         fallback.sbd if fallback else None,
         fallback.instance_identifier if fallback else None,
+        *_content_values(submission.content),
     )
     return int(job_id)
+
+
+def _content_values(row: ContentRow | None) -> tuple[object, ...]:
+    if row is None:
+        return (None,) * 9
+    return (
+        row.version, row.number, row.issue_date, row.due_date, row.seller_name, row.buyer_name, row.payable_amount,
+        row.currency, row.view,
+    )  # fmt: skip
 
 
 # A transaction-scoped advisory lock per business key (its first 8 bytes as the lock's number):
@@ -548,6 +567,13 @@ class SentDocument:
     created_at: datetime
     updated_at: datetime
     delivered_at: datetime | None
+    number: str | None = None
+    issue_date: date | None = None
+    due_date: date | None = None
+    seller_name: str | None = None
+    buyer_name: str | None = None
+    payable_amount: Decimal | None = None
+    currency: str | None = None
 
 
 _SENT_SELECT = """
@@ -558,8 +584,9 @@ _SENT_SELECT = """
             WHERE e.message_id = o.response_inbound_id AND e.company_id = o.company_id) AS response_entry_id,
            (SELECT e.id FROM mailbox_entries e
             WHERE e.message_id = o.answers_inbound_id AND e.company_id = o.company_id) AS answers_entry_id,
-           o.created_at, o.updated_at, o.delivered_at
-    FROM outbound_messages o"""
+           o.created_at, o.updated_at, o.delivered_at, c.number, c.issue_date, c.due_date, c.seller_name,
+           c.buyer_name, c.payable_amount, c.currency
+    FROM outbound_messages o LEFT JOIN document_contents c ON c.outbound_id = o.id"""
 _SENT_ONE = _SENT_SELECT + " WHERE o.id = $1 AND o.company_id = $2"
 _SENT_PAGE = (
     _SENT_SELECT
@@ -567,6 +594,11 @@ _SENT_PAGE = (
          AND ($3::timestamptz IS NULL OR o.created_at >= $3) AND ($4::timestamptz IS NULL OR o.created_at < $4)
          AND o.document_type LIKE ANY($5::text[]) AND ($6::text IS NULL OR o.document_type = $6)
          AND ($7::text IS NULL OR o.state = $7)
+         AND ($9::text IS NULL OR lower(c.number) = lower($9))
+         AND ($10::numeric IS NULL OR c.payable_amount >= $10) AND ($11::numeric IS NULL OR c.payable_amount <= $11)
+         AND ($12::date IS NULL OR c.issue_date >= $12) AND ($13::date IS NULL OR c.issue_date <= $13)
+         AND ($14::text IS NULL OR c.seller_name ILIKE $15 OR c.buyer_name ILIKE $15
+              OR o.receiver = lower($14) OR split_part(o.receiver, '::', 2) = lower($14))
        ORDER BY o.id DESC LIMIT $8"""
 )
 
@@ -593,9 +625,15 @@ async def list_sent(
     document_type: str | None,
     state: str | None,
     limit: int,
+    content: ContentFilter | None = None,
 ) -> list[SentDocument]:
-    """Newest first, ids below ``before``; ``document_types`` are LIKE patterns, ``state`` a job state."""
-    rows = await pool.fetch(_SENT_PAGE, company_id, before, start, end, document_types, document_type, state, limit)
+    """Newest first, ids below ``before``; ``document_types`` are LIKE patterns, ``state`` a job state,
+    ``content`` filters on the documents' content views (the receiver is the partner)."""
+    f = content or ContentFilter()
+    rows = await pool.fetch(
+        _SENT_PAGE, company_id, before, start, end, document_types, document_type, state, limit,
+        f.number, f.amount_min, f.amount_max, f.issued_from, f.issued_to, f.partner, f.partner_pattern,
+    )  # fmt: skip
     return [_sent(r) for r in rows]
 
 

@@ -14,6 +14,7 @@ gateway sends itself (MLS, reports, answers) has its own identifiers and is not 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ import as4
 import smp
 from gateway.core import tracing
 from gateway.documents.business import BusinessDocument
+from gateway.documents.content import ContentRow, read_content
 from gateway.documents.envelope import Envelope, SbdhError, build_sbd, read_submitted
 from gateway.outbound import queries
 from gateway.outbound.errors import DuplicateDocument, SubmissionError
@@ -224,6 +226,18 @@ def business_key(derived: Derived) -> bytes | None:
     return hashlib.sha256("\x1f".join(parts).encode()).digest()
 
 
+_OFFLOAD_CONTENT_BYTES = 256 * 1024  # read bigger documents' content views in a thread
+
+
+async def _content_of(derived: Derived) -> ContentRow | None:
+    """The content view, read from the tree parsed for the envelope, kept with the job."""
+    if derived.business is None:
+        return None
+    if len(derived.sbd) > _OFFLOAD_CONTENT_BYTES:
+        return await asyncio.to_thread(read_content, derived.business)
+    return read_content(derived.business)
+
+
 async def submit(
     db: asyncpg.Pool | asyncpg.Connection, request: SubmitRequest, *, check: Check | None = None
 ) -> SubmittedJob:
@@ -261,6 +275,7 @@ async def submit(
         business_key=key,
         mls_type=derived.mls_type,
         fallback=fallback,
+        content=await _content_of(derived),
     )
     if key is None:
         job_id = await queries.submit_outbound(db, submission)

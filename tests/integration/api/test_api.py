@@ -423,3 +423,86 @@ async def test_an_invoice_that_cannot_be_validated_is_refused_with_503(
         "SELECT count(*) FROM outbound_messages WHERE company_id = $1", uuid.UUID(company_id)
     )
     assert count == 0
+
+
+async def test_documents_have_a_content_view_listing_fields_filters_and_a_rendering(world: World) -> None:
+    operator = await token(world.session, world.a.url, str(world.operator_id), world.operator_key)
+    company_id, key = await new_company(world)
+    company = await token(world.session, world.a.url, company_id, key)
+    status, _ = await company.call("POST", "/v1/company/profiles", json={"network": "PEPPOL", "profiles": ["ORDER"]})
+    status, _ = await operator.call("POST", f"/v1/companies/{company_id}/verify")
+    sent_ids = []
+    for name in ("invoice.xml", "credit-note.xml"):
+        status, body = await company.call(
+            "POST", "/v1/documents", data=(EXAMPLES / name).read_bytes(), headers={"Content-Type": "application/xml"}
+        )
+        assert status == 202, body
+        assert body["data"]["number"] in ("NS-2026-1001", "NS-CN-2026-0007")  # kept at submission
+        sent_ids.append(body["data"]["id"])
+    status, listing = await company.call("GET", "/v1/documents?direction=SENT&number=ns-2026-1001")
+    (item,) = listing["data"]["items"]
+    assert item["id"] == sent_ids[0]
+    assert {k: item[k] for k in ("number", "issue_date", "due_date", "seller_name", "buyer_name")} == {
+        "number": "NS-2026-1001", "issue_date": "2026-11-24", "due_date": "2026-12-24",
+        "seller_name": "Nordic Supplies AS", "buyer_name": "Suomen Osto Oy",
+    }  # fmt: skip
+    assert (item["payable_amount"], item["currency"]) == ("480.00", "EUR")
+    status, listing = await company.call("GET", f"/v1/documents?direction=SENT&partner={FINLAND}")
+    assert len(listing["data"]["items"]) == 2
+    status, content = await company.call("GET", f"/v1/documents/{sent_ids[1]}/content")
+    assert status == 200 and content["data"]["document"] == "credit_note"
+    assert content["data"]["references"]["invoices"] == ["NS-2026-1001"]
+
+    receiver = world.finland_caller
+    for _ in range(200):
+        status, listing = await receiver.call("GET", "/v1/documents?direction=RECEIVED")
+        if len(listing["data"]["items"]) == 2:
+            break
+        await asyncio.sleep(0.05)
+    items = {i["number"]: i for i in listing["data"]["items"]}
+    assert set(items) == {"NS-2026-1001", "NS-CN-2026-0007"}
+    assert items["NS-2026-1001"]["seller_name"] == "Nordic Supplies AS"
+
+    async def numbers(query: str) -> set[str]:
+        status, page = await receiver.call("GET", f"/v1/invoices?direction=RECEIVED&{query}")
+        assert status == 200, page
+        return {i["number"] for i in page["data"]["items"]}
+
+    assert await numbers("amount_min=480&amount_max=480.00") == set(items)
+    assert await numbers("amount_min=480.01") == set()
+    assert await numbers("issued_from=2026-11-24&issued_to=2026-11-24") == set(items)
+    assert await numbers("issued_to=2026-11-23") == set()
+    assert await numbers("partner=nordic%20supp") == set(items)
+    assert await numbers("partner=0192:991825827") == set(items)
+    assert await numbers("partner=%25") == set()  # a wildcard is a character here
+    assert await numbers("number=NS-CN-2026-0007") == {"NS-CN-2026-0007"}
+    status, bad = await receiver.call("GET", "/v1/invoices?direction=RECEIVED&amount_min=lots")
+    assert (status, bad["error"]["details"]["field"]) == (400, "amount_min")
+    status, bad = await receiver.call("GET", "/v1/invoices?direction=RECEIVED&issued_from=24.11.2026")
+    assert (status, bad["error"]["details"]["field"]) == (400, "issued_from")
+
+    received_id = items["NS-2026-1001"]["id"]
+    status, content = await receiver.call("GET", f"/v1/invoices/{received_id}/content")
+    assert status == 200
+    view = content["data"]
+    assert (view["document"], view["number"], view["currency"]) == ("invoice", "NS-2026-1001", "EUR")
+    assert view["seller"]["vat_number"] == "NO991825827MVA" and view["buyer"]["endpoint"] == FINLAND
+    assert view["lines"][0]["quantity"] == "12" and view["totals"]["payable"] == "480.00"
+
+    # a document stored before views were kept gets its view when first asked for
+    async with world.b.pool.acquire() as conn:
+        assert await conn.execute("DELETE FROM document_contents") == "DELETE 2"
+    status, again = await receiver.call("GET", f"/v1/documents/{received_id}/content")
+    assert status == 200 and again["data"] == view
+    async with world.b.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT number FROM document_contents") == "NS-2026-1001"
+
+    async with world.session.get(
+        f"{world.b.url}/v1/invoices/{received_id}/render", headers={"Authorization": f"Bearer {receiver.token}"}
+    ) as response:
+        assert response.status == 200 and response.content_type == "text/html"
+        assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+        html = await response.text()
+    assert "<h1>Invoice</h1>" in html and "Suomen Osto Oy" in html and "480.00 EUR" in html
+    status, missing = await receiver.call("GET", "/v1/documents/r999/content")
+    assert status == 404
