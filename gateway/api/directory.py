@@ -158,6 +158,8 @@ async def _put_card(request: web.Request, company_id: uuid.UUID) -> web.Response
         raise _directory_error(exc) from None
     notify = bool(runtime.settings.directory_indexer_url)
     await save_card(runtime.pool, company_id, publish, card, notify=notify)
+    for participant in await directory_queries.company_participants(runtime.pool, company_id):
+        runtime.discovery.forget(participant)  # our own answers about it changed
     if notify:
         runtime.directory_wake.set()
     return ok(await _card_answer(request, company_id))
