@@ -286,9 +286,7 @@ async def test_the_operator_variant_reaches_only_its_companies(world: World) -> 
         "PUT", f"/v1/companies/{company_id}/business_card", json={"name": "Svenska Order AB (operator)"}
     )
     assert status == 200 and body["data"]["name"] == "Svenska Order AB (operator)"
-    status, _ = await world.operator.call(
-        "GET", "/v1/companies/00000000-0000-0000-0000-000000000000/business_card"
-    )
+    status, _ = await world.operator.call("GET", "/v1/companies/00000000-0000-0000-0000-000000000000/business_card")
     assert status == 404
 
 
