@@ -5,7 +5,7 @@ and stops its background work.
 such as ``send`` and ``report`` need no more). ``start_services`` registers this access point's
 SPID and starts every background task of a serving gateway (outbound delivery, the inbound
 processor, webhooks, the certificate watcher, the reporting schedule, the archiver, SML
-registrations tried again) in one
+registrations tried again, the Peppol Directory's indexer told of business card changes) in one
 ``Lifecycle``; ``Services.stop`` ends them within the grace period.
 """
 
@@ -22,6 +22,7 @@ from gateway.core.config import ConfigError, Settings
 from gateway.core.lifecycle import Lifecycle, Wakeup
 from gateway.core.metrics import Metrics
 from gateway.directory import queries as directory_queries
+from gateway.directory.indexer import DirectoryIndexer
 from gateway.directory.registration import SmlRetry
 from gateway.directory.sml import build_registrar
 from gateway.duties.archive import Archiver
@@ -52,6 +53,7 @@ log = structlog.get_logger("gateway.runtime")
 __all__ = ["Runtime", "Services", "build_runtime", "check_validation_available", "start_services"]
 
 SML_RETRY_INTERVAL = 30.0  # seconds between looks for SML registrations due again
+DIRECTORY_POLL_INTERVAL = 30.0  # seconds between looks for Directory notifications due again
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     # The inbound processor's wake-up, set by the AS4 endpoint when a stored message has work left.
     inbound_wake: Wakeup = field(default_factory=Wakeup)
+    # The Directory notifier's wake-up, set when a business card change queued a notification.
+    directory_wake: Wakeup = field(default_factory=Wakeup)
 
     async def validate(self, data: bytes) -> ValidationResult:
         """Validate in the process pool (or, without one, in a thread)."""
@@ -175,6 +179,7 @@ class Services:
     webhooks: WebhookWorker
     lifecycle: Lifecycle
     sml: SmlRetry | None = None
+    directory: DirectoryIndexer | None = None
 
     async def stop(self) -> int:
         """Stop every task (see ``Lifecycle.stop``); returns how many had to be cancelled."""
@@ -232,5 +237,21 @@ async def start_services(runtime: Runtime) -> Services:
     if runtime.registrar is not None:
         sml = SmlRetry(runtime.pool, runtime.registrar)
         lifecycle.loop("directory.sml", sml.step, interval=SML_RETRY_INTERVAL)
+    directory = directory_indexer(settings, runtime.pool)
+    if directory is not None:
+        lifecycle.loop(
+            "directory.indexer", directory.step, interval=DIRECTORY_POLL_INTERVAL, wake=runtime.directory_wake
+        )
     log.info("background_started", tasks=lifecycle.names)
-    return Services(provider, outbound, processor, reports, webhooks, lifecycle, sml)
+    return Services(provider, outbound, processor, reports, webhooks, lifecycle, sml, directory)
+
+
+def directory_indexer(settings: Settings, pool: asyncpg.Pool) -> DirectoryIndexer | None:
+    """The Peppol Directory notifier as ``[directory]`` describes it (None: no indexer set)."""
+    if not settings.directory_indexer_url:
+        return None
+    return DirectoryIndexer(
+        pool, settings.directory_indexer_url, client_certificate=(settings.smp_cert, settings.smp_key),
+        trust=settings.directory_indexer_trust, retry_interval=settings.directory_retry_interval,
+        give_up_after=settings.directory_give_up_after,
+    )  # fmt: skip

@@ -8,7 +8,8 @@ Finding where to send::
                                        DocumentTypeId.parse(...), ProcessId.parse(...))
     route.endpoint.url, route.endpoint.certificate
 
-Being findable: :func:`smp_application` serves our SMP from a :class:`SmpDataSource`, and
+Being findable: :func:`smp_application` serves our SMP from a :class:`SmpDataSource` (and the
+Peppol Directory business cards from a :class:`BusinessCardSource`), and
 :class:`LocalSml` / :class:`SmlManagementClient` register participants in an SML; the
 latter also manages our SMP's own SML record, participant migrations and certificate changes.
 
@@ -16,6 +17,16 @@ Every failure is a :class:`DiscoveryError` subclass; ``retryable`` says whether 
 Nothing here imports the gateway or the AS4 layer.
 """
 
+from smp._businesscard import (
+    BUSINESS_CARD_NS,
+    BusinessCard,
+    BusinessEntity,
+    Contact,
+    EntityIdentifier,
+    EntityName,
+    build_business_card,
+    parse_business_card,
+)
 from smp._catalog import (
     DOCUMENT_TYPES,
     EUSR,
@@ -31,8 +42,11 @@ from smp._client import (
     EndpointNotActive,
     ParticipantUnknown,
     Route,
+    ServiceGroupInfo,
     SmpClient,
     SmpUnavailable,
+    VerifiedService,
+    match_registration,
 )
 from smp._errors import DiscoveryError
 from smp._identifiers import (
@@ -76,7 +90,7 @@ from smp._registration import (
     naptr_text,
 )
 from smp._schemes import ICD_SCHEMES
-from smp._server import SmpDataSource, mount_smp, smp_application
+from smp._server import BusinessCardSource, SmpDataSource, mount_smp, smp_application
 from smp._sml import (
     SML_MANAGEMENT_URLS,
     SML_ZONES,
@@ -95,6 +109,7 @@ from smp._sml import (
 
 __all__ = [
     "AS4_TRANSPORT",
+    "BUSINESS_CARD_NS",
     "DOCUMENT_TYPES",
     "EUSR",
     "ICD_SCHEMES",
@@ -105,6 +120,10 @@ __all__ = [
     "SML_MANAGEMENT_URLS",
     "SML_ZONES",
     "TSR",
+    "BusinessCard",
+    "BusinessCardSource",
+    "BusinessEntity",
+    "Contact",
     "DiscoveryError",
     "DnsFailure",
     "DocumentType",
@@ -112,6 +131,8 @@ __all__ = [
     "DocumentTypeNotSupported",
     "Endpoint",
     "EndpointNotActive",
+    "EntityIdentifier",
+    "EntityName",
     "IdentifierError",
     "InsecureEndpoint",
     "LocalSml",
@@ -126,6 +147,7 @@ __all__ = [
     "Redirect",
     "RegistrationError",
     "Route",
+    "ServiceGroupInfo",
     "ServiceMetadata",
     "SignatureInvalid",
     "SmlError",
@@ -138,6 +160,8 @@ __all__ = [
     "SmpRecord",
     "SmpUnavailable",
     "UntrustedSmpCertificate",
+    "VerifiedService",
+    "build_business_card",
     "build_service_group",
     "build_signed_redirect",
     "build_signed_service_metadata",
@@ -150,9 +174,11 @@ __all__ = [
     "is_peppol_zone",
     "logical_address",
     "management_url",
+    "match_registration",
     "mount_smp",
     "naptr_text",
     "new_migration_key",
+    "parse_business_card",
     "parse_service_group",
     "profile_services",
     "resolve_zone",

@@ -1,7 +1,9 @@
 """The SMP client: SML lookup, fetch, verify, choose the AS4 endpoint; cached and single-flight.
 
 Positive and negative answers are cached with their own TTL in a bounded LRU. Concurrent lookups
-of the same (participant, document type, process) share one DNS query and one SMP fetch.
+of the same (participant, document type, process) share one DNS query and one SMP fetch. The
+same cache serves the questions a receiver check asks: a participant's ServiceGroup, the verified
+metadata of each document type it lists, and its Peppol Directory business card.
 """
 
 from __future__ import annotations
@@ -9,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 import aiohttp
 from cryptography import x509
 
+from smp._businesscard import BusinessCard, parse_business_card
 from smp._errors import DiscoveryError
 from smp._identifiers import DocumentTypeId, ParticipantId, ProcessId
 from smp._metadata import (
@@ -28,7 +32,7 @@ from smp._metadata import (
     parse_service_group,
     verify_signed_service_metadata,
 )
-from smp._sml import SmlLookup, check_endpoint_url, check_smp_url
+from smp._sml import SmlLookup, SmpLocation, check_endpoint_url, check_smp_url
 from smp._tls import tls_context
 
 __all__ = [
@@ -36,11 +40,15 @@ __all__ = [
     "EndpointNotActive",
     "ParticipantUnknown",
     "Route",
+    "ServiceGroupInfo",
     "SmpClient",
     "SmpUnavailable",
+    "VerifiedService",
+    "match_registration",
 ]
 
 MAX_SMP_RESPONSE = 4 * 1024 * 1024
+T = TypeVar("T")
 
 
 class ParticipantUnknown(DiscoveryError):
@@ -77,6 +85,28 @@ class Route:
     supported: tuple[DocumentTypeId, ...] = field(default=(), compare=False)
 
 
+@dataclass(frozen=True)
+class ServiceGroupInfo:
+    """Where a participant's SMP is and the document types its ServiceGroup lists."""
+
+    participant: ParticipantId
+    dns_name: str
+    smp_url: str
+    document_types: tuple[DocumentTypeId, ...]
+
+
+@dataclass(frozen=True)
+class VerifiedService:
+    """One document type's signed metadata, verified (signature and SMP certificate)."""
+
+    participant: ParticipantId
+    document_type: DocumentTypeId  # as registered (a wildcard registration when one matched)
+    metadata_url: str
+    metadata: ServiceMetadata
+    smp_certificate: x509.Certificate
+    steps: tuple[str, ...] = ()
+
+
 def _wildcard_matches(registration: str, wanted: str) -> int:
     """How many customization parts of ``wanted`` a wildcard registration covers (0: none)."""
     reg_custom = registration.split("##", 1)[1].rsplit("::", 1)[0]
@@ -99,6 +129,22 @@ def _same_subject(uid: str, cert: x509.Certificate) -> bool:
         return {p.strip().replace(" = ", "=").lower() for p in text.split(",") if p.strip()}
 
     return norm(uid) == norm(cert.subject.rfc4514_string())
+
+
+def match_registration(wanted: DocumentTypeId, registered: Sequence[DocumentTypeId]) -> DocumentTypeId | None:
+    """The registration that covers ``wanted``: the same identifier, else the most specific
+    ``peppol-doctype-wildcard`` registration whose customization prefix matches."""
+    for reg in registered:
+        if reg == wanted:
+            return reg
+    best: tuple[int, DocumentTypeId] | None = None
+    for reg in registered:
+        if reg.scheme != "peppol-doctype-wildcard":
+            continue
+        score = _wildcard_matches(reg.value, wanted.value)
+        if score and (best is None or score > best[0]):
+            best = (score, reg)
+    return None if best is None else best[1]
 
 
 class SmpClient:
@@ -125,8 +171,8 @@ class SmpClient:
         self.max_entries = max_entries
         self.timeout = timeout
         self._clock = clock
-        self._cache: OrderedDict[tuple[str, ...], tuple[float, Route | DiscoveryError]] = OrderedDict()
-        self._inflight: dict[tuple[str, ...], asyncio.Future[Route]] = {}
+        self._cache: OrderedDict[tuple[str, ...], tuple[float, object]] = OrderedDict()
+        self._inflight: dict[tuple[str, ...], asyncio.Future[object]] = {}
         self.fetches = 0  # SMP HTTP requests sent (for tests and metrics)
         self.cache_hits = 0  # answers served from the cache
 
@@ -149,6 +195,59 @@ class SmpClient:
     ) -> Route:
         """The route for sending; raises a :class:`DiscoveryError` subclass."""
         key = (participant.key, document_type.uri, process.uri if process else "")
+        return await self._cached(key, lambda: self._discover(participant, document_type, process))
+
+    async def locate(self, participant: ParticipantId) -> SmpLocation:
+        """The participant's SMP through the SML (cached; ``NotRegistered`` for ``negative_ttl``)."""
+        return await self._cached(("sml", participant.key), lambda: self.sml.locate(participant))
+
+    async def participant_services(self, participant: ParticipantId) -> ServiceGroupInfo:
+        """The participant's SMP and the document types it lists (cached)."""
+
+        async def fetch() -> ServiceGroupInfo:
+            location = await self.locate(participant)
+            return ServiceGroupInfo(
+                participant, location.dns_name, location.url, tuple(await self._service_group_at(location, participant))
+            )
+
+        return await self._cached(("group", participant.key), fetch)
+
+    async def service(self, participant: ParticipantId, document_type: DocumentTypeId) -> VerifiedService:
+        """The verified metadata of one document type the participant lists (cached);
+        :class:`DocumentTypeNotSupported` when its SMP has none."""
+
+        async def fetch() -> VerifiedService:
+            location = await self.locate(participant)
+            url = f"{location.url}/{participant.url_segment}/services/{document_type.url_segment}"
+            fetched = await self._verified_metadata(location, participant, document_type, url)
+            if fetched is None:
+                raise DocumentTypeNotSupported(f"{participant} does not receive {document_type}")
+            content, signer, steps = fetched
+            return VerifiedService(participant, document_type, url, content, signer, tuple(steps))
+
+        return await self._cached(("service", participant.key, document_type.uri), fetch)
+
+    async def business_card(self, participant: ParticipantId) -> BusinessCard | None:
+        """The participant's Peppol Directory business card from its SMP, ``None`` when the SMP
+        publishes none (cached)."""
+
+        async def fetch() -> BusinessCard | None:
+            location = await self.locate(participant)
+            status, body = await self._get(f"{location.url}/businesscard/{participant.url_segment}")
+            if status in (404, 410):
+                return None
+            if status != 200:
+                raise SmpUnavailable(f"SMP answered HTTP {status} for the business card")
+            card = parse_business_card(body)
+            if card.participant != participant:
+                raise MetadataError(f"business card is for {card.participant}, not {participant}")
+            return card
+
+        return await self._cached(("card", participant.key), fetch)
+
+    async def _cached(self, key: tuple[str, ...], produce: Callable[[], Awaitable[T]]) -> T:
+        """``produce()`` once per key while its answer is fresh; concurrent callers share one
+        run; a final failure is remembered for ``negative_ttl``, a passing one not at all."""
         now = self._clock()
         cached = self._cache.get(key)
         if cached is not None:
@@ -158,15 +257,15 @@ class SmpClient:
                 self._cache.move_to_end(key)
                 if isinstance(value, DiscoveryError):
                     raise value
-                return value
+                return cast(T, value)
             del self._cache[key]
         pending = self._inflight.get(key)
         if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Route] = asyncio.get_running_loop().create_future()
+            return cast(T, await asyncio.shield(pending))
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            route = await self._discover(participant, document_type, process)
+            result = await produce()
         except DiscoveryError as exc:
             if not exc.retryable:
                 self._remember(key, exc, self.negative_ttl)
@@ -178,13 +277,13 @@ class SmpClient:
             future.exception()
             raise
         else:
-            self._remember(key, route, self.ttl)
-            future.set_result(route)
-            return route
+            self._remember(key, result, self.ttl)
+            future.set_result(result)
+            return result
         finally:
             del self._inflight[key]
 
-    def _remember(self, key: tuple[str, ...], value: Route | DiscoveryError, ttl: float) -> None:
+    def _remember(self, key: tuple[str, ...], value: object, ttl: float) -> None:
         self._cache[key] = (self._clock() + ttl, value)
         self._cache.move_to_end(key)
         while len(self._cache) > self.max_entries:
@@ -192,7 +291,7 @@ class SmpClient:
 
     def forget(self, participant: ParticipantId) -> None:
         """Drop cached answers for a participant (e.g. after a delivery failure)."""
-        for key in [k for k in self._cache if k[0] == participant.key]:
+        for key in [k for k in self._cache if participant.key in k[:2]]:
             del self._cache[key]
 
     # -- discovery ---------------------------------------------------------------------------
@@ -217,6 +316,9 @@ class SmpClient:
     async def service_group(self, participant: ParticipantId) -> tuple[str, list[DocumentTypeId]]:
         """The SMP URL and the document types the participant's ServiceGroup lists."""
         location = await self.sml.locate(participant)
+        return location.url, await self._service_group_at(location, participant)
+
+    async def _service_group_at(self, location: SmpLocation, participant: ParticipantId) -> list[DocumentTypeId]:
         status, body = await self._get(f"{location.url}/{participant.url_segment}")
         if status == 404:
             raise ParticipantUnknown(f"the SMP {location.url} does not know {participant}")
@@ -225,33 +327,17 @@ class SmpClient:
         group_participant, doctypes = parse_service_group(body)
         if group_participant != participant:
             raise MetadataError(f"ServiceGroup is for {group_participant}, not {participant}")
-        return location.url, doctypes
+        return doctypes
 
-    async def _discover(
-        self, participant: ParticipantId, document_type: DocumentTypeId, process: ProcessId | None
-    ) -> Route:
+    async def _verified_metadata(
+        self, location: SmpLocation, participant: ParticipantId, requested: DocumentTypeId, metadata_url: str
+    ) -> tuple[ServiceMetadata, x509.Certificate, list[str]] | None:
+        """Fetch and verify one SignedServiceMetadata, following one redirect; ``None`` when the
+        SMP answers 404."""
         steps: list[str] = []
-        location = await self.sml.locate(participant)
-        steps.append(f"SML: {location.dns_name} -> {location.url}")
-        requested = document_type
-        supported: tuple[DocumentTypeId, ...] = ()
-        if document_type.scheme == "peppol-doctype-wildcard":
-            _, registered = await self.service_group(participant)
-            supported = tuple(registered)
-            requested = self._match_wildcard(document_type, registered)
-            steps.append(f"wildcard registration chosen: {requested}")
-        metadata_url = f"{location.url}/{participant.url_segment}/services/{requested.url_segment}"
         status, body = await self._get(metadata_url)
         if status == 404:
-            if not supported:
-                try:
-                    _, registered = await self.service_group(participant)
-                    supported = tuple(registered)
-                except DiscoveryError:
-                    supported = ()
-                if not supported:
-                    raise ParticipantUnknown(f"the SMP {location.url} does not know {participant}")
-            raise DocumentTypeNotSupported(f"{participant} does not receive {document_type}")
+            return None
         if status != 200:
             raise SmpUnavailable(f"SMP answered HTTP {status} for {metadata_url}")
         verified = verify_signed_service_metadata(body, self.smp_trust)
@@ -276,6 +362,35 @@ class SmpClient:
             raise MetadataError(f"metadata is for {content.participant}, not {participant}")
         if content.document_type != requested:
             raise MetadataError(f"metadata is for {content.document_type}, not {requested}")
+        return content, signer, steps
+
+    async def _discover(
+        self, participant: ParticipantId, document_type: DocumentTypeId, process: ProcessId | None
+    ) -> Route:
+        steps: list[str] = []
+        location = await self.sml.locate(participant)
+        steps.append(f"SML: {location.dns_name} -> {location.url}")
+        requested = document_type
+        supported: tuple[DocumentTypeId, ...] = ()
+        if document_type.scheme == "peppol-doctype-wildcard":
+            _, registered = await self.service_group(participant)
+            supported = tuple(registered)
+            requested = self._match_wildcard(document_type, registered)
+            steps.append(f"wildcard registration chosen: {requested}")
+        metadata_url = f"{location.url}/{participant.url_segment}/services/{requested.url_segment}"
+        fetched = await self._verified_metadata(location, participant, requested, metadata_url)
+        if fetched is None:
+            if not supported:
+                try:
+                    _, registered = await self.service_group(participant)
+                    supported = tuple(registered)
+                except DiscoveryError:
+                    supported = ()
+                if not supported:
+                    raise ParticipantUnknown(f"the SMP {location.url} does not know {participant}")
+            raise DocumentTypeNotSupported(f"{participant} does not receive {document_type}")
+        content, signer, verify_steps = fetched
+        steps += verify_steps
         endpoint, chosen = self._choose(content, document_type, process)
         check_endpoint_url(endpoint.url, self.sml.zone)
         steps.append(f"endpoint: {endpoint.url} ({endpoint.transport_profile})")
@@ -294,19 +409,10 @@ class SmpClient:
 
     @staticmethod
     def _match_wildcard(wanted: DocumentTypeId, registered: Sequence[DocumentTypeId]) -> DocumentTypeId:
-        for reg in registered:
-            if reg == wanted:
-                return reg
-        best: tuple[int, DocumentTypeId] | None = None
-        for reg in registered:
-            if reg.scheme != "peppol-doctype-wildcard":
-                continue
-            score = _wildcard_matches(reg.value, wanted.value)
-            if score and (best is None or score > best[0]):
-                best = (score, reg)
-        if best is None:
+        match = match_registration(wanted, registered)
+        if match is None:
             raise DocumentTypeNotSupported(f"no registration matches {wanted}")
-        return best[1]
+        return match
 
     @staticmethod
     def _choose(

@@ -13,10 +13,11 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from smp._businesscard import BusinessCard, build_business_card
 from smp._identifiers import DocumentTypeId, IdentifierError, ParticipantId
 from smp._metadata import ServiceMetadata, build_service_group, build_signed_service_metadata
 
-__all__ = ["SmpDataSource", "mount_smp", "smp_application"]
+__all__ = ["BusinessCardSource", "SmpDataSource", "mount_smp", "smp_application"]
 
 log = structlog.get_logger("smp.server")
 XML_TYPE = "text/xml"
@@ -33,6 +34,12 @@ class SmpDataSource(Protocol):
     ) -> ServiceMetadata | None: ...
 
 
+class BusinessCardSource(Protocol):
+    """The Peppol Directory business cards the SMP serves; ``None``: no card published here."""
+
+    async def business_card(self, participant: ParticipantId) -> BusinessCard | None: ...
+
+
 def _not_found(message: str) -> web.Response:
     return web.Response(status=404, text=message + "\n", content_type="text/plain")
 
@@ -42,9 +49,11 @@ def smp_application(
     key: rsa.RSAPrivateKey | Callable[[], tuple[rsa.RSAPrivateKey, x509.Certificate]],
     cert: x509.Certificate | None = None,
     public_url: str | None = None,
+    cards: BusinessCardSource | None = None,
 ) -> web.Application:
     """An aiohttp application answering ``GET /{participant}`` and
-    ``GET /{participant}/services/{document type}``; mount it where the SMP lives. The signing
+    ``GET /{participant}/services/{document type}`` (and, with ``cards``, the Peppol Directory's
+    ``GET /businesscard/{participant}``); mount it where the SMP lives. The signing
     credentials are a key and certificate, or a function returning the current pair (so a
     renewed SMP certificate is used without a restart)."""
     if callable(key):
@@ -62,6 +71,12 @@ def smp_application(
         skip = len([s for s in request.app.get(_PREFIX, "").split("/") if s])
         segments = [s for s in raw.split("/") if s][skip:]
         try:
+            if len(segments) == 2 and segments[0] == "businesscard" and cards is not None:
+                participant = ParticipantId.parse(unquote(segments[1]))
+                card = await cards.business_card(participant)
+                if card is None:
+                    return _not_found(f"no business card of {participant} is published here")
+                return web.Response(body=build_business_card(card), content_type=XML_TYPE, charset="utf-8")
             if len(segments) == 1:
                 participant = ParticipantId.parse(unquote(segments[0]))
                 doctypes = await source.document_types(participant)

@@ -13,6 +13,7 @@ from gateway.api.accounts import RUNTIME, add_account_routes
 from gateway.api.answers import add_response_routes
 from gateway.api.auth import auth_middleware
 from gateway.api.console import add_console
+from gateway.api.directory import add_directory_routes
 from gateway.api.docs import add_docs_routes
 from gateway.api.documents import add_document_routes
 from gateway.api.envelope import ok
@@ -29,6 +30,7 @@ from gateway.core.config import Settings
 from gateway.core.metrics import METRICS, Metrics
 from gateway.core.migrate import load_migrations
 from gateway.core.version import __version__
+from gateway.directory.business_cards import DatabaseCardSource
 from gateway.directory.smp_source import DatabaseSmpSource
 from gateway.inbound.endpoint import InboundEndpoint
 from gateway.runtime import Runtime, start_services
@@ -127,6 +129,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
         add_operator_routes(app)
         add_mcp_routes(app)
         add_console(app)
+        add_directory_routes(app)
         inbound = InboundEndpoint(
             pool,
             runtime.identity,
@@ -140,7 +143,11 @@ def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None =
         app.cleanup_ctx.append(_services)
         source = DatabaseSmpSource(pool, runtime.as4_url, runtime.identity, "mailto:ops@localhost")
         smp_app = smp_application(
-            source, lambda: (runtime.smp_identity.key, runtime.smp_identity.cert), None, runtime.smp_url
+            source,
+            lambda: (runtime.smp_identity.key, runtime.smp_identity.cert),
+            None,
+            runtime.smp_url,
+            cards=DatabaseCardSource(pool),
         )
         mount_smp(app, "/smp", smp_app)
     return app

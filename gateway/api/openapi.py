@@ -12,7 +12,7 @@ from aiohttp import web
 
 from gateway.api.documents import DocumentStatus
 from gateway.core.version import __version__
-from gateway.directory.states import ProfileStatus
+from gateway.directory.states import IndexerAction, NotificationState, ProfileStatus
 from gateway.duties.states import ReportState
 from gateway.security.credentials import KeyStatus
 from gateway.webhooks.states import DeliveryState
@@ -731,6 +731,9 @@ def openapi_document() -> dict[str, Any]:
             paths[base + suffix] = ops
     paths.update(_mls_paths())
     paths.update(_docs_and_mcp_paths())
+    directory_paths, directory_schemas = _directory_block()
+    paths.update(directory_paths)
+    schemas.update(directory_schemas)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -1077,6 +1080,336 @@ def _add_content_views(schemas: dict[str, Any], document_ops: dict[str, Any]) ->
             params=doc_id,
         )
     }
+
+
+# -- receiver discovery and the Peppol Directory ------------------------------------------------------
+
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+_FAILURE = {
+    "type": ["object", "null"],
+    "required": ["code", "message"],
+    "properties": {
+        "code": {
+            "type": "string",
+            "examples": ["participant_unknown", "untrusted_smp_certificate", "smp_signature_invalid"],
+        },
+        "message": {"type": "string"},
+    },
+}
+
+
+def _directory_block() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Paths and schemas of ``/v1/participants``, the business cards, the indexer's notifications
+    and ``/v1/directory/search``."""
+    entity = {
+        "type": "object",
+        "properties": {
+            "name": _NULLABLE_TEXT,
+            "names": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"name": _NULLABLE_TEXT, "language": _NULLABLE_TEXT},
+                },
+            },
+            "country": _NULLABLE_TEXT,
+            "geographical_information": _NULLABLE_TEXT,
+            "identifiers": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"scheme": _NULLABLE_TEXT, "value": _NULLABLE_TEXT}},
+            },
+            "websites": {"type": "array", "items": {"type": "string"}},
+            "contacts": {"type": "array", "items": _ref("Contact")},
+            "additional_information": _NULLABLE_TEXT,
+            "registration_date": _NULLABLE_TEXT,
+        },
+    }
+    contact = {
+        "type": "object",
+        "properties": {k: _NULLABLE_TEXT for k in ("type", "name", "phone", "email")},
+    }
+    endpoint = {
+        "type": "object",
+        "required": ["url", "transport_profile", "certificate_subject", "certificate_valid_until", "usable"],
+        "properties": {
+            "url": {"type": "string"},
+            "transport_profile": {"type": "string", "examples": ["peppol-transport-as4-v2_0"]},
+            "certificate_subject": {"type": "string"},
+            "seat_id": _NULLABLE_TEXT,
+            "certificate_valid_from": {"type": "string", "format": "date-time"},
+            "certificate_valid_until": {"type": "string", "format": "date-time"},
+            "activation": _STAMP,
+            "expiration": _STAMP,
+            "active": {"type": "boolean"},
+            "certificate_trusted": {"type": "boolean", "description": "issued by a trusted Peppol AP CA"},
+            "usable": {"type": "boolean", "description": "an active AS4 endpoint with a trusted certificate"},
+            "problem": _NULLABLE_TEXT,
+            "technical_contact": _NULLABLE_TEXT,
+        },
+    }
+    participant = {
+        "type": "object",
+        "required": ["participant", "registered", "receives", "checks", "services"],
+        "properties": {
+            "participant": {"type": "string", "examples": ["iso6523-actorid-upis::0007:5567321707"]},
+            "registered": {"type": "boolean", "description": "the SML has a record for the participant"},
+            "sml_name": {"type": "string"},
+            "smp_url": _NULLABLE_TEXT,
+            "receives": {
+                "type": "boolean",
+                "description": "with a filter: every document type asked for can be delivered (active AS4 "
+                "endpoint, SMP signature and endpoint certificate trusted); without: at least one can",
+            },
+            "checks": {
+                "type": "object",
+                "properties": {
+                    "smp_signature": {"type": ["boolean", "null"], "description": "null: nothing to check"},
+                    "ap_certificate": {"type": ["boolean", "null"]},
+                },
+            },
+            "error": _FAILURE,
+            "services": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["document_type", "receivable", "processes"],
+                    "properties": {
+                        "document_type": {"type": "string"},
+                        "name": _NULLABLE_TEXT,
+                        "receivable": {"type": "boolean"},
+                        "smp_certificate_subject": _NULLABLE_TEXT,
+                        "error": _FAILURE,
+                        "processes": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "process": {"type": "string"},
+                                    "endpoints": {"type": "array", "items": _ref("ParticipantEndpoint")},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+            "truncated": {"type": "boolean"},
+            "business_card": {
+                "oneOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "participant": {"type": "string"},
+                            "entities": {"type": "array", "items": _ref("BusinessEntity")},
+                        },
+                    },
+                ]
+            },
+            "business_card_error": _FAILURE,
+            "filter": {
+                "type": "object",
+                "properties": {
+                    "document_types": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "document_type": {"type": "string"},
+                                "receives": {"type": "boolean"},
+                                "registration": _NULLABLE_TEXT,
+                            },
+                        },
+                    },
+                    "process": _NULLABLE_TEXT,
+                },
+            },
+        },
+    }
+    notification = {
+        "type": "object",
+        "required": ["id", "participant", "action", "status", "attempts"],
+        "properties": {
+            "id": {"type": "integer"},
+            "participant": {"type": "string"},
+            "company_id": _NULLABLE_TEXT,
+            "action": {"enum": [str(a) for a in IndexerAction]},
+            "status": {"enum": [str(state) for state in NotificationState]},
+            "attempts": {"type": "integer"},
+            "last_status": {"type": ["integer", "null"]},
+            "last_error": _NULLABLE_TEXT,
+            "next_attempt_at": _STAMP,
+            "queued_at": _STAMP,
+            "sent_at": _STAMP,
+            "updated_at": _STAMP,
+        },
+    }
+    card = {
+        "allOf": [_ref("BusinessEntity")],
+        "type": "object",
+        "required": ["company_id", "publish", "stored", "served", "participants", "directory"],
+        "properties": {
+            "company_id": {"type": "string", "format": "uuid"},
+            "publish": {"type": "boolean"},
+            "stored": {"type": "boolean", "description": "false: the defaults (the company's name and country)"},
+            "served": {"type": "boolean", "description": "our SMP serves it (published and the company verified)"},
+            "participants": {"type": "array", "items": {"type": "string"}},
+            "business_card_urls": {"type": "array", "items": {"type": "string"}},
+            "updated_at": _STAMP,
+            "directory": {
+                "type": "object",
+                "properties": {
+                    "indexer_configured": {"type": "boolean"},
+                    "notifications": {"type": "array", "items": _ref("DirectoryNotification")},
+                },
+            },
+        },
+    }
+    text = {"type": "string", "maxLength": 200}
+    card_body = _json_body(
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "publish": {"type": "boolean", "description": "serve the card and tell the Peppol Directory"},
+                "name": {"type": "string", "maxLength": 1000},
+                "names": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 20,
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "\\S"},
+                            "language": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+                        },
+                    },
+                },
+                "country": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+                "geographical_information": {"type": "string", "maxLength": 1000},
+                "identifiers": {
+                    "type": "array",
+                    "maxItems": 20,
+                    "items": {
+                        "type": "object",
+                        "required": ["scheme", "value"],
+                        "properties": {
+                            "scheme": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S"},
+                            "value": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
+                        },
+                    },
+                },
+                "websites": {
+                    "type": "array",
+                    "maxItems": 20,
+                    "items": {"type": "string", "pattern": "^https?://\\S+$", "maxLength": 1000},
+                },
+                "contacts": {
+                    "type": "array",
+                    "maxItems": 20,
+                    "items": {
+                        "type": "object",
+                        "properties": {"type": text, "name": text, "phone": text, "email": text},
+                    },
+                },
+                "additional_information": {"type": "string", "maxLength": 4000},
+                "registration_date": {"type": "string", "format": "date"},
+            },
+        }
+    )
+    search = {
+        "type": "object",
+        "required": ["total", "matches"],
+        "properties": {
+            "total": {"type": "integer"},
+            "matches": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "participant": {"type": "string"},
+                        "document_types": {"type": "array", "items": {"type": "string"}},
+                        "entities": {"type": "array", "items": _ref("BusinessEntity")},
+                    },
+                },
+            },
+        },
+    }
+    paths: dict[str, Any] = {
+        "/v1/participants/{participant}": {
+            "get": _op(
+                "Can this participant receive it? Its SML record, SMP, every document type and process it "
+                "receives with the endpoint, transport profile and certificate, our checks, its business card",
+                _ok(_ref("ParticipantCheck")),
+                params=[
+                    {
+                        "name": "participant",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "examples": {"sweden": {"value": "0007:5567321707"}},
+                        "description": "ICD:id or iso6523-actorid-upis::ICD:id; a broken check digit is a 400 "
+                        "naming the rule",
+                    },
+                    _query("document_type", {"type": "string"}, "only this document type (scheme::value)"),
+                    _query("profile", {"type": "string"}, "only the document types of a receiving profile"),
+                    _query("profile_version", {"type": "string"}, "the profile's version (default PEPPOLBIS30)"),
+                    _query("process", {"type": "string"}, "only this process (scheme::value)"),
+                ],
+            )
+        },
+        "/v1/directory/search": {
+            "get": _op(
+                "Search the Peppol Directory (by name, identifier, country)",
+                _ok(search),
+                params=[
+                    _query("q", {"type": "string", "maxLength": 200}, "search terms"),
+                    _query("country", {"type": "string", "pattern": "^[A-Za-z]{2}$"}, "ISO 3166 alpha-2"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "at most (default 20)"),
+                ],
+            )
+        },
+        "/v1/company/business_card": {
+            "get": _op("The caller's Peppol Directory business card", _ok(_ref("BusinessCard"))),
+            "put": _op(
+                "Store the business card; with publish, our SMP serves it and the Directory is told",
+                _ok(_ref("BusinessCard")),
+                body=card_body,
+            ),
+        },
+        "/v1/companies/{company_id}/business_card": {
+            "get": _op("A company's business card", _ok(_ref("BusinessCard")), params=[_path_param("company_id")]),
+            "put": _op(
+                "Store a company's business card",
+                _ok(_ref("BusinessCard")),
+                body=card_body,
+                params=[_path_param("company_id")],
+            ),
+        },
+        "/v1/operator/directory_notifications": {
+            "get": _op(
+                "What the Peppol Directory's indexer was told (or is still to be told), newest first",
+                _ok({"type": "array", "items": _ref("DirectoryNotification")}),
+                params=[_query("status", {"enum": [str(state) for state in NotificationState]})],
+            )
+        },
+        "/v1/operator/directory_notifications/{notification_id}/retry": {
+            "post": _op(
+                "Tell the indexer again, now",
+                _ok(_ref("DirectoryNotification")),
+                params=[_path_param("notification_id")],
+            )
+        },
+    }
+    schemas = {
+        "ParticipantCheck": participant,
+        "ParticipantEndpoint": endpoint,
+        "BusinessEntity": entity,
+        "Contact": contact,
+        "BusinessCard": card,
+        "DirectoryNotification": notification,
+    }
+    return paths, schemas
 
 
 async def serve_openapi(request: web.Request) -> web.Response:

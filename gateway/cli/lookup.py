@@ -15,25 +15,12 @@ import as4
 import smp
 from gateway.cli.registry import Commands
 from gateway.core.config import ConfigError, Settings
+from gateway.directory.discovery import certificate_facts, failure_reason
 from gateway.security.anchors import trust_in_force
 
 __all__ = ["lookup_command", "register"]
 
 DEFAULT_DOCUMENT = smp.profile_services("INVOICE_AND_CREDIT_NOTE")[0]
-
-_FAILURE_NAMES: dict[type[Exception], str] = {
-    smp.NotRegistered: "not registered in the SML",
-    smp.DnsFailure: "DNS failure",
-    smp.MalformedRecord: "malformed SML record",
-    smp.InsecureEndpoint: "endpoint address refused",
-    smp.ParticipantUnknown: "participant unknown to its SMP",
-    smp.DocumentTypeNotSupported: "document type not supported",
-    smp.EndpointNotActive: "endpoint expired or not yet active",
-    smp.SignatureInvalid: "SMP signature invalid",
-    smp.UntrustedSmpCertificate: "untrusted SMP certificate",
-    smp.SmpUnavailable: "SMP unreachable",
-    smp.MetadataError: "invalid SMP answer",
-}
 
 
 class LookupFailed(Exception):
@@ -56,13 +43,6 @@ def _default_trust(settings: Settings, role: str, zone: str) -> list[x509.Certif
         return list(trust_in_force(settings, role, zone).certificates)
     except ConfigError as exc:
         raise LookupFailed(f"cannot read {role.upper()} trust: {exc}") from None
-
-
-def _failure(exc: smp.DiscoveryError) -> str:
-    for cls in type(exc).__mro__:
-        if cls in _FAILURE_NAMES:
-            return f"{_FAILURE_NAMES[cls]}: {exc}"
-    return str(exc)
 
 
 async def _lookup(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
@@ -93,11 +73,11 @@ async def _lookup(args: argparse.Namespace, settings: Settings) -> dict[str, Any
             report["smp_url"] = smp_url
             report["supported_document_types"] = [str(d) for d in supported]
         except smp.DiscoveryError as exc:
-            raise LookupFailed(_failure(exc)) from None
+            raise LookupFailed(failure_reason(exc)) from None
         try:
             route = await client.find_endpoint(participant, document_type, process)
         except smp.DiscoveryError as exc:
-            raise LookupFailed(_failure(exc)) from None
+            raise LookupFailed(failure_reason(exc)) from None
     finally:
         await client.close()
     cert = route.endpoint.certificate
@@ -115,10 +95,7 @@ async def _lookup(args: argparse.Namespace, settings: Settings) -> dict[str, Any
             "endpoint": {
                 "url": route.endpoint.url,
                 "transport_profile": route.endpoint.transport_profile,
-                "certificate_subject": cert.subject.rfc4514_string(),
-                "seat_id": as4.seat_id(cert),
-                "certificate_valid_from": cert.not_valid_before_utc.isoformat(),
-                "certificate_valid_until": cert.not_valid_after_utc.isoformat(),
+                **certificate_facts(cert),
                 "technical_contact": route.endpoint.technical_contact,
             },
             "smp_certificate_subject": route.smp_certificate.subject.rfc4514_string(),

@@ -154,6 +154,15 @@ class Settings:
     # this many seconds before a limit passes without the MLS; checked every check_interval.
     mls_warn_margin: float = 300.0
     mls_check_interval: float = 30.0
+    # [directory] the Peppol Directory: the indexer told of business card changes (unset: not
+    # told; over https with our SMP certificate as client certificate), the CA file for its
+    # server certificate (default: the system store), how often a failed notification is tried
+    # again and when it gives up; and the search API behind /v1/directory/search
+    directory_indexer_url: str | None = None
+    directory_indexer_trust: Path | None = None
+    directory_retry_interval: float = 300.0
+    directory_give_up_after: float = 86400.0
+    directory_search_url: str = "https://directory.peppol.eu/search/1.0/json"
 
 
 # (field, section, key, parser). The parser turns a raw value (str from the environment,
@@ -316,6 +325,11 @@ _FIELDS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("max_payload_bytes", "limits", "max_payload_bytes", _as_int(1024, 2**34)),
     ("mls_warn_margin", "mls", "warn_margin", _as_float(0, 1200)),
     ("mls_check_interval", "mls", "check_interval", _as_float(0.1, 3600)),
+    ("directory_indexer_url", "directory", "indexer_url", _as_url("https", "http")),
+    ("directory_indexer_trust", "directory", "indexer_trust", _as_path),
+    ("directory_retry_interval", "directory", "retry_interval", _as_float(1, 86400)),
+    ("directory_give_up_after", "directory", "give_up_after", _as_float(0, 30 * 86400)),
+    ("directory_search_url", "directory", "search_url", _as_url("https", "http")),
 )
 
 

@@ -1,8 +1,9 @@
 """``peppol-gateway sandbox`` (what ``make run`` starts): a complete local Peppol network.
 
-One embedded PostgreSQL (a database per access point), a Knot DNS server as the SML zone, and two
-access points, AP-A and AP-B, each a ``peppol-gateway serve`` process with its own certificate,
-database and SMP. Demo companies are registered on each and published in SMP and SML. The facts
+One embedded PostgreSQL (a database per access point), a Knot DNS server as the SML zone, a
+stand-in Peppol Directory (indexer and search, served by this process), and two access points,
+AP-A and AP-B, each a ``peppol-gateway serve`` process with its own certificate, database and SMP.
+Demo companies are registered on each and published in SMP and SML. The facts
 go to ``.sandbox/sandbox.json``; Ctrl-C stops everything (exit status 0).
 
 If an access point dies, the sandbox logs which one (name, pid, exit code or signal), stops the
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,12 +36,15 @@ import smp
 from gateway.core.database import create_databases
 from gateway.core.migrate import apply_migrations
 from gateway.core.process import parent_death_signal
+from gateway.dev.directory import StandInDirectory
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import create_dev_pki, dev_pki_complete
 from gateway.dev.postgres import EmbeddedPostgres
 from gateway.directory import queries as directory_queries
+from gateway.directory.business_cards import default_card
 from gateway.directory.profiles import DEFAULT_VERSION, profile_services
 from gateway.directory.registration import enrol_company
+from gateway.directory.states import IndexerAction
 from gateway.security import queries as security_queries
 from gateway.security.credentials import create_api_key, create_operator
 
@@ -165,6 +170,7 @@ async def _seed(
                     services=demo_services(demo),
                     operator_id=operator_id,
                 )
+                await _publish_card(conn, company_id)
                 _, api_key = await create_api_key(conn, company_id=company_id, label="sandbox")
                 companies.append(
                     {
@@ -185,6 +191,18 @@ async def _seed(
         finally:
             await conn.close()
     return companies, operators
+
+
+async def _publish_card(conn: asyncpg.Connection, company_id: uuid.UUID) -> None:
+    """A demo company's business card, published: the access point tells the stand-in Directory
+    once it runs, so the companies can be found with /v1/directory/search."""
+    company = await directory_queries.company(conn, company_id)
+    assert company is not None
+    card = default_card(company)
+    async with conn.transaction():
+        await directory_queries.save_business_card(conn, company_id, publish=True, card=card)
+        participants = await directory_queries.company_participants(conn, company_id)
+        await directory_queries.queue_indexer_notifications(conn, company_id, participants, IndexerAction.INDEX)
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -230,9 +248,12 @@ def run_sandbox(root: Path, data_dir: Path) -> int:
     processes: list[subprocess.Popen[bytes]] = []
     postgres = EmbeddedPostgres(data_dir)
     knot = KnotDns(data_dir / "dns", ZONE)
+    directory: StandInDirectory | None = None
     try:
         admin_dsn = postgres.start()
         knot.start()
+        directory = StandInDirectory(ZONE, knot.address, _port(8090))
+        directory.start()
         asyncio.run(_prepare_databases(admin_dsn))
         ports = {ap.name: _port(ap.preferred_port) for ap in ACCESS_POINTS}
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
@@ -268,6 +289,11 @@ def run_sandbox(root: Path, data_dir: Path) -> int:
                             "update_key": f"{knot.key_name}:{knot.secret}",
                         },
                         "workers": {"outbound": 4, "poll_interval": 0.5, "retry_initial": 2, "retry_max": 60},
+                        "directory": {
+                            "indexer_url": directory.indexer_url,
+                            "search_url": directory.search_url,
+                            "retry_interval": 10,
+                        },
                     }
                 )
             )
@@ -301,6 +327,11 @@ def run_sandbox(root: Path, data_dir: Path) -> int:
             "smp_urls": smp_urls,
             "sml_zone": ZONE,
             "dns": knot.address,
+            "directory": {
+                "indexer_url": directory.indexer_url,
+                "search_url": directory.search_url,
+                "received_url": f"{directory.url}/received",
+            },
             "database_url": admin_dsn,
             "pki": {
                 "root_cert": str(pki_dir / "root-ca.cert.pem"),
@@ -333,6 +364,8 @@ def run_sandbox(root: Path, data_dir: Path) -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        if directory is not None:
+            directory.stop()
         knot.stop()
         postgres.stop()
         log.info("sandbox_stopped")
@@ -348,6 +381,7 @@ Peppol sandbox is running (Ctrl-C stops everything)
   AP-A  {a["api_url"]}   AS4 {a["as4_url"]}   SMP {a["smp_url"]}   seat {a["seat_id"]}
   AP-B  {b["api_url"]}   AS4 {b["as4_url"]}   SMP {b["smp_url"]}   seat {b["seat_id"]}
   SML   zone {facts["sml_zone"]} on DNS {facts["dns"]}
+  Peppol Directory (stand-in)  {facts["directory"]["search_url"]}
   companies:""",
         flush=True,
     )

@@ -15,12 +15,14 @@
         ├── UnknownProfile       no such receiving profile (and version)
         ├── BadParticipant       a participant id that cannot be used
         │   └── NoDefaultScheme  no default scheme for the country (also LookupError)
-        └── BadPolicy            a validation policy that does not exist
+        ├── BadPolicy            a validation policy that does not exist
+        └── BadBusinessCard      a business card field the Peppol Directory would not take
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "BadBusinessCard",
     "BadParticipant",
     "BadPolicy",
     "CompanyExists",
@@ -108,3 +110,7 @@ class NoDefaultScheme(BadParticipant, LookupError):
 
 class BadPolicy(Invalid):
     """A validation policy name or value that does not exist."""
+
+
+class BadBusinessCard(Invalid):
+    """A business card field that is missing, malformed or too long."""

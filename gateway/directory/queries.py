@@ -12,7 +12,7 @@ import asyncpg
 
 import smp
 from gateway.directory.errors import CompanyExists, ProfileRegistered
-from gateway.directory.states import ProfileStatus
+from gateway.directory.states import IndexerAction, NotificationState, ProfileStatus
 
 Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
@@ -510,3 +510,199 @@ async def owns_participant(
 async def operator_companies(conn: asyncpg.Connection | asyncpg.Pool, operator_id: uuid.UUID) -> list[uuid.UUID]:
     rows = await conn.fetch("SELECT id FROM companies WHERE operator_id = $1", operator_id)
     return [r["id"] for r in rows]
+
+
+# -- Peppol Directory: business cards and the indexer's notifications -----------------------------
+
+
+@dataclass(frozen=True)
+class StoredCard:
+    company_id: uuid.UUID
+    publish: bool
+    card: dict[str, Any]  # the entity's fields, as the API names them
+    updated_at: datetime
+
+
+def _stored_card(row: Any) -> StoredCard:
+    return StoredCard(row["company_id"], row["publish"], json.loads(row["card"]), row["updated_at"])
+
+
+async def business_card(conn: Executor, company_id: uuid.UUID) -> StoredCard | None:
+    row = await conn.fetchrow(
+        "SELECT company_id, publish, card, updated_at FROM business_cards WHERE company_id = $1", company_id
+    )
+    return None if row is None else _stored_card(row)
+
+
+async def save_business_card(
+    conn: asyncpg.Connection, company_id: uuid.UUID, *, publish: bool, card: dict[str, Any]
+) -> tuple[StoredCard, bool]:
+    """Store a company's card; also says whether it was published before the change."""
+    before = await conn.fetchval("SELECT publish FROM business_cards WHERE company_id = $1 FOR UPDATE", company_id)
+    row = await conn.fetchrow(
+        "INSERT INTO business_cards (company_id, publish, card) VALUES ($1, $2, $3::jsonb) "
+        "ON CONFLICT (company_id) DO UPDATE SET publish = EXCLUDED.publish, card = EXCLUDED.card, "
+        "updated_at = now() RETURNING company_id, publish, card, updated_at",
+        company_id,
+        publish,
+        json.dumps(card),
+    )
+    assert row is not None
+    return _stored_card(row), bool(before)
+
+
+@dataclass(frozen=True)
+class PublishedCard:
+    participant: smp.ParticipantId
+    card: dict[str, Any]
+
+
+async def published_card(conn: Executor, participant: smp.ParticipantId) -> PublishedCard | None:
+    """The card our SMP serves for a participant: its company is verified and opted in."""
+    row = await conn.fetchrow(
+        "SELECT p.scheme, p.display, b.card FROM participants p "
+        "JOIN companies c ON c.id = p.company_id "
+        "JOIN business_cards b ON b.company_id = c.id "
+        "WHERE p.scheme = $1 AND p.value = $2 AND c.verified AND b.publish",
+        participant.scheme,
+        participant.key,
+    )
+    if row is None:
+        return None
+    return PublishedCard(smp.ParticipantId.of(row["scheme"], row["display"]), json.loads(row["card"]))
+
+
+async def company_participants(conn: Executor, company_id: uuid.UUID) -> list[smp.ParticipantId]:
+    rows = await conn.fetch(
+        "SELECT scheme, display FROM participants WHERE company_id = $1 ORDER BY created_at, value", company_id
+    )
+    return [smp.ParticipantId.of(r["scheme"], r["display"]) for r in rows]
+
+
+@dataclass(frozen=True)
+class IndexerNotification:
+    id: int
+    participant: smp.ParticipantId
+    company_id: uuid.UUID | None
+    action: IndexerAction
+    state: NotificationState
+    generation: int
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    queued_at: datetime
+    sent_at: datetime | None
+    updated_at: datetime
+
+
+_NOTIFICATION_COLUMNS = (
+    "id, scheme, value, company_id, action, state, generation, attempts, next_attempt_at, last_status, "
+    "last_error, queued_at, sent_at, updated_at"
+)
+
+
+def _notification(row: Any) -> IndexerNotification:
+    return IndexerNotification(
+        row["id"], smp.ParticipantId.of(row["scheme"], row["value"]), row["company_id"],
+        IndexerAction(row["action"]), NotificationState(row["state"]), row["generation"], row["attempts"],
+        row["next_attempt_at"], row["last_status"], row["last_error"], row["queued_at"], row["sent_at"],
+        row["updated_at"],
+    )  # fmt: skip
+
+
+async def queue_indexer_notifications(
+    conn: Executor, company_id: uuid.UUID, participants: list[smp.ParticipantId], action: IndexerAction
+) -> None:
+    """The indexer is to be told ``action`` for each participant, now: replaces whatever was
+    waiting for it (a newer change wins) and starts a fresh retry window."""
+    await conn.executemany(
+        "INSERT INTO directory_notifications (scheme, value, company_id, action, state, next_attempt_at) "
+        "VALUES ($1, $2, $3, $4, $5, now()) "
+        "ON CONFLICT (scheme, value) DO UPDATE SET company_id = EXCLUDED.company_id, action = EXCLUDED.action, "
+        "state = EXCLUDED.state, generation = directory_notifications.generation + 1, attempts = 0, "
+        "next_attempt_at = now(), last_error = NULL, last_status = NULL, queued_at = now(), updated_at = now()",
+        [(p.scheme, p.value, company_id, str(action), str(NotificationState.PENDING)) for p in participants],
+    )
+
+
+async def claim_indexer_notifications(
+    conn: Executor, *, lease_seconds: float, limit: int = 20
+) -> list[IndexerNotification]:
+    """Due notifications, leased (their next attempt moved ``lease_seconds`` ahead) so that
+    another process does not send them at the same time."""
+    rows = await conn.fetch(
+        f"UPDATE directory_notifications SET next_attempt_at = now() + make_interval(secs => $1) "  # noqa: S608
+        f"WHERE id IN (SELECT id FROM directory_notifications WHERE state = $2 AND next_attempt_at <= now() "
+        f"ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {_NOTIFICATION_COLUMNS}",
+        lease_seconds,
+        str(NotificationState.PENDING),
+        limit,
+    )
+    return [_notification(r) for r in rows]
+
+
+async def record_indexer_outcome(
+    conn: Executor,
+    notification_id: int,
+    generation: int,
+    *,
+    state: NotificationState,
+    status: int | None,
+    error: str | None,
+    retry_in: float | None,
+) -> bool:
+    """Record one attempt; ignored (False) when a newer change replaced the notification."""
+    done = await conn.fetchval(
+        "UPDATE directory_notifications SET state = $3, attempts = attempts + 1, last_status = $4, "
+        "last_error = $5, next_attempt_at = CASE WHEN $6::float8 IS NULL THEN NULL "
+        "ELSE now() + make_interval(secs => $6::float8) END, "
+        "sent_at = CASE WHEN $3 = $7 THEN now() ELSE sent_at END, updated_at = now() "
+        "WHERE id = $1 AND generation = $2 RETURNING id",
+        notification_id,
+        generation,
+        str(state),
+        status,
+        error,
+        retry_in,
+        str(NotificationState.SENT),
+    )
+    return done is not None
+
+
+async def indexer_notifications(
+    conn: Executor,
+    *,
+    company_id: uuid.UUID | None = None,
+    operator_id: uuid.UUID | None = None,
+    state: NotificationState | None = None,
+    limit: int = 200,
+) -> list[IndexerNotification]:
+    """Newest first: one company's, or those of an operator's companies."""
+    rows = await conn.fetch(
+        f"SELECT {_NOTIFICATION_COLUMNS} FROM directory_notifications n "  # noqa: S608
+        f"WHERE ($1::uuid IS NULL OR n.company_id = $1) "
+        f"AND ($2::uuid IS NULL OR n.company_id IN (SELECT id FROM companies WHERE operator_id = $2)) "
+        f"AND ($3::text IS NULL OR n.state = $3) ORDER BY n.updated_at DESC, n.id DESC LIMIT $4",
+        company_id,
+        operator_id,
+        None if state is None else str(state),
+        limit,
+    )
+    return [_notification(r) for r in rows]
+
+
+async def retry_indexer_notification(
+    conn: Executor, notification_id: int, operator_id: uuid.UUID
+) -> IndexerNotification | None:
+    """Due again at once with a fresh retry window (an operator's own companies only)."""
+    row = await conn.fetchrow(
+        f"UPDATE directory_notifications SET state = $3, attempts = 0, next_attempt_at = now(), "  # noqa: S608
+        f"queued_at = now(), generation = generation + 1, updated_at = now() "
+        f"WHERE id = $1 AND company_id IN (SELECT id FROM companies WHERE operator_id = $2) "
+        f"RETURNING {_NOTIFICATION_COLUMNS}",
+        notification_id,
+        operator_id,
+        str(NotificationState.PENDING),
+    )
+    return None if row is None else _notification(row)

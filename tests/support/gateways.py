@@ -61,6 +61,8 @@ def gateway_env(pki: DevPki, stem: str, dsn: str, port: int, knot: KnotDns, **ex
         "PEPPOL_WORKERS_POLL_INTERVAL": "0.1",
         "PEPPOL_LOG_LEVEL": "warning",
         "PEPPOL_REPORTING_SCHEDULE": "false",
+        # nothing leaves the machine: the public Peppol Directory is never asked
+        "PEPPOL_DIRECTORY_SEARCH_URL": "http://127.0.0.1:9/search/1.0/json",
     }
     env.update(extra)
     return env

@@ -99,6 +99,17 @@ def test_sandbox_delivers_an_invoice_between_its_two_access_points(tmp_path: Pat
             assert time.monotonic() < deadline, doc
             time.sleep(0.2)
         assert doc["mls"]["code"] == "AB"
+        # The demo companies' business cards reach the stand-in Peppol Directory, and AP-A's
+        # search finds the Finnish company through it.
+        deadline = time.monotonic() + 60
+        while len(_api(facts["directory"]["received_url"], "")["indexed"]) < 3:
+            assert time.monotonic() < deadline, _api(facts["directory"]["received_url"], "")
+            time.sleep(0.2)
+        found = _api(a["api_url"], "/v1/directory/search?q=suomen&country=FI", token=token)["data"]
+        assert [m["participant"] for m in found["matches"]] == ["iso6523-actorid-upis::0216:003720774740"]
+        check = _api(a["api_url"], "/v1/participants/0216:003720774740?profile=ORDER", token=token)["data"]
+        assert (check["registered"], check["receives"]) == (True, True)
+        assert check["business_card"]["entities"][0]["name"] == "Suomen Osto Oy"
         # The monthly report travels the whole path too: to the reporting stand-in on AP-B.
         report = subprocess.run(
             [*cli, "--config", a["config"], "report", "tsr", "--send", "--month", time.strftime("%Y-%m", time.gmtime())],
