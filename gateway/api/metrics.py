@@ -14,7 +14,7 @@ from gateway.duties import queries as duties_queries
 from gateway.duties.mls_levels import LEVELS
 from gateway.inbound.processing import MLS_STATES
 from gateway.outbound import queries as outbound_queries
-from gateway.outbound.states import CircuitState
+from gateway.outbound.states import CircuitState, OutboundState
 from gateway.webhooks import queries as webhooks_queries
 from gateway.webhooks.states import DeliveryState
 
@@ -39,7 +39,7 @@ async def database_gauges(pool: asyncpg.Pool) -> Gauges:
         ),
         "peppol_outbound_queue_depth": (
             "Outbound documents waiting, by state",
-            [({"state": str(q.state)}, float(q.count)) for q in queue] or [({"state": "queued"}, 0.0)],
+            [({"state": str(q.state)}, float(q.count)) for q in queue] or [({"state": str(OutboundState.QUEUED)}, 0.0)],
         ),
         "peppol_outbound_oldest_job_seconds": (
             "Age of the oldest waiting outbound document",

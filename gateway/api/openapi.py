@@ -1340,14 +1340,21 @@ def _directory_block() -> tuple[dict[str, Any], dict[str, Any]]:
             "get": _op(
                 "Can this participant receive it? Its SML record, SMP, every document type and process it "
                 "receives with the endpoint, transport profile and certificate, our checks, its business card",
-                _ok(_ref("ParticipantCheck")),
+                {
+                    **_ok(_ref("ParticipantCheck")),
+                    "503": {
+                        "description": "The SML or the participant's SMP did not answer (discovery_unavailable): "
+                        "try again later",
+                        "content": {"application/json": {"schema": _ref("Error")}},
+                    },
+                },
                 params=[
                     {
                         "name": "participant",
                         "in": "path",
                         "required": True,
                         "schema": {"type": "string"},
-                        "examples": {"sweden": {"value": "0007:5567321707"}},
+                        "examples": {"norway": {"value": "0192:923456783"}},
                         "description": "ICD:id or iso6523-actorid-upis::ICD:id; a broken check digit is a 400 "
                         "naming the rule",
                     },

@@ -178,10 +178,10 @@ def _company_command(args: argparse.Namespace, settings: Settings) -> int:
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
     for profile in report["profiles"]:
-        if profile["status"] != "active":
+        if profile["status"] != ProfileStatus.ACTIVE:
             print(
                 f"peppol-gateway: {profile['profile']} is {profile['status']}: {profile['reason']}"
-                + (" (tried again by the serving gateway)" if profile["status"] == "pending" else ""),
+                + (" (tried again by the serving gateway)" if profile["status"] == ProfileStatus.PENDING else ""),
                 file=sys.stderr,
             )
     return 0

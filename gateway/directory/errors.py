@@ -21,6 +21,8 @@
 
 from __future__ import annotations
 
+from gateway.core.errors import GatewayError
+
 __all__ = [
     "BadBusinessCard",
     "BadParticipant",
@@ -40,7 +42,7 @@ __all__ = [
 ]
 
 
-class DirectoryError(Exception):
+class DirectoryError(GatewayError):
     """The root of every failure of the directory domain."""
 
 

@@ -19,6 +19,7 @@ from lxml import etree
 import as4
 from as4._xml import parse_xml
 from gateway.documents.business import BusinessDocument
+from gateway.documents.errors import DocumentError
 
 __all__ = ["SBDH_NS", "Envelope", "SbdhError", "build_sbd", "is_sbd", "read_envelope", "read_sbd", "read_submitted"]
 
@@ -28,7 +29,7 @@ _COUNTRY = re.compile(r"^[A-Z0-9][A-Z0-9]$")
 _MLS_TYPES = ("FAILURE_ONLY", "ALWAYS_SEND")
 
 
-class SbdhError(ValueError):
+class SbdhError(DocumentError, ValueError):
     """The envelope breaks a rule; ``code`` is a stable id for it."""
 
     def __init__(self, code: str, message: str) -> None:

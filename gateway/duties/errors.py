@@ -12,10 +12,12 @@ root.
 
 from __future__ import annotations
 
+from gateway.core.errors import GatewayError
+
 __all__ = ["ArchiveError", "DutiesError", "ReportError", "ReportMoveError", "ResponseError"]
 
 
-class DutiesError(Exception):
+class DutiesError(GatewayError):
     """The root of every duties error, so a caller can catch the domain as a whole."""
 
 

@@ -11,10 +11,12 @@ A refusal of an AS4 message itself is an ``as4.As4Error`` (it becomes the signed
 
 from __future__ import annotations
 
+from gateway.core.errors import GatewayError
+
 __all__ = ["AlreadyProcessed", "InboundError", "InboundMoveError"]
 
 
-class InboundError(Exception):
+class InboundError(GatewayError):
     """The root of every inbound error, so a caller can catch the domain as a whole."""
 
 

@@ -15,10 +15,12 @@ outcome anyone handles.
 
 from __future__ import annotations
 
+from gateway.core.errors import GatewayError
+
 __all__ = ["DeliveryError", "DuplicateDocument", "OutboundError", "Permanent", "SubmissionError", "Transient"]
 
 
-class OutboundError(Exception):
+class OutboundError(GatewayError):
     """Anything the outbound path reports as an expected failure."""
 
 

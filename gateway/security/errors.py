@@ -13,10 +13,12 @@
 
 from __future__ import annotations
 
+from gateway.core.errors import GatewayError
+
 __all__ = ["CredentialError", "InvalidClient", "InvalidScope", "InvalidToken", "SecurityError"]
 
 
-class SecurityError(Exception):
+class SecurityError(GatewayError):
     """The root of every failure of the security domain."""
 
 

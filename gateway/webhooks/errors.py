@@ -8,10 +8,12 @@
 
 from __future__ import annotations
 
+from gateway.core.errors import GatewayError
+
 __all__ = ["DeliveryMoveError", "WebhookError"]
 
 
-class WebhookError(Exception):
+class WebhookError(GatewayError):
     """The root of every webhooks error, so a caller can catch the domain as a whole."""
 
 
