@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from gateway.documents.spool import Spool
+from gateway.documents.spool import Spool, SpoolWriter
 
 
 def sha256(data: bytes) -> bytes:
@@ -93,3 +93,64 @@ async def put_spooled_document(conn: asyncpg.Connection, spool: Spool) -> bytes:
     )
     await conn.execute("TRUNCATE spooled_documents")
     return spool.sha256
+
+
+class _CopyField:
+    """The one bytea field of a one-row binary COPY, taken out of the stream as it arrives."""
+
+    def __init__(self, out: SpoolWriter) -> None:
+        self._out = out
+        self._head = b""
+        self._left = -1  # bytes of the field still to come; -1 while the header is read
+        self.found = False
+
+    def feed(self, chunk: bytes) -> None:
+        if self._left < 0:
+            self._head += chunk
+            # signature (11) + flags (4) + extension length (4) + field count (2) + field length (4)
+            if len(self._head) < 25:
+                return
+            count = int.from_bytes(self._head[19:21], "big", signed=True)
+            if count == -1:  # the trailer at once: no row
+                self._left = 0
+                return
+            length = int.from_bytes(self._head[21:25], "big", signed=True)
+            self.found = length >= 0
+            chunk, self._head, self._left = self._head[25:], b"", max(length, 0)
+        if self._left:
+            data = chunk[: self._left]
+            self._out.write(data)
+            self._left -= len(data)
+
+
+async def spool_document(conn: asyncpg.Connection | asyncpg.Pool, digest: bytes) -> Spool | None:
+    """Copy a stored document into a spool file with COPY TO STDOUT, in chunks, so that it is
+    never held in memory; None when it is not stored (or was released to the archive). The
+    file is the caller's to remove."""
+    out = SpoolWriter()
+    field = _CopyField(out)
+
+    async def sink(chunk: bytes) -> None:
+        field.feed(chunk)
+
+    try:
+        if isinstance(conn, asyncpg.Pool):
+            async with conn.acquire() as own:
+                await own.copy_from_query(
+                    "SELECT content FROM documents WHERE sha256 = $1", digest, output=sink, format="binary"
+                )
+        else:
+            await conn.copy_from_query(
+                "SELECT content FROM documents WHERE sha256 = $1", digest, output=sink, format="binary"
+            )
+    except BaseException:
+        out.discard()
+        raise
+    spool = out.close()
+    if not field.found:
+        spool.remove()
+        return None
+    if spool.sha256 != digest:
+        spool.remove()
+        raise ValueError("the stored document does not hash to its key")
+    return spool
