@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from gateway.documents.spool import Spool, SpoolWriter
+from gateway.documents.spool import CHUNK, Spool, SpoolWriter
 
 
 def sha256(data: bytes) -> bytes:
@@ -95,32 +95,57 @@ async def put_spooled_document(conn: asyncpg.Connection, spool: Spool) -> bytes:
     return spool.sha256
 
 
-class _CopyField:
-    """The one bytea field of a one-row binary COPY, taken out of the stream as it arrives."""
+class _CopyRows:
+    """The single bytea column of a binary COPY, the rows' bytes written out in order as they
+    arrive (a row is held only while it is parsed)."""
 
     def __init__(self, out: SpoolWriter) -> None:
         self._out = out
-        self._head = b""
-        self._left = -1  # bytes of the field still to come; -1 while the header is read
-        self.found = False
+        self._buf = b""
+        self._header = True
+        self._left = 0  # bytes of the current field still to come
+        self.rows = 0
 
     def feed(self, chunk: bytes) -> None:
-        if self._left < 0:
-            self._head += chunk
-            # signature (11) + flags (4) + extension length (4) + field count (2) + field length (4)
-            if len(self._head) < 25:
-                return
-            count = int.from_bytes(self._head[19:21], "big", signed=True)
-            if count == -1:  # the trailer at once: no row
-                self._left = 0
-                return
-            length = int.from_bytes(self._head[21:25], "big", signed=True)
-            self.found = length >= 0
-            chunk, self._head, self._left = self._head[25:], b"", max(length, 0)
         if self._left:
-            data = chunk[: self._left]
+            data, chunk = chunk[: self._left], chunk[self._left :]
             self._out.write(data)
             self._left -= len(data)
+            if self._left or not chunk:
+                return
+        buf = self._buf + chunk
+        while True:
+            if self._header:
+                if len(buf) < 19:  # signature (11), flags (4), header extension length (4)
+                    break
+                buf, self._header = buf[19 + int.from_bytes(buf[15:19], "big") :], False
+                continue
+            if len(buf) < 2:
+                break
+            if int.from_bytes(buf[:2], "big", signed=True) == -1:  # the trailer
+                buf = b""
+                break
+            if len(buf) < 6:
+                break
+            length = max(int.from_bytes(buf[2:6], "big", signed=True), 0)
+            self.rows += 1
+            data = buf[6 : 6 + length]
+            self._out.write(data)
+            self._left = length - len(data)
+            buf = buf[6 + length :]
+            if self._left:
+                break
+        self._buf = buf
+
+
+# One row per megabyte: PostgreSQL sends a COPY row as one message, so a whole document in
+# one row would arrive whole. The value is detoasted once (MATERIALIZED) and then sliced.
+# (asyncpg runs it as COPY (...) TO STDOUT.)
+_COPY_OUT = """
+    WITH d AS MATERIALIZED (SELECT content || ''::bytea AS c FROM documents
+                            WHERE sha256 = {digest} AND content IS NOT NULL)
+    SELECT substring(d.c FROM g * {chunk} + 1 FOR {chunk})
+    FROM d, generate_series(0, greatest(length(d.c) - 1, 0) / {chunk}) AS g ORDER BY g"""
 
 
 async def spool_document(conn: asyncpg.Connection | asyncpg.Pool, digest: bytes) -> Spool | None:
@@ -128,26 +153,23 @@ async def spool_document(conn: asyncpg.Connection | asyncpg.Pool, digest: bytes)
     never held in memory; None when it is not stored (or was released to the archive). The
     file is the caller's to remove."""
     out = SpoolWriter()
-    field = _CopyField(out)
+    rows = _CopyRows(out)
 
     async def sink(chunk: bytes) -> None:
-        field.feed(chunk)
+        rows.feed(chunk)
 
+    query = _COPY_OUT.format(digest=f"'\\x{digest.hex()}'::bytea", chunk=CHUNK)
     try:
         if isinstance(conn, asyncpg.Pool):
             async with conn.acquire() as own:
-                await own.copy_from_query(
-                    "SELECT content FROM documents WHERE sha256 = $1", digest, output=sink, format="binary"
-                )
+                await own.copy_from_query(query, output=sink, format="binary")
         else:
-            await conn.copy_from_query(
-                "SELECT content FROM documents WHERE sha256 = $1", digest, output=sink, format="binary"
-            )
+            await conn.copy_from_query(query, output=sink, format="binary")
     except BaseException:
         out.discard()
         raise
     spool = out.close()
-    if not field.found:
+    if not rows.rows:
         spool.remove()
         return None
     if spool.sha256 != digest:

@@ -110,7 +110,7 @@ async def test_20_mb_document_goes_through_the_api_and_the_worker_to_another_gat
     dsn_a, dsn_b = await new_database(pg_dsn, template_db), await new_database(pg_dsn, template_db)
     payload = tmp_path / "invoice.xml"
     write_payload(payload, 20_000_000, bare=True)
-    result = await worker_case(dev_pki, dsn_a, dsn_b, knot, payload)
+    result = await worker_case(dev_pki, dsn_a, dsn_b, knot, payload, timeout=120)
     assert result["status"] == "delivered"
     sent, received = result["digests"]["sent"], result["digests"]["received"]
     assert sent is not None and received is not None
