@@ -31,9 +31,10 @@ from gateway.documents.business import BusinessDocument
 from gateway.documents.content import VIEW_VERSION, content_json, content_row, extract
 from gateway.documents.envelope import SbdhError, read_sbd
 from gateway.documents.render import render_html
+from gateway.documents.spool import CHUNK, LARGE_DOCUMENT_BYTES, Spool, SpoolWriter
 from gateway.duties.archive import read_archived
 from gateway.duties.archive_store import ArchiveError
-from gateway.duties.validation import Validator
+from gateway.duties.validation import Validator, too_large_to_validate
 from gateway.inbound import queries as inbound_queries
 from gateway.outbound import queries as outbound_queries
 from gateway.outbound.states import OutboundState
@@ -65,30 +66,78 @@ async def _verified_company(request: web.Request, principal: Principal) -> uuid.
     return principal.company_id
 
 
-async def _upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
-    """The document from a multipart upload (field ``file``) or a raw XML body, plus form fields."""
+class _Collector:
+    """An upload read in chunks: in memory up to :data:`LARGE_DOCUMENT_BYTES`, then in a spool
+    file (when spooling is allowed); refused past the payload limit."""
+
+    def __init__(self, limit: int, spool: bool) -> None:
+        self.limit, self.spool = limit, spool
+        self._chunks: list[bytes] = []
+        self._held = 0
+        self._writer: SpoolWriter | None = None
+
+    def add(self, chunk: bytes) -> None:
+        self._held += len(chunk)
+        if self._held > self.limit:
+            self.discard()
+            raise ApiError(413, "payload_too_large", f"the document is larger than {self.limit} bytes")
+        if self._writer is not None:
+            self._writer.write(chunk)
+            return
+        self._chunks.append(chunk)
+        if self.spool and self._held > LARGE_DOCUMENT_BYTES:
+            self._writer = SpoolWriter()
+            for held in self._chunks:
+                self._writer.write(held)
+            self._chunks = []
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.discard()
+            self._writer = None
+        self._chunks = []
+
+    def result(self) -> bytes | Spool:
+        return self._writer.close() if self._writer is not None else b"".join(self._chunks)
+
+
+async def _upload(request: web.Request, *, spool: bool = False) -> tuple[bytes | Spool, dict[str, str]]:
+    """The document from a multipart upload (field ``file``) or a raw XML body, plus form fields.
+    Read in chunks; with ``spool`` a document above :data:`LARGE_DOCUMENT_BYTES` comes back as a
+    spool file (the caller removes it), else the document is in memory."""
     fields: dict[str, str] = {}
     limit = request.app[RUNTIME].settings.max_payload_bytes
-    if request.content_type.startswith("multipart/"):
-        document = None
-        try:
-            reader = await request.multipart()
-            async for part in reader:
-                if part.name == "file":  # type: ignore[union-attr]
-                    document = bytes(await part.read(decode=True))  # type: ignore[union-attr]
-                elif part.name:  # type: ignore[union-attr]
-                    fields[part.name] = (await part.text()).strip()  # type: ignore[union-attr]
-        except (ValueError, AssertionError, HttpProcessingError) as exc:
-            raise ApiError(400, "validation_error", f"malformed multipart body: {exc}") from None
-        if document is None:
-            raise ApiError(400, "validation_error", "upload the document in a field named file", {"field": "file"})
-    else:
-        document = await request.read()
-        fields = {k: v for k, v in request.query.items()}
-    if not document:
+    collector = _Collector(limit, spool)
+    found = False
+    try:
+        if request.content_type.startswith("multipart/"):
+            try:
+                reader = await request.multipart()
+                async for part in reader:
+                    if part.name == "file":  # type: ignore[union-attr]
+                        found = True
+                        encoded = part.headers.get("Content-Transfer-Encoding", "binary").lower()  # type: ignore[union-attr]
+                        if encoded not in ("binary", "8bit", "7bit") or "Content-Encoding" in part.headers:  # type: ignore[union-attr]
+                            collector.add(bytes(await part.read(decode=True)))  # type: ignore[union-attr]
+                            continue
+                        while chunk := await part.read_chunk(CHUNK):  # type: ignore[union-attr]
+                            collector.add(bytes(chunk))
+                    elif part.name:  # type: ignore[union-attr]
+                        fields[part.name] = (await part.text()).strip()  # type: ignore[union-attr]
+            except (ValueError, AssertionError, HttpProcessingError) as exc:
+                raise ApiError(400, "validation_error", f"malformed multipart body: {exc}") from None
+            if not found:
+                raise ApiError(400, "validation_error", "upload the document in a field named file", {"field": "file"})
+        else:
+            async for chunk in request.content.iter_chunked(CHUNK):
+                collector.add(chunk)
+            fields = {k: v for k, v in request.query.items()}
+    except BaseException:
+        collector.discard()
+        raise
+    document = collector.result()
+    if isinstance(document, bytes) and not document:
         raise ApiError(400, "validation_error", "the document is empty", {"field": "file"})
-    if len(document) > limit:
-        raise ApiError(413, "payload_too_large", f"the document is larger than {limit} bytes")
     return document, fields
 
 
@@ -109,7 +158,12 @@ def _sending_checks(
         validator = request.app[RUNTIME].validator
         recorded: str | None = None
         if validator is not None:
-            result = await validator.validate(derived.sbd)
+            sbd = derived.sbd
+            if isinstance(sbd, Spool):  # see too_large_to_validate: the rule layers need the whole tree
+                root = derived.business.root.tag if derived.business is not None else ""
+                result = too_large_to_validate(root, sbd.size, LARGE_DOCUMENT_BYTES)
+            else:
+                result = await validator.validate(sbd)
             policy = await directory_queries.outbound_validation(db, company_id)
             if not result.validated and policy != "warn":
                 reason = next(iter(result.layers_skipped.values()), "a rule layer could not run")
@@ -124,7 +178,7 @@ def _sending_checks(
                 raise ApiError(
                     400, "validation_error", f"the document breaks: {rules}", {"validation": result.as_json()}
                 )
-            if result.findings:
+            if result.findings or isinstance(sbd, Spool):  # a large one keeps its "not validated"
                 report = result.as_json()
                 report["warnings"] = report["errors"] + report["warnings"]  # sent anyway: all are warnings now
                 recorded = json.dumps(report)
@@ -138,10 +192,12 @@ def _sending_checks(
     return check
 
 
-def _upload_digest(request: web.Request, document: bytes, fields: dict[str, str]) -> bytes:
+def _upload_digest(request: web.Request, document: bytes | Spool, fields: dict[str, str]) -> bytes:
     """The request as an Idempotency-Key compares it: the document and the form fields or query
-    parameters (not the raw multipart body, whose boundary changes with every try)."""
-    return request_digest(request, document, json.dumps(sorted(fields.items())).encode())
+    parameters (not the raw multipart body, whose boundary changes with every try). A spooled
+    document counts by its SHA-256 and size (it is spooled every time it is sent)."""
+    part = document if isinstance(document, bytes) else b"spooled:%d:" % document.size + document.sha256
+    return request_digest(request, part, json.dumps(sorted(fields.items())).encode())
 
 
 async def send_document(request: web.Request) -> web.Response:
@@ -150,8 +206,18 @@ async def send_document(request: web.Request) -> web.Response:
     company turned ``duplicate_check`` off."""
     principal = require(request, "documents:send")
     company_id = await _verified_company(request, principal)
+    document, fields = await _upload(request, spool=True)
+    try:
+        return await _send_uploaded(request, principal, company_id, document, fields)
+    finally:
+        if isinstance(document, Spool):  # the upload and the SBD written next to it
+            document.remove_with_wrapped()
+
+
+async def _send_uploaded(
+    request: web.Request, principal: Principal, company_id: uuid.UUID, document: bytes | Spool, fields: dict[str, str]
+) -> web.Response:
     pool = _pool(request)
-    document, fields = await _upload(request)
     settings = request.app[RUNTIME].settings
     window = settings.duplicate_window or None
     if window is not None and not await directory_queries.duplicate_check(pool, company_id):
@@ -583,6 +649,7 @@ async def validate(request: web.Request) -> web.Response:
     """Validate without sending: the same layers as at submission."""
     require(request, "documents:send")
     document, _ = await _upload(request)
+    assert isinstance(document, bytes)
     validator = request.app[RUNTIME].validator or Validator(1)
     try:
         result = await validator.validate(document)

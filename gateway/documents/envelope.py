@@ -21,7 +21,17 @@ from as4._xml import parse_xml
 from gateway.documents.business import BusinessDocument
 from gateway.documents.errors import DocumentError
 
-__all__ = ["SBDH_NS", "Envelope", "SbdhError", "build_sbd", "is_sbd", "read_envelope", "read_sbd", "read_submitted"]
+__all__ = [
+    "SBDH_NS",
+    "Envelope",
+    "SbdhError",
+    "build_sbd",
+    "is_sbd",
+    "read_envelope",
+    "read_sbd",
+    "read_submitted",
+    "sbd_frame",
+]
 
 SBDH_NS = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
 PARTICIPANT_SCHEME = "iso6523-actorid-upis"
@@ -74,30 +84,25 @@ def _sub(parent: etree._Element, local: str, text: str | None = None, **attrs: s
     return el
 
 
-def build_sbd(
-    document: bytes | BusinessDocument,
+def _header(
+    sbd: etree._Element,
+    root_ns: str,
+    local: str,
     *,
     sender: str,
     receiver: str,
     document_type: str,
     process: str,
     country_c1: str,
-    document_type_scheme: str = "busdox-docid-qns",
-    process_scheme: str = "cenbii-procid-ubl",
-    instance_identifier: str | None = None,
-    creation: datetime | None = None,
-    mls_to: str | None = None,
-    mls_type: str | None = None,
-) -> bytes:
-    """Wrap an XML business document in a Peppol SBDH and return the whole SBD as UTF-8.
-
-    A :class:`BusinessDocument` is not parsed again; its tree is copied into the envelope (the
-    document object stays as it was, for the steps after this one)."""
-    business = document if isinstance(document, BusinessDocument) else BusinessDocument.parse(document)
-    doc = copy.deepcopy(business.root)
-    root_ns, _, local = doc.tag[1:].partition("}") if doc.tag.startswith("{") else ("", "", doc.tag)
+    document_type_scheme: str,
+    process_scheme: str,
+    instance_identifier: str | None,
+    creation: datetime | None,
+    mls_to: str | None,
+    mls_type: str | None,
+) -> etree._Element:
+    """The StandardBusinessDocumentHeader for a document with root ``{root_ns}local``."""
     type_version = document_type.rsplit("::", 1)[-1] if "::" in document_type else "2.1"
-    sbd = etree.Element(_n("StandardBusinessDocument"), nsmap={None: SBDH_NS})
     header = _sub(sbd, "StandardBusinessDocumentHeader")
     _sub(header, "HeaderVersion", "1.0")
     _sub(_sub(header, "Sender"), "Identifier", sender, Authority=PARTICIPANT_SCHEME)
@@ -124,8 +129,73 @@ def build_sbd(
         _sub(scope, "InstanceIdentifier", value)
         if ident_value:
             _sub(scope, "Identifier", ident_value)
+    return header
+
+
+def build_sbd(
+    document: bytes | BusinessDocument,
+    *,
+    sender: str,
+    receiver: str,
+    document_type: str,
+    process: str,
+    country_c1: str,
+    document_type_scheme: str = "busdox-docid-qns",
+    process_scheme: str = "cenbii-procid-ubl",
+    instance_identifier: str | None = None,
+    creation: datetime | None = None,
+    mls_to: str | None = None,
+    mls_type: str | None = None,
+) -> bytes:
+    """Wrap an XML business document in a Peppol SBDH and return the whole SBD as UTF-8.
+
+    A :class:`BusinessDocument` is not parsed again; its tree is copied into the envelope (the
+    document object stays as it was, for the steps after this one)."""
+    business = document if isinstance(document, BusinessDocument) else BusinessDocument.parse(document)
+    doc = copy.deepcopy(business.root)
+    root_ns, _, local = doc.tag[1:].partition("}") if doc.tag.startswith("{") else ("", "", doc.tag)
+    sbd = etree.Element(_n("StandardBusinessDocument"), nsmap={None: SBDH_NS})
+    _header(
+        sbd, root_ns, local, sender=sender, receiver=receiver, document_type=document_type, process=process,
+        country_c1=country_c1, document_type_scheme=document_type_scheme, process_scheme=process_scheme,
+        instance_identifier=instance_identifier, creation=creation, mls_to=mls_to, mls_type=mls_type,
+    )  # fmt: skip
     sbd.append(doc)
     return etree.tostring(sbd, xml_declaration=True, encoding="UTF-8")
+
+
+def sbd_frame(
+    root_ns: str,
+    local: str,
+    *,
+    sender: str,
+    receiver: str,
+    document_type: str,
+    process: str,
+    country_c1: str,
+    document_type_scheme: str = "busdox-docid-qns",
+    process_scheme: str = "cenbii-procid-ubl",
+    instance_identifier: str | None = None,
+    creation: datetime | None = None,
+    mls_to: str | None = None,
+    mls_type: str | None = None,
+) -> tuple[bytes, bytes]:
+    """What goes before and after a business document's own bytes to make its SBD, for a
+    document too large to parse into a tree: ``prefix ‖ document ‖ suffix`` (the document
+    without its XML declaration, in UTF-8) is what :func:`build_sbd` makes, with the same
+    header. The SBDH elements carry a prefix, not the default namespace, so that unprefixed
+    elements of a document in no namespace stay in no namespace."""
+    sbd = etree.Element(_n("StandardBusinessDocument"), nsmap={"sh": SBDH_NS})
+    header = _header(
+        sbd, root_ns, local, sender=sender, receiver=receiver, document_type=document_type, process=process,
+        country_c1=country_c1, document_type_scheme=document_type_scheme, process_scheme=process_scheme,
+        instance_identifier=instance_identifier, creation=creation, mls_to=mls_to, mls_type=mls_type,
+    )  # fmt: skip
+    marker = f"document-{uuid.uuid4().hex}"
+    header.tail = marker
+    whole = etree.tostring(sbd, xml_declaration=True, encoding="UTF-8")
+    prefix, suffix = whole.split(marker.encode())
+    return prefix, suffix
 
 
 def _text(parent: etree._Element, path: str) -> str:

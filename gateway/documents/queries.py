@@ -11,7 +11,7 @@ from decimal import Decimal
 import asyncpg
 
 from gateway.documents.content import ContentRow
-from gateway.documents.spool import Spool
+from gateway.documents.spool import CHUNK, Spool, SpoolWriter
 
 
 def sha256(data: bytes) -> bytes:
@@ -159,3 +159,86 @@ async def put_content(
         _PUT_CONTENT[direction], message_id, row.version, row.number, row.issue_date, row.due_date, row.seller_name,
         row.buyer_name, row.payable_amount, row.currency, row.view,
     )  # fmt: skip
+
+
+class _CopyRows:
+    """The single bytea column of a binary COPY, the rows' bytes written out in order as they
+    arrive (a row is held only while it is parsed)."""
+
+    def __init__(self, out: SpoolWriter) -> None:
+        self._out = out
+        self._buf = b""
+        self._header = True
+        self._left = 0  # bytes of the current field still to come
+        self.rows = 0
+
+    def feed(self, chunk: bytes) -> None:
+        if self._left:
+            data, chunk = chunk[: self._left], chunk[self._left :]
+            self._out.write(data)
+            self._left -= len(data)
+            if self._left or not chunk:
+                return
+        buf = self._buf + chunk
+        while True:
+            if self._header:
+                if len(buf) < 19:  # signature (11), flags (4), header extension length (4)
+                    break
+                buf, self._header = buf[19 + int.from_bytes(buf[15:19], "big") :], False
+                continue
+            if len(buf) < 2:
+                break
+            if int.from_bytes(buf[:2], "big", signed=True) == -1:  # the trailer
+                buf = b""
+                break
+            if len(buf) < 6:
+                break
+            length = max(int.from_bytes(buf[2:6], "big", signed=True), 0)
+            self.rows += 1
+            data = buf[6 : 6 + length]
+            self._out.write(data)
+            self._left = length - len(data)
+            buf = buf[6 + length :]
+            if self._left:
+                break
+        self._buf = buf
+
+
+# One row per megabyte: PostgreSQL sends a COPY row as one message, so a whole document in
+# one row would arrive whole. The value is detoasted once (MATERIALIZED) and then sliced.
+# (asyncpg runs it as COPY (...) TO STDOUT.)
+_COPY_OUT = """
+    WITH d AS MATERIALIZED (SELECT content || ''::bytea AS c FROM documents
+                            WHERE sha256 = {digest} AND content IS NOT NULL)
+    SELECT substring(d.c FROM g * {chunk} + 1 FOR {chunk})
+    FROM d, generate_series(0, greatest(length(d.c) - 1, 0) / {chunk}) AS g ORDER BY g"""
+
+
+async def spool_document(conn: asyncpg.Connection | asyncpg.Pool, digest: bytes) -> Spool | None:
+    """Copy a stored document into a spool file with COPY TO STDOUT, in chunks, so that it is
+    never held in memory; None when it is not stored (or was released to the archive). The
+    file is the caller's to remove."""
+    out = SpoolWriter()
+    rows = _CopyRows(out)
+
+    async def sink(chunk: bytes) -> None:
+        rows.feed(chunk)
+
+    query = _COPY_OUT.format(digest=f"'\\x{digest.hex()}'::bytea", chunk=CHUNK)
+    try:
+        if isinstance(conn, asyncpg.Pool):
+            async with conn.acquire() as own:
+                await own.copy_from_query(query, output=sink, format="binary")
+        else:
+            await conn.copy_from_query(query, output=sink, format="binary")
+    except BaseException:
+        out.discard()
+        raise
+    spool = out.close()
+    if not rows.rows:
+        spool.remove()
+        return None
+    if spool.sha256 != digest:
+        spool.remove()
+        raise ValueError("the stored document does not hash to its key")
+    return spool

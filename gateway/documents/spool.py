@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -16,9 +17,12 @@ from pathlib import Path
 
 from lxml import etree
 
-__all__ = ["CHUNK", "Spool", "SpoolWriter", "skeleton_of"]
+__all__ = ["CHUNK", "LARGE_DOCUMENT_BYTES", "Spool", "SpoolWriter", "skeleton_of", "wrap_document"]
 
 CHUNK = 1 << 20
+# Documents above this size are spooled to files and streamed through submission, storage and
+# delivery; below it they are held in memory (the faster path for the usual few kilobytes).
+LARGE_DOCUMENT_BYTES = 2 * 1024 * 1024
 TEXT_CAP = 64 * 1024  # characters kept of any one element's text in a skeleton
 
 
@@ -37,6 +41,16 @@ class Spool:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+    @property
+    def wrapped_path(self) -> Path:
+        """Where :func:`wrap_document` writes this document's SBD."""
+        return Path(str(self.path) + ".sbd")
+
+    def remove_with_wrapped(self) -> None:
+        """Remove the file and the SBD written next to it, if any."""
+        self.remove()
+        self.wrapped_path.unlink(missing_ok=True)
 
 
 class SpoolWriter:
@@ -106,3 +120,48 @@ def skeleton_of(chunks: Iterable[bytes]) -> etree._Element:
     except etree.XMLSyntaxError as exc:
         raise ValueError(f"not well-formed XML: {exc}") from None
     return root
+
+
+_DECLARATION = re.compile(rb"^<\?xml\s[^>]*?\?>")
+_ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+
+
+def _body_start(head: bytes) -> int:
+    """Where a document's own bytes begin after its BOM and XML declaration, which cannot stand
+    inside another document. Raises ``ValueError`` for an encoding other than UTF-8 (the bytes
+    are copied, not re-encoded)."""
+    start = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    found = _DECLARATION.match(head, start)
+    if found is None:
+        if head.startswith((b"\xff\xfe", b"\xfe\xff"), start) or head.startswith(b"<?xml", start):
+            raise ValueError("a large document must be UTF-8 with a well-formed XML declaration")
+        return start
+    encoding = _ENCODING.search(found.group(0))
+    if encoding is not None and encoding.group(1).lower() not in (b"utf-8", b"utf8"):
+        raise ValueError(f"a large document must be UTF-8, not {encoding.group(1).decode()}")
+    return found.end()
+
+
+def wrap_document(document: Spool, prefix: bytes, suffix: bytes) -> Spool:
+    """Copy a spooled document between ``prefix`` and ``suffix`` (an envelope's two halves) into
+    a new spool file next to it, ``<document's file>.sbd``, leaving out the document's BOM and
+    XML declaration: its bytes are kept exactly as submitted, never parsed into a tree."""
+    with document.path.open("rb") as source:
+        head = source.read(4096)
+        start = _body_start(head)
+        path = document.wrapped_path
+        digest = hashlib.sha256()
+        size = 0
+        with path.open("wb") as out:
+            for chunk in (prefix, head[start:]):
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            while chunk := source.read(CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            out.write(suffix)
+            digest.update(suffix)
+            size += len(suffix)
+    return Spool(path, size, digest.digest())

@@ -49,6 +49,7 @@ __all__ = [
     "ValidationResult",
     "ValidationUnavailable",
     "Validator",
+    "too_large_to_validate",
     "validate_document",
     "validate_report",
     "validation_unavailable",
@@ -134,6 +135,15 @@ def _not_validated(document: str, run: list[str], layers: tuple[str, ...], reaso
 
 def _fatal(findings: list[Finding]) -> bool:
     return any(f.flag == "fatal" for f in findings)
+
+
+def too_large_to_validate(document: str, size: int, limit: int) -> ValidationResult:
+    """The result for a document above ``limit`` bytes: *not validated* (never ``valid``). The
+    schema and the Schematron stylesheets run on the whole tree (lxml's and SaxonC's), which for
+    a document of a hundred megabytes of base64 takes several times its size in memory; such a
+    document is spooled instead and only its well-formedness and envelope are checked."""
+    reason = f"not validated: larger than {limit // (1024 * 1024)} MB ({size} bytes)"
+    return _not_validated(document, ["xml"], RULE_LAYERS, reason)
 
 
 # -- the artefacts ------------------------------------------------------------------------------

@@ -11,12 +11,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from gateway.documents.content import ContentRow
-from gateway.documents.queries import ContentFilter, StoredRef, sha256
+from gateway.documents.queries import ContentFilter, StoredRef, put_spooled_document, sha256
+from gateway.documents.spool import LARGE_DOCUMENT_BYTES, Spool
 from gateway.outbound.states import IN_FLIGHT, WAITING, CircuitState, OutboundState
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
@@ -41,7 +42,7 @@ class OutboundSubmission:
     process: str
     country_c1: str
     instance_identifier: str
-    sbd: bytes
+    sbd: bytes | Spool  # a spool file for a large document, streamed in with COPY
     as4_message_id: str
     conversation_id: str
     give_up_at: datetime
@@ -67,7 +68,7 @@ class OutboundJob:
     document_type: str
     process: str
     country_c1: str
-    sbd: bytes
+    sbd: bytes | None  # None for a large document: read it with spool_document(document_sha256)
     as4_message_id: str
     conversation_id: str
     attempts: int
@@ -81,6 +82,8 @@ class OutboundJob:
     trace_context: str | None = None
     claim: uuid.UUID | None = None  # the token of this claim: outcomes apply only while it holds
     fallback_receiver: str | None = None
+    document_sha256: bytes = b""
+    sbd_size: int = 0
 
 
 def reporting_counts(kind: str) -> tuple[bool, bool]:
@@ -120,9 +123,23 @@ _SUBMIT = """
 
 
 async def submit_outbound(pool: Db, submission: OutboundSubmission) -> int:
-    """Store the document and its outbound job (and the first audit line) in one transaction."""
+    """Store the document and its outbound job (and the first audit line) in one transaction.
+    A spooled SBD is streamed in first with COPY, in the same transaction."""
+    sbd = submission.sbd
+    if not isinstance(sbd, Spool):
+        return await _submit(pool, submission, sha256(sbd), len(sbd), sbd)
+    if isinstance(pool, asyncpg.Pool):
+        async with pool.acquire() as conn, conn.transaction():
+            await put_spooled_document(conn, sbd)
+            return await _submit(conn, submission, sbd.sha256, sbd.size, None)
+    async with pool.transaction():
+        await put_spooled_document(pool, sbd)
+        return await _submit(pool, submission, sbd.sha256, sbd.size, None)
+
+
+async def _submit(db: Db, submission: OutboundSubmission, digest: bytes, size: int, content: bytes | None) -> int:
     fallback = submission.fallback
-    job_id = await pool.fetchval(
+    job_id = await db.fetchval(
         _SUBMIT,
         submission.company_id,
         submission.sender,
@@ -131,15 +148,15 @@ async def submit_outbound(pool: Db, submission: OutboundSubmission) -> int:
         submission.process,
         submission.country_c1,
         submission.instance_identifier,
-        sha256(submission.sbd),
+        digest,
         submission.as4_message_id,
         submission.conversation_id,
         submission.give_up_at,
         submission.endpoint_url,
         submission.endpoint_cert,
         submission.endpoint_url is not None,
-        len(submission.sbd),
-        submission.sbd,
+        size,
+        content,
         submission.document_id,
         submission.kind,
         submission.answers_inbound_id,
@@ -203,9 +220,11 @@ _CLAIM = """
                INSERT INTO outbound_audit (outbound_id, state, reason)
                SELECT id, $3, 'attempt ' || attempts FROM claimed)
            SELECT c.id, c.sender, c.receiver, c.document_type, c.process, c.country_c1,
-                  d.content AS sbd, c.as4_message_id, c.conversation_id, c.attempts, c.give_up_at,
+                  CASE WHEN d.size_bytes <= $7 THEN d.content END AS sbd,
+                  c.as4_message_id, c.conversation_id, c.attempts, c.give_up_at,
                   c.created_at, c.endpoint_url, c.endpoint_cert, c.fixed_endpoint, c.kind, c.company_id,
-                  c.trace_context, c.claim_token AS claim, c.fallback_receiver
+                  c.trace_context, c.claim_token AS claim, c.fallback_receiver,
+                  c.document_sha256, d.size_bytes AS sbd_size
            FROM claimed c JOIN documents d ON d.sha256 = c.document_sha256"""
 
 
@@ -214,8 +233,11 @@ async def claim_outbound(
 ) -> OutboundJob | None:
     """Take the next due job, if any. ``FOR UPDATE SKIP LOCKED`` lets many workers in many
     processes share the queue; a job whose worker died (stopped renewing its lease) is taken
-    again once the lease ran out. The claim gets a fresh token (:attr:`OutboundJob.claim`)."""
-    row = await pool.fetchrow(_CLAIM, lease_seconds, job_id, _SENDING, _QUEUED, _RETRYING, uuid.uuid4())
+    again once the lease ran out. The claim gets a fresh token (:attr:`OutboundJob.claim`).
+    A large document's bytes stay in the database (``sbd`` None): the worker streams it."""
+    row = await pool.fetchrow(
+        _CLAIM, lease_seconds, job_id, _SENDING, _QUEUED, _RETRYING, uuid.uuid4(), LARGE_DOCUMENT_BYTES
+    )
     if row is None:
         return None
     return OutboundJob(**dict(row))
@@ -268,7 +290,7 @@ _MARK = """
 
 
 async def mark_outbound(
-    pool: asyncpg.Pool,
+    pool: Db,
     job_id: int,
     state: OutboundState,
     reason: str,
@@ -277,7 +299,7 @@ async def mark_outbound(
     next_attempt_at: datetime | None = None,
     error_code: str | None = None,
     receipt: bytes | None = None,
-    sent_message: bytes | None = None,
+    sent_message: bytes | Spool | None = None,
     endpoint_url: str | None = None,
     receiver_ap: str | None = None,
     exchanged_at: datetime | None = None,
@@ -288,8 +310,42 @@ async def mark_outbound(
     timestamp) is also recorded for the monthly reports, unless it was a report itself.
 
     Only while ``claim`` is still the job's claim: False (nothing written) when the worker lost
-    its lease and another attempt owns the job now."""
+    its lease and another attempt owns the job now. A spooled ``sent_message`` is streamed in
+    with COPY in the same transaction as the outcome."""
+    if isinstance(sent_message, Spool):
+        args = (job_id, state, reason, claim, next_attempt_at, error_code, receipt, sent_message.sha256, None,
+                endpoint_url, receiver_ap, exchanged_at, trace_context)  # fmt: skip
+        try:
+            if isinstance(pool, asyncpg.Pool):
+                async with pool.acquire() as conn, conn.transaction():
+                    return await _mark_spooled(conn, sent_message, args)
+            async with pool.transaction():
+                return await _mark_spooled(pool, sent_message, args)
+        except _Fenced:
+            return False
     sent_sha = sha256(sent_message) if sent_message is not None else None
+    return await _mark(pool, job_id, state, reason, claim, next_attempt_at, error_code, receipt, sent_sha,
+                       sent_message, endpoint_url, receiver_ap, exchanged_at, trace_context)  # fmt: skip
+
+
+class _Fenced(Exception):
+    """The outcome did not apply: roll back the evidence stored with it."""
+
+
+async def _mark_spooled(conn: asyncpg.Connection, spool: Spool, args: tuple[Any, ...]) -> bool:
+    """Store a spooled message as evidence, then the outcome, in the caller's transaction."""
+    await put_spooled_document(conn, spool)
+    if not await _mark(conn, *args):
+        raise _Fenced
+    return True
+
+
+async def _mark(
+    pool: Db, job_id: int, state: OutboundState, reason: str, claim: uuid.UUID | None,
+    next_attempt_at: datetime | None, error_code: str | None, receipt: bytes | None, sent_sha: bytes | None,
+    sent_message: bytes | None, endpoint_url: str | None, receiver_ap: str | None, exchanged_at: datetime | None,
+    trace_context: str | None,
+) -> bool:  # fmt: skip
     event = json.dumps({"outbound_id": job_id, "reason": reason, "error_code": error_code})
     applied = await pool.fetchval(
         _MARK,

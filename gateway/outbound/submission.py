@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 from cryptography import x509
@@ -31,7 +32,8 @@ import smp
 from gateway.core import tracing
 from gateway.documents.business import BusinessDocument
 from gateway.documents.content import ContentRow, read_content
-from gateway.documents.envelope import Envelope, SbdhError, build_sbd, read_submitted
+from gateway.documents.envelope import Envelope, SbdhError, build_sbd, is_sbd, read_envelope, read_submitted, sbd_frame
+from gateway.documents.spool import Spool, skeleton_of, wrap_document
 from gateway.outbound import queries
 from gateway.outbound.errors import DuplicateDocument, SubmissionError
 
@@ -43,6 +45,7 @@ __all__ = [
     "SubmitRequest",
     "SubmittedJob",
     "business_key",
+    "derive_spooled",
     "derive_submission",
     "submit",
     "submit_document",
@@ -55,9 +58,11 @@ CHECKED_KINDS = ("business", "response")  # the kinds a resubmission is looked f
 
 @dataclass(frozen=True)
 class Derived:
-    """A document ready to queue: its whole SBD and what the job records of it."""
+    """A document ready to queue: its whole SBD and what the job records of it. A large
+    document's SBD is a spool file (see :func:`derive_spooled`), and ``business`` then holds a
+    skeleton of it (texts cut short): enough for its identifiers, not for validation."""
 
-    sbd: bytes
+    sbd: bytes | Spool
     sender: smp.ParticipantId
     receiver: smp.ParticipantId
     document_type: smp.DocumentTypeId
@@ -75,7 +80,7 @@ class SubmitRequest:
     """What to send and how: the document (bytes, or already derived), what the envelope
     should say where the document does not tell, and the job's options."""
 
-    document: bytes | BusinessDocument | Derived
+    document: bytes | BusinessDocument | Spool | Derived
     retry_window: float
     sender: str | None = None
     receiver: str | None = None
@@ -104,7 +109,7 @@ class SubmittedJob:
 Check = Callable[[Derived], Awaitable[str | None]]
 
 
-def _from_envelope(envelope: Envelope, business: BusinessDocument, sbd: bytes) -> Derived:
+def _from_envelope(envelope: Envelope, business: BusinessDocument, sbd: bytes | Spool) -> Derived:
     assert envelope.country_c1 is not None  # required when reading for sending
     return Derived(
         sbd=sbd,
@@ -131,7 +136,7 @@ def _as_bytes(document: bytes | BusinessDocument) -> bytes:
 
 
 def derive_submission(
-    document: bytes | BusinessDocument,
+    document: bytes | BusinessDocument | Spool,
     *,
     sender: str | None = None,
     receiver: str | None = None,
@@ -143,7 +148,15 @@ def derive_submission(
     """Wrap a bare UBL document in a Peppol envelope (or take a ready SBD as it is), deriving
     what is not given: participants from the parties' EndpointIDs, the document type from the
     root element and CustomizationID, the process from ProfileID, C1's country from the sender's
-    address. Raises :class:`SubmissionError` naming the field it could not determine."""
+    address. Raises :class:`SubmissionError` naming the field it could not determine.
+
+    A :class:`Spool` (a large document) is read as a skeleton and its SBD written by streaming
+    (:func:`derive_spooled`); it blocks for as long as reading the file takes."""
+    if isinstance(document, Spool):
+        return derive_spooled(
+            document, sender=sender, receiver=receiver, document_type=document_type, process=process,
+            country_c1=country_c1, mls_type=mls_type,
+        )  # fmt: skip
     try:
         envelope, business = read_submitted(document)
         if envelope is not None:
@@ -155,6 +168,58 @@ def derive_submission(
     except smp.IdentifierError as exc:
         raise SubmissionError(exc.field, str(exc)) from None
 
+    return _derive_bare(
+        business, None, sender=sender, receiver=receiver, document_type=document_type, process=process,
+        country_c1=country_c1, mls_type=mls_type,
+    )  # fmt: skip
+
+
+def derive_spooled(
+    document: Spool,
+    *,
+    sender: str | None = None,
+    receiver: str | None = None,
+    document_type: str | None = None,
+    process: str | None = None,
+    country_c1: str | None = None,
+    mls_type: str | None = None,
+) -> Derived:
+    """:func:`derive_submission` for a document too large to hold: parsed into a skeleton
+    (:func:`~gateway.documents.spool.skeleton_of`, long texts cut short), never into its whole
+    tree. A ready SBD is queued as it is (its envelope checked on the skeleton); a bare document
+    is copied byte for byte between the halves of its envelope (:func:`sbd_frame`) into
+    ``<spool file>.sbd``, which the caller removes with the upload."""
+    try:
+        root = skeleton_of(document.chunks())
+    except ValueError as exc:
+        raise SubmissionError("document", f"the document is not well-formed XML: {exc}") from None
+    try:
+        if is_sbd(root):
+            envelope, business = read_envelope(root)
+            return _from_envelope(envelope, business, document)
+    except SbdhError as exc:
+        raise SubmissionError("document", f"invalid Peppol envelope: {exc}") from None
+    except smp.IdentifierError as exc:
+        raise SubmissionError(exc.field, str(exc)) from None
+    return _derive_bare(
+        BusinessDocument(root), document, sender=sender, receiver=receiver, document_type=document_type,
+        process=process, country_c1=country_c1, mls_type=mls_type,
+    )  # fmt: skip
+
+
+def _derive_bare(
+    business: BusinessDocument,
+    spool: Spool | None,
+    *,
+    sender: str | None,
+    receiver: str | None,
+    document_type: str | None,
+    process: str | None,
+    country_c1: str | None,
+    mls_type: str | None,
+) -> Derived:
+    """The envelope of a bare document, derived from what is not given, wrapped around it (or,
+    for a spooled document, around a copy of its bytes)."""
     sender = sender or business.sender_endpoint
     receiver = receiver or business.receiver_endpoint
     if not sender:
@@ -183,18 +248,20 @@ def derive_submission(
     except smp.IdentifierError as exc:
         raise SubmissionError(exc.field.replace(" ", "_"), str(exc)) from None
     instance = str(uuid.uuid4())
-    sbd = build_sbd(
-        business,
-        sender=sender_id.value,
-        receiver=receiver_id.value,
-        document_type=doc_id.value,
-        document_type_scheme=doc_id.scheme,
-        process=process_id.value,
-        process_scheme=process_id.scheme,
-        country_c1=country_c1,
-        instance_identifier=instance,
-        mls_type=mls_type,
-    )
+    names: dict[str, Any] = {
+        "sender": sender_id.value, "receiver": receiver_id.value, "document_type": doc_id.value,
+        "document_type_scheme": doc_id.scheme, "process": process_id.value, "process_scheme": process_id.scheme,
+        "country_c1": country_c1, "instance_identifier": instance, "mls_type": mls_type,
+    }  # fmt: skip
+    sbd: bytes | Spool
+    if spool is None:
+        sbd = build_sbd(business, **names)
+    else:
+        prefix, suffix = sbd_frame(business.namespace, business.name, **names)
+        try:
+            sbd = wrap_document(spool, prefix, suffix)
+        except ValueError as exc:
+            raise SubmissionError("document", str(exc)) from None
     read = business.read
     return Derived(
         sbd, sender_id, receiver_id, doc_id, process_id, country_c1, instance, read.document_id, read.kind, business,
@@ -233,7 +300,8 @@ async def _content_of(derived: Derived) -> ContentRow | None:
     """The content view, read from the tree parsed for the envelope, kept with the job."""
     if derived.business is None:
         return None
-    if len(derived.sbd) > _OFFLOAD_CONTENT_BYTES:
+    size = derived.sbd.size if isinstance(derived.sbd, Spool) else len(derived.sbd)
+    if size > _OFFLOAD_CONTENT_BYTES:  # a spooled document's tree is its skeleton: long texts cut
         return await asyncio.to_thread(read_content, derived.business)
     return read_content(derived.business)
 
@@ -245,13 +313,18 @@ async def submit(
     the workers. With a connection the job joins the caller's transaction (the wake-up is
     delivered at its commit). Raises :class:`SubmissionError` before anything is stored, and
     :class:`DuplicateDocument` for a resubmission when ``request.duplicate_window`` is set."""
-    derived = derive(request)
+    if isinstance(request.document, Spool):  # reading a large file must not hold up the loop
+        derived = await asyncio.to_thread(derive, request)
+    else:
+        derived = derive(request)
     validation = await check(derived) if check is not None else None
     key = business_key(derived) if request.duplicate_window is not None else None
     cert = request.endpoint_cert.public_bytes(Encoding.DER) if request.endpoint_cert else None
     fallback = None
     if request.fallback is not None:
         other = derive(request.fallback)
+        if isinstance(other.sbd, Spool):
+            raise SubmissionError("document", "a fallback message is sent from memory: it must be small")
         fallback = queries.Fallback(str(other.receiver), other.sbd, other.instance_identifier)
     submission = queries.OutboundSubmission(
         sender=str(derived.sender),

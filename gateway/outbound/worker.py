@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 import asyncpg
@@ -31,7 +32,9 @@ import smp
 from gateway.core import tracing
 from gateway.core.lifecycle import Wakeup, run_loop
 from gateway.core.metrics import Metrics
-from gateway.documents.envelope import read_sbd
+from gateway.documents import queries as documents_queries
+from gateway.documents.envelope import Envelope, read_sbd
+from gateway.documents.spool import Spool, SpoolWriter, skeleton_of
 from gateway.outbound import outcome, queries
 from gateway.outbound.circuits import Admission, EndpointGuard
 from gateway.outbound.errors import DeliveryError, Permanent
@@ -43,6 +46,25 @@ from gateway.security.trust import CertificateTrust
 __all__ = ["OutboundWorker"]
 
 log = structlog.get_logger("gateway.outbound.worker")
+
+# A large message gets its send timeout plus the time to move it at this rate (bytes/s): a
+# hundred megabytes at a slow partner's pace must not time out like a receipt that never came.
+LARGE_SEND_BYTES_PER_SECOND = 1024 * 1024
+
+
+def _evidence(frame: as4.StreamedFrame, attachment: IO[bytes]) -> Spool:
+    """The message as sent (``prefix ‖ attachment ‖ suffix``) in a spool file."""
+    out = SpoolWriter()
+    try:
+        out.write(frame.prefix)
+        attachment.seek(0)
+        while chunk := attachment.read(1 << 20):
+            out.write(chunk)
+        out.write(frame.suffix)
+    except BaseException:
+        out.discard()
+        raise
+    return out.close()
 
 
 class OutboundWorker:
@@ -229,7 +251,7 @@ class OutboundWorker:
                 return
             transport_failure = False
             try:
-                receipt, message, header = await self._send(job, endpoint_url, receiver_cert, receiver_ap)
+                receipt, evidence, header = await self._send(job, endpoint_url, receiver_cert, receiver_ap)
             except as4.SendError as exc:
                 transport_failure = not isinstance(exc, as4.EbmsErrorReceived) and exc.retryable
                 raise
@@ -248,13 +270,17 @@ class OutboundWorker:
                 raise
             await self._failed(job, exc, endpoint_url, receiver_ap)
             return
-        if not await self._mark(
-            job, OutboundState.DELIVERED, f"receipt {receipt.message_id} verified",
-            receipt=receipt.raw, sent_message=bytes(message.body),
-            endpoint_url=endpoint_url, receiver_ap=receiver_ap, exchanged_at=header.timestamp,
-            trace_context=tracing.traceparent(),
-        ):  # fmt: skip
-            return
+        try:
+            if not await self._mark(
+                job, OutboundState.DELIVERED, f"receipt {receipt.message_id} verified",
+                receipt=receipt.raw, sent_message=evidence,
+                endpoint_url=endpoint_url, receiver_ap=receiver_ap, exchanged_at=header.timestamp,
+                trace_context=tracing.traceparent(),
+            ):  # fmt: skip
+                return
+        finally:
+            if isinstance(evidence, Spool):
+                evidence.remove()
         log.info("outbound_delivered", job=job.id, receiver=job.receiver, attempts=job.attempts)
         self._count(OutboundState.DELIVERED, "ok")
 
@@ -339,12 +365,8 @@ class OutboundWorker:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("endpoint_circuit_not_recorded", endpoint=url, error=type(exc).__name__)
 
-    async def _send(
-        self, job: queries.OutboundJob, endpoint_url: str, receiver_cert: x509.Certificate, receiver_ap: str
-    ) -> tuple[as4.Receipt, as4.BuiltMessage, as4.UserMessageHeader]:
-        """Build the AS4 message for a job and send it; the verified receipt, or SendError."""
-        envelope, _ = read_sbd(job.sbd)
-        header = as4.UserMessageHeader(
+    def _header(self, job: queries.OutboundJob, envelope: Envelope, receiver_ap: str) -> as4.UserMessageHeader:
+        return as4.UserMessageHeader(
             message_id=job.as4_message_id,
             conversation_id=job.conversation_id,
             timestamp=datetime.now(UTC),
@@ -356,6 +378,16 @@ class OutboundWorker:
             original_sender=envelope.sender,
             final_recipient=envelope.receiver,
         )
+
+    async def _send(
+        self, job: queries.OutboundJob, endpoint_url: str, receiver_cert: x509.Certificate, receiver_ap: str
+    ) -> tuple[as4.Receipt, bytes | Spool, as4.UserMessageHeader]:
+        """Build the AS4 message for a job and send it; the verified receipt and the message
+        sent (its MIME body, the evidence), or SendError. A large document is streamed."""
+        if job.sbd is None:
+            return await self._send_streamed(job, endpoint_url, receiver_cert, receiver_ap)
+        envelope, _ = read_sbd(job.sbd)
+        header = self._header(job, envelope, receiver_ap)
         message = as4.build_user_message(
             header,
             job.sbd,
@@ -369,7 +401,52 @@ class OutboundWorker:
                 self._session, endpoint_url, message, receiver_cert=receiver_cert, timeout=self.send_timeout
             )
             current.set_attribute("as4.receipt_id", receipt.message_id)
-        return receipt, message, header
+        return receipt, bytes(message.body), header
+
+    async def _send_streamed(
+        self, job: queries.OutboundJob, endpoint_url: str, receiver_cert: x509.Certificate, receiver_ap: str
+    ) -> tuple[as4.Receipt, Spool, as4.UserMessageHeader]:
+        """:meth:`_send` for a large document, never held whole: the SBD is copied out of the
+        database into a spool file (COPY TO STDOUT), its envelope read from a skeleton, the
+        message built by :class:`as4.MessageWriter` into a temporary file (in a thread: gzip
+        and AES over a hundred megabytes take seconds) and sent from it; the message sent is
+        kept as a spool file for the caller to store as evidence and remove."""
+        sbd = await documents_queries.spool_document(self.pool, job.document_sha256)
+        if sbd is None:
+            raise Permanent("document_missing", "the document to send is no longer stored")
+        try:
+            with tempfile.TemporaryFile() as attachment:
+                header, frame = await asyncio.to_thread(self._build_streamed, job, sbd, receiver_ap, receiver_cert,
+                                                        attachment)  # fmt: skip
+                assert self._session is not None
+                span = {"as4.message_id": job.as4_message_id, "url.full": endpoint_url}
+                with tracing.span("as4.send", **span) as current:
+                    receipt = await as4.send_message(
+                        self._session, endpoint_url, frame, receiver_cert=receiver_cert,
+                        timeout=self.send_timeout + frame.size / LARGE_SEND_BYTES_PER_SECOND, attachment=attachment,
+                    )  # fmt: skip
+                    current.set_attribute("as4.receipt_id", receipt.message_id)
+                evidence = await asyncio.to_thread(_evidence, frame, attachment)
+        finally:
+            sbd.remove()
+        log.info("outbound_streamed", job=job.id, document_bytes=sbd.size, message_bytes=frame.size)
+        return receipt, evidence, header
+
+    def _build_streamed(
+        self, job: queries.OutboundJob, sbd: Spool, receiver_ap: str, receiver_cert: x509.Certificate,
+        attachment: IO[bytes],
+    ) -> tuple[as4.UserMessageHeader, as4.StreamedFrame]:  # fmt: skip
+        envelope, _ = read_sbd(skeleton_of(sbd.chunks()))
+        header = self._header(job, envelope, receiver_ap)
+        writer = as4.MessageWriter(
+            header, signing_key=self.identity.key, signing_cert=self.identity.cert, receiver_cert=receiver_cert
+        )
+        for chunk in sbd.chunks():
+            attachment.write(writer.feed(chunk))
+        last, frame = writer.finish()
+        attachment.write(last)
+        attachment.flush()
+        return frame.header, frame
 
     def _count(self, outcome: str, code: str) -> None:
         if self.metrics is not None:

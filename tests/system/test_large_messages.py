@@ -4,6 +4,7 @@ its bytes intact; a message over the size limit is refused without being read wh
 from __future__ import annotations
 
 import hashlib
+import json
 import select
 import socket
 import subprocess
@@ -14,8 +15,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from bench.large_message_bench import ROOT, prepare_database, run_case, stored_matches, write_payload
+from bench.large_message_bench import ROOT, prepare_database, run_case, stored_matches, worker_case, write_payload
+from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
+from gateway.documents.envelope import read_sbd
 from tests.support.gateways import free_port, new_database
 
 
@@ -98,3 +101,41 @@ def test_oversized_messages_get_the_ebms_error_before_they_are_read(small_limit_
     assert answer.startswith(b"HTTP/1.1 413")
     assert b"EBMS:0004" in answer
     assert sent < 8 * 1024 * 1024  # the limit and what the sockets buffer, not the 64 MB
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_20_mb_document_goes_through_the_api_and_the_worker_to_another_gateway_intact(
+    pg_dsn: str, template_db: str, dev_pki: DevPki, knot: KnotDns, tmp_path: Path
+) -> None:
+    dsn_a, dsn_b = await new_database(pg_dsn, template_db), await new_database(pg_dsn, template_db)
+    payload = tmp_path / "invoice.xml"
+    write_payload(payload, 20_000_000, bare=True)
+    result = await worker_case(dev_pki, dsn_a, dsn_b, knot, payload, timeout=120)
+    assert result["status"] == "delivered"
+    sent, received = result["digests"]["sent"], result["digests"]["received"]
+    assert sent is not None and received is not None
+    assert sent[0] == sent[1] and received[0] == received[1]  # the stored bytes hash to their keys
+    assert sent == received  # the SBD AP-B stored is the one AP-A stored
+    assert result["validation"] == []  # nothing was found: the rule layers did not run
+    conn = await asyncpg.connect(dsn_b)
+    try:
+        stored = await conn.fetchval("SELECT content FROM documents WHERE sha256 = $1", received[0])
+    finally:
+        await conn.close()
+    original = payload.read_bytes()
+    body = original[original.index(b"?>") + 2 :]
+    assert body in stored  # the invoice's own bytes, copied into the envelope unchanged
+    envelope, _ = read_sbd(stored)
+    assert (envelope.sender, envelope.receiver, envelope.country_c1) == ("0007:2120000787", "0192:991825827", "SE")
+    conn = await asyncpg.connect(dsn_a)
+    try:
+        row = await conn.fetchrow(
+            "SELECT o.validation, d.size_bytes FROM outbound_messages o JOIN documents d"
+            " ON d.sha256 = o.sent_message_sha256"
+        )
+    finally:
+        await conn.close()
+    assert row is not None and row["size_bytes"] > 20_000_000 * 0.7  # the message sent, kept as evidence
+    report = json.loads(row["validation"])
+    assert report["status"] == "not validated" and not report["valid"]
+    assert report["layers_skipped"]["schema"].startswith("not validated: larger than 2 MB")
