@@ -6,6 +6,7 @@ Ids are ``s<n>`` for documents the company sent and ``r<n>`` for documents it re
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -41,6 +42,10 @@ from gateway.outbound.states import OutboundState
 from gateway.outbound.submission import Derived, DuplicateDocument, SubmissionError, SubmitRequest, submit
 
 __all__ = ["add_document_routes"]
+
+# Documents up to this size are validated even when spooled (invoices with PDF attachments of a
+# few megabytes are common); the rule layers hold the whole tree, several times the document.
+VALIDATION_MAX_BYTES = 20 * 1024 * 1024
 
 _INVOICE_ROOTS = (
     "busdox-docid-qns::urn:oasis:names:specification:ubl:schema:xsd:Invoice-2::Invoice##%",
@@ -91,6 +96,10 @@ class _Collector:
                 self._writer.write(held)
             self._chunks = []
 
+    @property
+    def empty(self) -> bool:
+        return self._held == 0
+
     def discard(self) -> None:
         if self._writer is not None:
             self._writer.discard()
@@ -131,6 +140,8 @@ async def _upload(request: web.Request, *, spool: bool = False) -> tuple[bytes |
         else:
             async for chunk in request.content.iter_chunked(CHUNK):
                 collector.add(chunk)
+            if collector.empty:  # a body handed over already read (an MCP tool's request)
+                collector.add(await request.read())
             fields = {k: v for k, v in request.query.items()}
     except BaseException:
         collector.discard()
@@ -159,9 +170,12 @@ def _sending_checks(
         recorded: str | None = None
         if validator is not None:
             sbd = derived.sbd
-            if isinstance(sbd, Spool):  # see too_large_to_validate: the rule layers need the whole tree
+            if isinstance(sbd, Spool) and sbd.size > VALIDATION_MAX_BYTES:
+                # see too_large_to_validate: the rule layers need the whole tree in memory
                 root = derived.business.root.tag if derived.business is not None else ""
-                result = too_large_to_validate(root, sbd.size, LARGE_DOCUMENT_BYTES)
+                result = too_large_to_validate(root, sbd.size, VALIDATION_MAX_BYTES)
+            elif isinstance(sbd, Spool):  # spooled, but small enough to validate as a whole
+                result = await validator.validate(await asyncio.to_thread(sbd.path.read_bytes))
             else:
                 result = await validator.validate(sbd)
             policy = await directory_queries.outbound_validation(db, company_id)
