@@ -138,4 +138,4 @@ async def test_20_mb_document_goes_through_the_api_and_the_worker_to_another_gat
     assert row is not None and row["size_bytes"] > 20_000_000 * 0.7  # the message sent, kept as evidence
     report = json.loads(row["validation"])
     assert report["status"] == "not validated" and not report["valid"]
-    assert report["layers_skipped"]["schema"].startswith("not validated: larger than 2 MB")
+    assert report["layers_skipped"]["schema"].startswith("not validated: larger than 8 MB")
