@@ -12,6 +12,7 @@ from bench import (
     e2e_bench,
     large_message_bench,
     phase4_bench,
+    ratelimit_bench,
     scale_bench,
     smp_bench,
     validation_bench,
@@ -28,6 +29,7 @@ def main() -> int:
     scale_bench.main()
     api_bench.main()
     circuit_bench.main()
+    ratelimit_bench.main()
     validation_bench.main()
     content_bench.main()
     phase4_bench.main()
