@@ -112,6 +112,13 @@ class ContentFilter:
     issued_to: date | None = None
     partner: str | None = None  # part of the seller's or buyer's name, or the other participant's id
 
+    def params(self) -> tuple[object, ...]:
+        """The filter as the listing statements bind it, in their parameter order."""
+        return (
+            self.number, self.amount_min, self.amount_max, self.issued_from, self.issued_to, self.partner,
+            self.partner_pattern,
+        )  # fmt: skip
+
     @property
     def partner_pattern(self) -> str | None:
         """``partner`` as an ILIKE pattern matching it anywhere, its wildcards taken literally."""

@@ -115,10 +115,9 @@ async def list_received(
 ) -> list[ReceivedDocument]:
     """Newest first, entry ids below ``before``; ``sender`` matches with or without its scheme;
     ``content`` filters on the documents' content views (the sender is the partner)."""
-    f = content or ContentFilter()
     rows = await pool.fetch(
         _RECEIVED_PAGE, company_id, before, start, end, document_types, document_type, sender, acknowledged, limit,
-        f.number, f.amount_min, f.amount_max, f.issued_from, f.issued_to, f.partner, f.partner_pattern,
+        *(content or ContentFilter()).params(),
     )  # fmt: skip
     return [_received(r) for r in rows]
 

@@ -685,10 +685,9 @@ async def list_sent(
 ) -> list[SentDocument]:
     """Newest first, ids below ``before``; ``document_types`` are LIKE patterns, ``state`` a job state,
     ``content`` filters on the documents' content views (the receiver is the partner)."""
-    f = content or ContentFilter()
     rows = await pool.fetch(
         _SENT_PAGE, company_id, before, start, end, document_types, document_type, state, limit,
-        f.number, f.amount_min, f.amount_max, f.issued_from, f.issued_to, f.partner, f.partner_pattern,
+        *(content or ContentFilter()).params(),
     )  # fmt: skip
     return [_sent(r) for r in rows]
 

@@ -216,15 +216,8 @@ async def record_token(
         )
 
 
-async def token_grant(conn: Executor, token_hash: bytes) -> TokenGrant | None:
-    row = await conn.fetchrow(
-        """SELECT t.scopes, t.expires_at, k.id AS key_id, k.company_id, k.operator_id, k.revoked_at,
-                  k.expires_at AS key_expires_at
-           FROM access_tokens t JOIN api_keys k ON k.id = t.api_key_id WHERE t.token_hash = $1""",
-        token_hash,
-    )
-    if row is None:
-        return None
+def _grant(row: asyncpg.Record) -> TokenGrant:
+    """A token's or a console session's grant, with the state of the API key behind it."""
     return TokenGrant(
         scopes=frozenset(row["scopes"]),
         expires_at=row["expires_at"],
@@ -234,6 +227,16 @@ async def token_grant(conn: Executor, token_hash: bytes) -> TokenGrant | None:
         key_revoked_at=row["revoked_at"],
         key_expires_at=row["key_expires_at"],
     )
+
+
+async def token_grant(conn: Executor, token_hash: bytes) -> TokenGrant | None:
+    row = await conn.fetchrow(
+        """SELECT t.scopes, t.expires_at, k.id AS key_id, k.company_id, k.operator_id, k.revoked_at,
+                  k.expires_at AS key_expires_at
+           FROM access_tokens t JOIN api_keys k ON k.id = t.api_key_id WHERE t.token_hash = $1""",
+        token_hash,
+    )
+    return None if row is None else _grant(row)
 
 
 async def take_rate_token(pool: Executor, key: str, *, capacity: float, rate: float) -> tuple[bool, float]:
@@ -374,17 +377,7 @@ async def console_session_grant(conn: Executor, session_hash: bytes) -> TokenGra
            FROM console_sessions s JOIN api_keys k ON k.id = s.api_key_id WHERE s.session_hash = $1""",
         session_hash,
     )
-    if row is None:
-        return None
-    return TokenGrant(
-        scopes=frozenset(row["scopes"]),
-        expires_at=row["expires_at"],
-        key_id=row["key_id"],
-        company_id=row["company_id"],
-        operator_id=row["operator_id"],
-        key_revoked_at=row["revoked_at"],
-        key_expires_at=row["key_expires_at"],
-    )
+    return None if row is None else _grant(row)
 
 
 async def end_console_session(conn: Executor, session_hash: bytes) -> None:
