@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from gateway.duties.mls_levels import ALWAYS_SEND, DEFAULT_MLS_TYPE, NO_MLS_KINDS, Level, LevelFigures
-from gateway.duties.report_documents import EndUserActivity, ExchangeCount
+from gateway.duties.report_documents import EndUserExchange, ExchangeCount
 from gateway.duties.states import ReportState, report_state
 
 
@@ -117,18 +117,24 @@ async def month_exchange_counts(pool: asyncpg.Pool, start: datetime, end: dateti
     return [ExchangeCount(**dict(r)) for r in rows]
 
 
-async def month_end_users(pool: asyncpg.Pool, start: datetime, end: datetime) -> list[EndUserActivity]:
-    """Which end users (companies) were active in [start, end), per direction, document type,
-    process and country: the EUSR counts distinct end users, never messages."""
+async def month_end_users(pool: asyncpg.Pool, start: datetime, end: datetime) -> list[EndUserExchange]:
+    """The exchanges in [start, end) that count for the EUSR, each with the company and the
+    participant identifier it used (the sender when sending, the receiver when receiving): the
+    EUSR counts distinct end users, never messages, and unifies identifiers that name one."""
     rows = await pool.fetch(
-        """SELECT DISTINCT company_id::text AS end_user, direction, document_type, process,
-                  coalesce(end_user_country, 'ZZ') AS country
-           FROM exchanges
-           WHERE exchanged_at >= $1 AND exchanged_at < $2 AND counts_for_eusr AND company_id IS NOT NULL""",
+        """SELECT DISTINCT e.company_id::text AS company,
+                  CASE WHEN e.direction = 'out' THEN o.sender
+                       ELSE i.receiver_scheme || '::' || i.receiver_value END AS participant,
+                  e.direction, e.document_type, e.process, coalesce(e.end_user_country, 'ZZ') AS country
+           FROM exchanges e
+           LEFT JOIN outbound_messages o ON e.direction = 'out' AND o.id = e.source_id
+           LEFT JOIN inbound_messages i ON e.direction = 'in' AND i.id = e.source_id
+           WHERE e.exchanged_at >= $1 AND e.exchanged_at < $2 AND e.counts_for_eusr
+             AND (e.company_id IS NOT NULL OR o.id IS NOT NULL OR i.id IS NOT NULL)""",
         start,
         end,
     )
-    return [EndUserActivity(**dict(r)) for r in rows]
+    return [EndUserExchange(**dict(r)) for r in rows]
 
 
 async def save_report(

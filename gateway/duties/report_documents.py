@@ -17,10 +17,13 @@ __all__ = [
     "EUSR_NS",
     "TSR_NS",
     "EndUserActivity",
+    "EndUserExchange",
     "ExchangeCount",
     "build_eusr",
     "build_tsr",
+    "end_user_activity",
     "month_period",
+    "unified_end_user",
 ]
 
 TSR_NS = "urn:fdc:peppol:transaction-statistics-report:1.0"
@@ -54,6 +57,89 @@ class EndUserActivity:
     document_type: str
     process: str
     country: str
+
+
+@dataclass(frozen=True)
+class EndUserExchange:
+    """One counted exchange as the EUSR sees it: the company we served (None once deleted) and
+    the participant identifier it used (the sender when sending, the receiver when receiving)."""
+
+    company: str | None
+    participant: str | None  # "scheme::value", e.g. "iso6523-actorid-upis::0208:0123456789"
+    direction: str
+    document_type: str
+    process: str
+    country: str
+
+
+# Identifier schemes that name the same company under another scheme (Peppol's unification list
+# for end-user counting): Belgian VAT "BE" + enterprise number → 0208, German VAT → GEBA 0246
+# (without its sub-address suffixes), the removed Finnish 0037 → its successor OVT 0216.
+def _be_vat(value: str) -> str:
+    return "0208:" + (value[2:] if value.startswith("be") else value)
+
+
+def _de_vat(value: str) -> str:
+    return "0246:" + value
+
+
+def _de_geba(value: str) -> str:
+    return "0246:" + value.split("-", 1)[0].split(".", 1)[0]
+
+
+def _fi_ovt(value: str) -> str:
+    digits = value.replace("-", "")
+    return "0216:" + (digits if digits.startswith("0037") and len(digits) >= 12 else "0037" + digits)
+
+
+_UNIFY = {"9925": _be_vat, "9930": _de_vat, "0246": _de_geba, "0037": _fi_ovt}
+
+
+def unified_end_user(participant: str) -> str:
+    """The one name of an end user behind a participant identifier: case-insensitive, with the
+    schemes of the unification list mapped onto their counterpart (``9925:BE0123456789`` and
+    ``0208:0123456789`` are one end user; so are ``9930:DE…``/``0246:DE…`` and
+    ``0037:…``/``0216:0037…``)."""
+    _scheme, sep, value = participant.strip().lower().rpartition("::")
+    identifier = value if sep else participant.strip().lower()
+    icd, colon, local = identifier.partition(":")
+    if colon and icd in _UNIFY:
+        return _UNIFY[icd](local.strip())
+    return identifier
+
+
+def end_user_activity(exchanges: Iterable[EndUserExchange]) -> list[EndUserActivity]:
+    """Name each end user once: exchanges of one company, and exchanges whose participant
+    identifiers unify to the same end user, belong to one end user, even across companies (a
+    company registered twice under two schemes is still one company)."""
+    rows = list(exchanges)
+    parent: dict[str, str] = {}
+
+    def find(node: str) -> str:
+        parent.setdefault(node, node)
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    def nodes(row: EndUserExchange) -> list[str]:
+        found = [f"company:{row.company}"] if row.company else []
+        if row.participant:
+            found.append(f"participant:{unified_end_user(row.participant)}")
+        return found
+
+    for row in rows:
+        linked = nodes(row)
+        for other in linked[1:]:
+            a, b = find(linked[0]), find(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    activity = {
+        EndUserActivity(find(linked[0]), row.direction, row.document_type, row.process, row.country)
+        for row in rows
+        if (linked := nodes(row))
+    }
+    return sorted(activity, key=lambda a: (a.end_user, a.direction, a.document_type, a.process, a.country))
 
 
 def month_period(month: str) -> tuple[date, date]:

@@ -23,7 +23,7 @@ from gateway.core.lifecycle import run_loop
 from gateway.duties import queries
 from gateway.duties.errors import ReportError
 from gateway.duties.provider import Provider
-from gateway.duties.report_documents import build_eusr, build_tsr, month_period
+from gateway.duties.report_documents import build_eusr, build_tsr, end_user_activity, month_period
 from gateway.duties.states import ReportState, check_move
 from gateway.duties.validation import ValidationResult, validate_report
 from gateway.outbound.submission import SubmissionError, SubmitRequest, submit
@@ -98,7 +98,7 @@ class ReportService:
             counts = await queries.month_exchange_counts(self.pool, lo, hi)
             content = build_tsr(counts, start=start, end=end, reporter=reporter)
         else:
-            users = await queries.month_end_users(self.pool, lo, hi)
+            users = end_user_activity(await queries.month_end_users(self.pool, lo, hi))
             content = build_eusr(users, start=start, end=end, reporter=reporter)
         result = await self.validate(content)
         report_id = None

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from lxml import etree
 
 from gateway.documents.envelope import build_sbd
 from gateway.duties import queries as duties_queries
@@ -176,3 +177,32 @@ async def test_an_mls_whose_receiver_cannot_be_resolved_is_retried_not_failed(pa
 
     row = await eventually(tried)
     assert (row["state"], row["error_code"]) == ("retrying", "receiver_not_registered")
+
+
+async def test_a_stored_document_that_no_longer_reads_gets_a_negative_mls_with_fd(pair: Pair) -> None:
+    """FD (failure of delivery) is for a permanent failure only: a document received and stored
+    whose stored copy can no longer be read is rejected and its sender told so with FD, even when
+    the envelope asked for failures only."""
+    job = await send_sbd(pair, invoice(21, mls_type="FAILURE_ONLY"))
+
+    async def processed() -> Any:
+        row = await inbound(pair, job)
+        return row if row is not None and row["processing"] == "done" else None
+
+    row = await eventually(processed)
+    assert await mls_of(pair, job) is None  # accepted, and failures only: no MLS
+    # the stored copy is damaged on disk, then the message is processed again (as after a
+    # restore from a backup that lost the document)
+    async with pair.b.pool.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE documents SET content = $2 WHERE sha256 = $1", row["document_sha256"], b"\x00lost")
+        await conn.execute("UPDATE inbound_messages SET processing = 'pending' WHERE id = $1", row["id"])
+    pair.b.services.processor.wake()
+    mls = await eventually(lambda: mls_of(pair, job))
+    assert mls["code"] == "RE", mls
+    sent = await pair.b.pool.fetch("SELECT o.document_sha256 FROM outbound_messages o WHERE o.kind = 'mls'")
+    assert len(sent) == 1
+    content = await pair.b.pool.fetchval("SELECT content FROM documents WHERE sha256 = $1", sent[0]["document_sha256"])
+    reasons = [e.text for e in etree.fromstring(content).iter("{*}StatusReasonCode")]
+    assert reasons == ["FD"], reasons
+    status = await pair.b.pool.fetchval("SELECT status FROM inbound_messages WHERE id = $1", row["id"])
+    assert status == "rejected"

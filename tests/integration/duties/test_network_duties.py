@@ -22,6 +22,7 @@ import smp
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
 from gateway.documents.envelope import SBDH_NS
+from gateway.duties import queries as duties_queries
 from gateway.duties.report_documents import EUSR_NS, TSR_NS
 from gateway.duties.responses import build_mls
 from gateway.outbound.submission import derive_submission, submit_document
@@ -329,6 +330,13 @@ async def test_tsr_and_eusr_count_exactly_what_was_exchanged_and_pass_the_offici
     assert full is not None
     assert [int(full.findtext(f"{{{EUSR_NS}}}{n}") or -1) for n in
             ("SendingEndUsers", "ReceivingEndUsers", "SendingOrReceivingEndUsers")] == [1, 1, 1]  # fmt: skip
+    # each counted exchange names the identifier its end user used, for unification
+    lo = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    used = await duties_queries.month_end_users(pair.a.pool, lo, lo + timedelta(days=32))
+    assert {(e.direction, (e.participant or "").partition("::")[2][:5]) for e in used} == {
+        ("out", "0192:"),
+        ("in", "0192:"),
+    }
 
     # The report travels like any document, to the reporting participant (here on B), and is
     # not counted itself.
