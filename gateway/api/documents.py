@@ -323,6 +323,7 @@ def _sent_json(sent: outbound_queries.SentDocument) -> dict[str, Any]:
         "status": _sent_status(sent),
         "kind": sent.kind,
         "mls": {"code": sent.mls_code, "reason": sent.mls_reason, "at": _stamp(sent.mls_at)} if sent.mls_code else None,
+        "mls_flagged": json.loads(sent.mls_flagged) if sent.mls_flagged else None,
         "response": {"code": sent.response_code, "document": f"r{sent.response_entry_id}"}
         if sent.response_code
         else None,

@@ -225,6 +225,11 @@ def openapi_document() -> dict[str, Any]:
                 "status": {"enum": [str(s) for s in DocumentStatus]},
                 "kind": {"enum": ["business", "response", "mls", "mlr", "report"]},
                 "mls": {"type": ["object", "null"], "description": "the receiving access point's Message Level Status"},
+                "mls_flagged": {
+                    "type": ["object", "null"],
+                    "description": "an MLS that came for this document but breaks the MLS rules (code, rules, "
+                    "mls_message_id, at); it is not taken as the answer",
+                },
                 "response": {"type": ["object", "null"], "description": "the business response, and where it is"},
                 "answers": {"type": ["string", "null"], "description": "the document this one answers"},
                 "sender": {"type": "string"},

@@ -67,6 +67,46 @@ async def link_mls(
     )
 
 
+async def flag_mls(
+    conn: asyncpg.Connection,
+    instance_identifier: str,
+    from_spid_digits: str,
+    code: str,
+    rules: list[str],
+    inbound_id: int,
+) -> int | None:
+    """A received MLS that breaks the MLS rules: the document it names keeps no answer from it
+    (its ``mls_code`` stays as it was); the MLS is recorded beside it as flagged, with an audit
+    line, and the operators are told (``mls.invalid``). Returns the document's id, if found."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        """WITH target AS (
+               SELECT id FROM outbound_messages
+               WHERE instance_identifier = $1 AND kind <> 'mls' AND right(coalesce(receiver_ap, ''), 6) = $2
+               ORDER BY id DESC LIMIT 1),
+           upd AS (
+               UPDATE outbound_messages o
+               SET mls_flagged = jsonb_build_object('code', $3::text, 'rules', $4::text[], 'mls_message_id', $5::bigint,
+                                                    'at', now()),
+                   updated_at = now()
+               FROM target t WHERE o.id = t.id RETURNING o.id),
+           audit AS (
+               INSERT INTO outbound_audit (outbound_id, state, reason)
+               SELECT id, 'mls_flagged', 'Message Level Status ' || $3 || ' received but not taken: it breaks '
+                                       || array_to_string($4::text[], ', ') FROM upd),
+           event AS (
+               INSERT INTO events (company_id, kind, payload)
+               VALUES (NULL, 'mls.invalid', jsonb_build_object(
+                   'mls_message_id', $5::bigint, 'instance_identifier', $1::text, 'code', $3::text,
+                   'rules', $4::text[], 'outbound_id', (SELECT id FROM upd))))
+           SELECT id FROM upd""",
+        instance_identifier,
+        from_spid_digits,
+        code,
+        rules,
+        inbound_id,
+    )
+
+
 async def link_response(
     conn: asyncpg.Connection,
     company_id: uuid.UUID,

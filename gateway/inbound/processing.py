@@ -27,7 +27,15 @@ from gateway.documents.envelope import SbdhError, read_sbd
 from gateway.duties import queries as duties_queries
 from gateway.duties.mls_levels import NO_MLS_KINDS, ON_ACKNOWLEDGE, mls_owed, positive_code
 from gateway.duties.provider import Provider
-from gateway.duties.responses import Issue, ReadDocument, build_mls, check_response, read_document, spid_of_seat
+from gateway.duties.responses import (
+    Issue,
+    ReadDocument,
+    build_mls,
+    check_mls,
+    check_response,
+    read_document,
+    spid_of_seat,
+)
 from gateway.duties.validation import Finding, ValidationResult
 from gateway.inbound import queries
 from gateway.inbound.errors import AlreadyProcessed
@@ -118,6 +126,9 @@ class InboundProcessor:
             if not result.validated:  # not known to be invalid: never refused for it (start-up warns)
                 log.warning("inbound_not_validated", message=message.id, why=result.layers_skipped)
                 accepted = True
+        elif message.kind == "mls":  # always checked: a broken MLS is flagged, never taken as an answer
+            result = await self._check_mls(message, business)
+            accepted = result.valid
         mls_code: str | None = None
         held: str | None = None
         if mls_owed(message.kind, message.mls_type, accepted):
@@ -149,9 +160,15 @@ class InboundProcessor:
         """One transaction: link, mark done (entering the mailbox if held), queue the MLS."""
         async with self.pool.acquire() as conn, conn.transaction():
             answers = None
-            if message.kind == "mls" and read.answers and read.code:
+            if message.kind == "mls" and read.answers and read.code and accepted:
                 answers = await duties_queries.link_mls(
                     conn, read.answers[0], message.sending_ap[-6:], read.code, _mls_reason(business), message.id
+                )
+            elif message.kind == "mls":
+                broken = sorted({f.rule_id for f in result.findings if f.flag == "fatal"}) if result else []
+                instance = read.answers[0] if read.answers else ""
+                await duties_queries.flag_mls(
+                    conn, instance, message.sending_ap[-6:], read.code or "", broken, message.id
                 )
             elif message.kind in ("response", "mlr") and read.answers and read.code:
                 answers = await duties_queries.link_response(
@@ -166,6 +183,19 @@ class InboundProcessor:
                 issues = _issues(result) if result is not None and mls_code == "RE" else []
                 await self._queue_mls(conn, message.subject, mls_code, issues)
         return answers
+
+    async def _check_mls(self, message: queries.PendingInbound, business: etree._Element) -> ValidationResult:
+        """A received MLS against the official MLS rules; when they cannot run here, against our
+        own implementation of the same rules (``check_mls``), saying so in the result."""
+        result = await self.validate(message.sbd)
+        if result.validated:
+            return result
+        log.warning("inbound_mls_not_validated", message=message.id, why=result.layers_skipped)
+        local = [Finding("mls", rule, "fatal", "/", text) for rule, text in check_mls(business)]
+        result.findings.extend(local)
+        result.valid = not local
+        result.layers_skipped["mls"] = "the official MLS rules could not run; checked by check_mls instead"
+        return result
 
     async def _undeliverable(self, message: queries.PendingInbound) -> None:
         """A stored message that cannot be handed to its receiver, ever: rejected, and the MLS

@@ -617,6 +617,7 @@ class SentDocument:
     mls_code: str | None
     mls_reason: str | None
     mls_at: datetime | None
+    mls_flagged: str | None  # JSON: a received MLS that broke the MLS rules, not taken as the answer
     response_code: str | None
     response_entry_id: int | None
     answers_entry_id: int | None
@@ -635,7 +636,7 @@ class SentDocument:
 _SENT_SELECT = """
     SELECT o.id, o.kind, o.state, o.sender, o.receiver, o.document_type, o.process, o.as4_message_id,
            o.attempts, o.error_code, o.last_error, o.validation, o.mls_code, o.mls_reason, o.mls_at,
-           o.response_code,
+           o.mls_flagged::text, o.response_code,
            (SELECT e.id FROM mailbox_entries e
             WHERE e.message_id = o.response_inbound_id AND e.company_id = o.company_id) AS response_entry_id,
            (SELECT e.id FROM mailbox_entries e

@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from lxml import etree
 
+import smp
 from gateway.documents.envelope import build_sbd
 from gateway.duties import queries as duties_queries
 from gateway.duties.mls_levels import MLS_1, MLS_2
 from gateway.duties.mls_watch import MlsWatch
+from gateway.duties.responses import build_mls
 from gateway.inbound.processing import MLS_STATES
 from gateway.inbound.queries import MlsSubject
 from gateway.outbound.submission import derive_submission, submit_document
@@ -206,3 +208,30 @@ async def test_a_stored_document_that_no_longer_reads_gets_a_negative_mls_with_f
     assert reasons == ["FD"], reasons
     status = await pair.b.pool.fetchval("SELECT status FROM inbound_messages WHERE id = $1", row["id"])
     assert status == "rejected"
+
+
+async def test_a_received_mls_that_breaks_a_rule_is_kept_flagged_and_not_taken_as_the_answer(pair: Pair) -> None:
+    job = await send_sbd(pair, invoice(31, mls_type="FAILURE_ONLY"))
+    await eventually(lambda: inbound(pair, job))
+    instance = await pair.a.pool.fetchval("SELECT instance_identifier FROM outbound_messages WHERE id = $1", job)
+    # B's provider answers with an MLS whose response code is not in the code list (SCH-MLS-19)
+    mls = build_mls(sender_spid="0242:000002", receiver_spid="0242:000001", referenced_instance=instance, code="AP")
+    broken = mls.replace(b"<cbc:ResponseCode>AP<", b"<cbc:ResponseCode>OK<")
+    assert broken != mls
+    derived = derive_submission(
+        broken, sender="0242:000002", receiver="0242:000001", document_type=str(smp.MLS.document_type),
+        process=str(smp.MLS.process), country_c1="FI",
+    )  # fmt: skip
+    await submit_document(pair.b.pool, derived, retry_window=60)
+
+    async def flagged() -> Any:
+        return await pair.a.pool.fetchval("SELECT mls_flagged FROM outbound_messages WHERE id = $1", job)
+
+    flag = json.loads(await eventually(flagged))
+    assert flag["code"] == "OK" and flag["rules"] == ["SCH-MLS-19"]
+    kept = await pair.a.pool.fetchrow("SELECT id, status, validation FROM inbound_messages WHERE kind = 'mls'")
+    assert kept["status"] == "rejected" and "SCH-MLS-19" in kept["validation"] and flag["mls_message_id"] == kept["id"]
+    doc = await document(pair.norway, f"s{job}")
+    assert doc["mls"] is None and doc["status"] != "REJECTED" and doc["mls_flagged"]["rules"] == ["SCH-MLS-19"]
+    events = await operator_events(pair.a, "mls.invalid")
+    assert [(e["code"], e["rules"], e["outbound_id"]) for e in events] == [("OK", ["SCH-MLS-19"], job)]
