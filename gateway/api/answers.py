@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
+from lxml import etree
 
 from gateway.api.accounts import RUNTIME, _json
 from gateway.api.auth import require
@@ -20,6 +21,8 @@ from gateway.api.idempotency import Created, create_once, json_digest
 from gateway.documents.business import BusinessDocument
 from gateway.documents.envelope import SbdhError, read_sbd
 from gateway.duties.responses import (
+    CAC,
+    CBC,
     Issue,
     LineStatus,
     ResponseError,
@@ -53,7 +56,16 @@ def _text(item: dict[str, Any], name: str, field: str) -> str:
 
 
 def _build(
-    kind: str, body: dict[str, Any], *, me: str, them: str, read: Any, instance: str, original_root: str
+    kind: str,
+    body: dict[str, Any],
+    *,
+    me: str,
+    them: str,
+    read: Any,
+    instance: str,
+    original_root: str,
+    currency: str | None = None,
+    order_items: dict[str, str] | None = None,
 ) -> bytes:
     code = body.get("code")
     if not isinstance(code, str):
@@ -72,6 +84,7 @@ def _build(
     if kind == "order_response":
         if original_root != "Order":
             raise ApiError(409, "wrong_document", "an order response answers an order")
+        items = order_items or {}
         lines = [
             LineStatus(
                 line_id=_text(line, "line_id", "lines"),
@@ -79,12 +92,13 @@ def _build(
                 quantity=str(line["quantity"]) if line.get("quantity") is not None else None,
                 unit_code=line.get("unit_code"),
                 note=line.get("note"),
+                item_name=items.get(_text(line, "line_id", "lines")),
             )
             for line in _list(body, "lines")
         ]
         return build_order_response(
             seller=me, buyer=them, order_id=read.document_id, code=code, lines=lines, note=note,
-            seller_name=read.receiver_name, buyer_name=read.sender_name,
+            seller_name=read.receiver_name, buyer_name=read.sender_name, currency=currency,
         )  # fmt: skip
     issues = [
         Issue(str(i.get("location") or "NA"), _text(i, "code", "issues"), _text(i, "text", "issues"))
@@ -94,6 +108,16 @@ def _build(
         sender=me, receiver=them, referenced_instance=instance, code=code, issues=issues,
         description=note, sender_name=read.receiver_name, receiver_name=read.sender_name,
     )  # fmt: skip
+
+
+def _item_names(order: etree._Element) -> dict[str, str]:
+    """An order's line ids and the names of their items (an order response repeats them)."""
+    names = {}
+    for item in order.iterfind(f"{{{CAC}}}OrderLine/{{{CAC}}}LineItem"):
+        line_id, name = item.findtext(f"{{{CBC}}}ID"), item.findtext(f"{{{CAC}}}Item/{{{CBC}}}Name")
+        if line_id and name:
+            names[line_id.strip()] = " ".join(name.split())
+    return names
 
 
 async def respond(request: web.Request) -> web.Response:
@@ -123,8 +147,9 @@ async def respond(request: web.Request) -> web.Response:
     me, them = envelope.receiver, envelope.sender
     try:
         document = _build(
-            kind, body, me=me, them=them, read=read, instance=envelope.instance_identifier, original_root=read.root
-        )
+            kind, body, me=me, them=them, read=read, instance=envelope.instance_identifier, original_root=read.root,
+            currency=business.findtext(f"{{{CBC}}}DocumentCurrencyCode"), order_items=_item_names(business),
+        )  # fmt: skip
     except ResponseError as exc:
         raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
     response = BusinessDocument.parse(document)

@@ -17,12 +17,14 @@ from gateway.core.database import create_pool
 from gateway.dev.postgres import database_url
 from gateway.directory.errors import BadParticipant, UnknownProfile
 from gateway.directory.profiles import profile_services, receiving_participant
-from gateway.directory.queries import company_profiles
+from gateway.directory.queries import company_profiles, participant_country
 from gateway.directory.registration import enrol_company, register_profiles
 from gateway.directory.states import ProfileStatus
+from gateway.documents.business import BusinessDocument
 from gateway.inbound import queries as inbound_queries
 from gateway.outbound.states import OutboundState
 from gateway.outbound.submission import (
+    Derived,
     DuplicateDocument,
     SubmissionError,
     SubmitRequest,
@@ -99,18 +101,41 @@ async def _company_add(args: argparse.Namespace, settings: Settings) -> dict[str
     }
 
 
+def _derive(args: argparse.Namespace, document: bytes, country: str | None) -> Derived:
+    return derive_submission(
+        document, sender=args.sender, receiver=args.receiver, document_type=args.document_type,
+        process=args.process, country_c1=country,
+    )  # fmt: skip
+
+
+async def _sender_country(settings: Settings, args: argparse.Namespace, document: bytes) -> str | None:
+    """The registered country of the sending company, for a document that does not say it."""
+    sender = args.sender or BusinessDocument.parse(document).sender_endpoint
+    if not sender:
+        return None
+    try:
+        participant = smp.ParticipantId.parse(sender)
+    except smp.IdentifierError:
+        return None
+    async with database_url(settings) as dsn:
+        pool = await create_pool(settings, dsn)
+        try:
+            return await participant_country(pool, participant.scheme, participant.value)
+        finally:
+            await pool.close()
+
+
 async def _send(args: argparse.Namespace, settings: Settings, document: bytes) -> tuple[int, dict[str, Any]]:
     try:
-        derived = derive_submission(
-            document,
-            sender=args.sender,
-            receiver=args.receiver,
-            document_type=args.document_type,
-            process=args.process,
-            country_c1=args.country,
-        )
+        derived = _derive(args, document, args.country)
     except SubmissionError as exc:
-        raise OpsError(f"cannot send: {exc}") from None
+        country = await _sender_country(settings, args, document) if exc.field == "country_c1" else None
+        if country is None:
+            raise OpsError(f"cannot send: {exc}") from None
+        try:
+            derived = _derive(args, document, country)
+        except SubmissionError as again:
+            raise OpsError(f"cannot send: {again}") from None
     endpoint_cert = load_cert(Path(args.endpoint_cert), "--endpoint-cert") if args.endpoint_cert else None
     if bool(args.endpoint) != bool(endpoint_cert):
         raise OpsError("--endpoint and --endpoint-cert go together")

@@ -706,3 +706,18 @@ async def retry_indexer_notification(
         str(NotificationState.PENDING),
     )
     return None if row is None else _notification(row)
+
+
+async def company_country(db: asyncpg.Pool | asyncpg.Connection, company_id: uuid.UUID) -> str | None:
+    """The country a company is registered in (ISO 3166-1 alpha-2), None if there is no such company."""
+    return await db.fetchval("SELECT country FROM companies WHERE id = $1", company_id)  # type: ignore[no-any-return]
+
+
+async def participant_country(db: asyncpg.Pool | asyncpg.Connection, scheme: str, value: str) -> str | None:
+    """The registered country of the company that has this participant identifier, if any."""
+    return await db.fetchval(  # type: ignore[no-any-return]
+        "SELECT c.country FROM participants p JOIN companies c ON c.id = p.company_id"
+        " WHERE p.scheme = $1 AND p.value = $2",
+        scheme,
+        value.lower(),
+    )

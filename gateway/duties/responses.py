@@ -94,6 +94,7 @@ class LineStatus:
     quantity: str | None = None
     unit_code: str | None = None
     note: str | None = None
+    item_name: str | None = None  # the ordered item's name, repeated from the order line
 
 
 def _el(parent: etree._Element, ns: str, local: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -216,8 +217,9 @@ def build_mlr(
     for issue in issues:
         if issue.reason not in ("BV", "BW", "SV"):
             raise ResponseError("issues", f"issue code {issue.reason!r} is not BV, BW or SV")
+    # The BIS MLR's parties are their endpoint ids only: the names are not part of its data model.
     return _message_level(
-        MLR_CUSTOMIZATION, MLR_PROFILE, (sender, sender_name), (receiver, receiver_name), referenced_instance, code,
+        MLR_CUSTOMIZATION, MLR_PROFILE, (sender, None), (receiver, None), referenced_instance, code,
         description, issues, issued, None,
     )  # fmt: skip
 
@@ -248,6 +250,8 @@ def build_invoice_response(
             raise ResponseError("actions", f"action {action!r} is not one of {', '.join(IR_ACTIONS)}")
     if code in IR_NEEDS_REASON and not reasons:
         raise ResponseError("reasons", f"status {code} needs at least one reason")
+    if not sender_name or not receiver_name:  # BIS 63a: both parties carry their legal names
+        raise ResponseError("names", "an invoice response names its sender and its receiver")
     root = _root(AR_NS, "ApplicationResponse")
     _header(root, IR_CUSTOMIZATION, IR_PROFILE, issued or datetime.now(UTC), None)
     if note:
@@ -284,9 +288,15 @@ def build_order_response(
     issued: datetime | None = None,
     seller_name: str | None = None,
     buyer_name: str | None = None,
+    currency: str | None = None,
 ) -> bytes:
     """An Order Response (BIS 28a) from the seller: accepted (AP), rejected (RE), acknowledged
-    (AB) or accepted with changes (CA, which lists the changed or refused lines)."""
+    (AB) or accepted with changes (CA, which lists the changed or refused lines). ``currency`` is
+    the order's DocumentCurrencyCode, which the response repeats."""
+    if not currency:
+        raise ResponseError("currency", "an order response states the order's currency")
+    if not seller_name or not buyer_name:  # BIS 28a: PEPPOL-T76-R001/R002
+        raise ResponseError("names", "an order response names the seller and the buyer")
     if code not in OR_CODES:
         raise ResponseError("code", f"an order response code is one of {', '.join(OR_CODES)}")
     if code == "CA" and not lines:
@@ -298,23 +308,28 @@ def build_order_response(
             raise ResponseError("lines", f"line status {line.status!r} is not one of {', '.join(OR_LINE_CODES)}")
         if not line.line_id:
             raise ResponseError("lines", "every line names the order line it answers")
+        if not line.item_name:
+            raise ResponseError("lines", f"order line {line.line_id}: the item's name is not known")
     root = _root(OR_NS, "OrderResponse")
     _header(root, ORDER_RESPONSE_CUSTOMIZATION, ORDERING_PROFILE, issued or datetime.now(UTC), None)
     _el(root, CBC, "OrderResponseCode", code, listID="UNCL1225")
     if note:
         _el(root, CBC, "Note", note)
+    _el(root, CBC, "DocumentCurrencyCode", currency)
     _el(_el(root, CAC, "OrderReference"), CBC, "ID", order_id)
     _party(root, "SellerSupplierParty", seller, seller_name, wrapped=True)
     _party(root, "BuyerCustomerParty", buyer, buyer_name, wrapped=True)
     for number, line in enumerate(lines, 1):
-        item = _el(_el(root, CAC, "OrderLine"), CAC, "LineItem")
+        order_line = _el(root, CAC, "OrderLine")
+        item = _el(order_line, CAC, "LineItem")
         _el(item, CBC, "ID", str(number))
         if line.note:
             _el(item, CBC, "Note", line.note)
+        _el(item, CBC, "LineStatusCode", line.status, listID="UNCL1229")
         if line.quantity is not None:
             _el(item, CBC, "Quantity", line.quantity, unitCode=line.unit_code or "EA")
-        _el(item, CBC, "LineStatusCode", line.status, listID="UNCL1229")
-        _el(_el(item, CAC, "OrderLineReference"), CBC, "LineID", line.line_id)
+        _el(_el(item, CAC, "Item"), CBC, "Name", line.item_name)
+        _el(_el(order_line, CAC, "OrderLineReference"), CBC, "LineID", line.line_id)
     return _bytes(root)
 
 

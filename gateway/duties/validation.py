@@ -15,8 +15,11 @@ by the artefact's hash (SaxonC-HE cannot save compiled stylesheets to disk).
 
 Validation never silently does not happen: when a layer that applies cannot run (Saxon or an
 artefact missing) the result is *not validated* (``validated`` false, never ``valid``), and
-:func:`validation_unavailable` tells start-up so. Where no rules exist for a document type
-(orders, catalogues) those layers are *not applicable* and only well-formedness is checked. XSLT
+:func:`validation_unavailable` tells start-up so. The Peppol BIS post-award documents (orders,
+order responses and agreements, changes and cancellations, despatch advice, catalogues and their
+responses, punch-out, invoice responses) get the UBL schema and their BIS rules from the same
+release. Where no rules are shipped for a document (an extension such as EHF's own CIUS) those
+layers are *not applicable* and only well-formedness is checked. XSLT
 runs in a process pool: Saxon does not get faster with threads, and validation must stay off the
 event loop.
 """
@@ -70,6 +73,23 @@ MLR_PROFILE = "urn:fdc:peppol.eu:poacc:bis:mlr:3"
 # Stylesheets inside a BIS Billing release folder, by layer.
 BILLING_FILES = {"en16931": "CEN-EN16931-UBL.xslt", "peppol": "PEPPOL-EN16931-UBL.xslt"}
 MLR_FILE = "PEPPOLBIS-T71.xslt"
+# The Peppol BIS post-award documents whose rules come in the same release folders as BIS Billing
+# (OpenPeppol publishes them together, spring and autumn), by CustomizationID: root, stylesheet,
+# layer. Extensions (``…:3:extended:…``, such as EHF) are not matched: their own rules apply.
+_TRNS = "urn:fdc:peppol.eu:poacc:trns:"
+POST_AWARD = {
+    f"{_TRNS}order:3": ("Order", "PEPPOLBIS-T01.xslt", "peppol-order"),
+    f"{_TRNS}order_response:3": ("OrderResponse", "PEPPOLBIS-T76.xslt", "peppol-order-response"),
+    f"{_TRNS}order_agreement:3": ("OrderResponse", "PEPPOLBIS-T110.xslt", "peppol-order-agreement"),
+    f"{_TRNS}order_change:3": ("OrderChange", "PEPPOLBIS-T114.xslt", "peppol-order-change"),
+    f"{_TRNS}order_cancellation:3": ("OrderCancellation", "PEPPOLBIS-T115.xslt", "peppol-order-cancellation"),
+    f"{_TRNS}order_response_advanced:3": ("OrderResponse", "PEPPOLBIS-T116.xslt", "peppol-order-response-advanced"),
+    f"{_TRNS}despatch_advice:3": ("DespatchAdvice", "PEPPOLBIS-T16.xslt", "peppol-despatch-advice"),
+    f"{_TRNS}catalogue:3": ("Catalogue", "PEPPOLBIS-T19.xslt", "peppol-catalogue"),
+    f"{_TRNS}catalogue_response:3": ("ApplicationResponse", "PEPPOLBIS-T58.xslt", "peppol-catalogue-response"),
+    f"{_TRNS}punch_out:3": ("Catalogue", "PEPPOLBIS-T77.xslt", "peppol-punch-out"),
+    f"{_TRNS}invoice_response:3": ("ApplicationResponse", "PEPPOLBIS-T111.xslt", "peppol-invoice-response"),
+}
 REPORTS = {
     "{urn:fdc:peppol:transaction-statistics-report:1.0}TransactionStatisticsReport": ("tsr", "peppol-tsr"),
     "{urn:fdc:peppol:end-user-statistics-report:1.1}EndUserStatisticsReport": ("eusr", "peppol-eusr"),
@@ -155,7 +175,7 @@ def _check_installed(day: date | None = None) -> None:
     table = load_table()
     day = day or date.today()
     for kind, releases in table.releases.items():
-        files = {**BILLING_FILES, "mlr": MLR_FILE} if kind == "bis_billing" else None
+        files = {**BILLING_FILES, "mlr": MLR_FILE, **_POST_AWARD_FILES} if kind == "bis_billing" else None
         _check_paths(in_force(releases, day), files)
 
 
@@ -318,10 +338,21 @@ def validate_document(data: bytes) -> ValidationResult:
         return _validate_ubl(root, "ApplicationResponse", "mls", None)
     if root.tag == APPLICATION_RESPONSE and (customization.startswith(MLR_CUSTOMIZATION) or profile == MLR_PROFILE):
         return _validate_ubl(root, "ApplicationResponse", "bis_billing", {"mlr": MLR_FILE})
-    reason = f"no validation artefacts are shipped for {root.tag}; only well-formedness was checked"
+    if customization in POST_AWARD and root.tag == _ubl_root(POST_AWARD[customization][0]):
+        schema_name, file, layer = POST_AWARD[customization]
+        return _validate_ubl(root, schema_name, "bis_billing", {layer: file})
+    what = f"{root.tag} ({customization})" if customization else root.tag
+    reason = f"no validation artefacts are shipped for {what}; only well-formedness was checked"
     return ValidationResult(
         True, root.tag, ["xml"], dict.fromkeys(RULE_LAYERS, reason), [], not_applicable=list(RULE_LAYERS)
     )
+
+
+_POST_AWARD_FILES = {layer: file for _root, file, layer in POST_AWARD.values()}
+
+
+def _ubl_root(name: str) -> str:
+    return f"{{{UBL}{name}-2}}{name}"
 
 
 def _validate_ubl(root: etree._Element, schema_name: str, kind: str, files: dict[str, str] | None) -> ValidationResult:
@@ -354,6 +385,7 @@ ARTEFACT_KEYS = {
     "peppol": "peppol-bis-billing-3",
     "mlr": "peppol-bis-mlr-3",
     "mls": "peppol-mls-1",
+    **{layer: f"{layer.replace('peppol-', 'peppol-bis-')}-3" for _root, _file, layer in POST_AWARD.values()},
 }
 
 

@@ -15,6 +15,7 @@ gateway sends itself (MLS, reports, answers) has its own identifiers and is not 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,7 @@ from lxml import etree
 import as4
 import smp
 from gateway.core import tracing
+from gateway.directory import queries as directory_queries
 from gateway.documents.business import BusinessDocument
 from gateway.documents.content import ContentRow, read_content
 from gateway.documents.envelope import Envelope, SbdhError, build_sbd, is_sbd, read_envelope, read_submitted, sbd_frame
@@ -306,6 +308,25 @@ async def _content_of(derived: Derived) -> ContentRow | None:
     return read_content(derived.business)
 
 
+async def _derive_for_company(db: asyncpg.Pool | asyncpg.Connection, request: SubmitRequest) -> Derived:
+    """:func:`derive`, with the company's registered country for C1 when neither the request nor
+    the document says it (a response document has no postal address under the BIS rules)."""
+    try:
+        if isinstance(request.document, Spool):  # reading a large file must not hold up the loop
+            return await asyncio.to_thread(derive, request)
+        return derive(request)
+    except SubmissionError as exc:
+        if exc.field != "country_c1" or request.company_id is None:
+            raise
+        country = await directory_queries.company_country(db, request.company_id)
+        if country is None:
+            raise
+    request = dataclasses.replace(request, country_c1=country)
+    if isinstance(request.document, Spool):
+        return await asyncio.to_thread(derive, request)
+    return derive(request)
+
+
 async def submit(
     db: asyncpg.Pool | asyncpg.Connection, request: SubmitRequest, *, check: Check | None = None
 ) -> SubmittedJob:
@@ -313,10 +334,7 @@ async def submit(
     the workers. With a connection the job joins the caller's transaction (the wake-up is
     delivered at its commit). Raises :class:`SubmissionError` before anything is stored, and
     :class:`DuplicateDocument` for a resubmission when ``request.duplicate_window`` is set."""
-    if isinstance(request.document, Spool):  # reading a large file must not hold up the loop
-        derived = await asyncio.to_thread(derive, request)
-    else:
-        derived = derive(request)
+    derived = await _derive_for_company(db, request)
     validation = await check(derived) if check is not None else None
     key = business_key(derived) if request.duplicate_window is not None else None
     cert = request.endpoint_cert.public_bytes(Encoding.DER) if request.endpoint_cert else None

@@ -307,7 +307,9 @@ async def test_tsr_and_eusr_count_exactly_what_was_exchanged_and_pass_the_offici
     async def all_in() -> bool:
         a_in = await pair.a.pool.fetchval("SELECT count(*) FROM exchanges WHERE direction = 'in'")
         b_in = await pair.b.pool.fetchval("SELECT count(*) FROM exchanges WHERE direction = 'in'")
-        return bool(a_in == 1 and b_in == 3)
+        # B's own send is recorded when its receipt comes back, which may be after A stored it
+        b_out = await pair.b.pool.fetchval("SELECT count(*) FROM exchanges WHERE direction = 'out'")
+        return bool(a_in == 1 and b_in == 3 and b_out == 1)
 
     await eventually(all_in)
     month = datetime.now(UTC).strftime("%Y-%m")
@@ -372,3 +374,11 @@ async def test_the_monthly_schedule_sends_each_report_once_and_again_after_a_fai
     event = await pair.a.pool.fetchrow("SELECT company_id, payload FROM events WHERE kind = 'report.failed'")
     assert event["company_id"] is None and "gave up" in event["payload"]
     assert await pair.a.pool.fetchval("SELECT outbound_id FROM reports WHERE kind = 'TSR'") != tsr
+
+
+async def test_a_document_without_the_senders_country_takes_the_companys_registered_one(pair: Pair) -> None:
+    # A BIS Invoice Response has no postal address; the ERP need not say the country either.
+    sent = await send(pair.finland, (EXAMPLES / "invoice-response.xml").read_bytes())
+    job = int(sent["id"][1:])
+    assert await pair.b.pool.fetchval("SELECT country_c1 FROM outbound_messages WHERE id = $1", job) == "FI"
+    assert await wait_for_state(pair.b.pool, job, {"delivered", "failed"}) == "delivered"

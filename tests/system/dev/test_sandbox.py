@@ -83,6 +83,14 @@ def test_sandbox_delivers_an_invoice_between_its_two_access_points(tmp_path: Pat
             cwd=tmp_path, env={**env, "PYTHONPATH": str(Path.cwd())},
         )  # fmt: skip
         assert "Suomen Osto Oy" in box.stdout and "from 0192:991825827 via POP000001" in box.stdout
+        # The buyer answers with the example Invoice Response: it carries no postal address (the
+        # BIS rules allow none), so C1's country is the sending company's registered one.
+        answered = subprocess.run(
+            [*cli, "--config", b["config"], "send", str(EXAMPLES / "invoice-response.xml"), "--json"],
+            capture_output=True, text=True, check=False, cwd=tmp_path, env={**env, "PYTHONPATH": str(Path.cwd())},
+        )  # fmt: skip
+        assert answered.returncode == 0, answered.stdout + answered.stderr
+        assert json.loads(answered.stdout)["state"] == "delivered"
         # Over the REST API, asking for a Message Level Status: AP-B sends one back to AP-A's
         # SPID, and the sent document shows it. (Another invoice: the one sent above would be
         # refused as a duplicate.)

@@ -244,7 +244,7 @@ def test_message_level_response() -> None:
     assert (c.document, c.number) == ("mlr", "MLR-7")
     assert c.response is not None and (c.response.code, c.response.document) == ("AB", "NS-2026-1001")
     assert c.seller is None and c.buyer is None  # an MLR is between the parties' systems
-    assert c.sender is not None and c.receiver is not None and c.receiver.name == "Nordic Supplies AS"
+    assert c.sender is not None and c.receiver is not None and c.receiver.endpoint == "0192:991825827"
 
 
 def test_mlr_with_issues() -> None:

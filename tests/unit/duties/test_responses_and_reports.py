@@ -92,6 +92,7 @@ def test_an_invoice_response_uses_the_bis_code_lists_and_references_the_invoice(
     doc = build_invoice_response(
         sender="0216:003720774740", receiver="0192:991825827", invoice_id="NS-2026-1001", invoice_type_code="380",
         code="UQ", reasons=[("PRI", "price differs from the contract")], actions=[("NIN", "")],
+        sender_name="Suomen Osto Oy", receiver_name="Nordic Supplies AS",
     )  # fmt: skip
     root = etree.fromstring(doc)
     assert check_response(root) == []
@@ -121,7 +122,8 @@ def test_an_invoice_response_outside_the_code_lists_is_refused(kwargs: dict[str,
 def test_an_order_response_with_changes_answers_each_changed_line() -> None:
     doc = build_order_response(
         seller="0192:991825827", buyer="0216:003720774740", order_id="OSTO-5521", code="CA",
-        lines=[LineStatus("1", "3", quantity="2"), LineStatus("2", "7")],
+        lines=[LineStatus("1", "3", quantity="2", item_name="Pen"), LineStatus("2", "7", item_name="Ink")],
+        seller_name="Nordic Supplies AS", buyer_name="Suomen Osto Oy", currency="EUR",
     )  # fmt: skip
     root = etree.fromstring(doc)
     assert check_response(root) == []
