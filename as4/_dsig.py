@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
+from as4._canon import attr
 from as4._errors import FailedAuthentication, PolicyNoncompliance
 from as4._model import ReferenceCheck
 from as4._ns import (
@@ -43,9 +44,11 @@ __all__ = [
     "Sha256Digest",
     "VerifiedSignature",
     "add_bst",
+    "bst_xml",
     "certificate_base64",
     "certificate_from_base64",
     "sign",
+    "signature_xml",
     "verify_signature",
 ]
 
@@ -131,6 +134,53 @@ def sign(
     str_el = etree.SubElement(key_info, q(WSSE, "SecurityTokenReference"))
     etree.SubElement(str_el, q(WSSE, "Reference"), {"URI": "#" + bst_id, "ValueType": X509V3})
     return digests
+
+
+_SIGNED_INFO_HEAD = (
+    f'<ds:SignedInfo xmlns:ds="{DS}">'
+    f'<ds:CanonicalizationMethod Algorithm="{EXC_C14N}"></ds:CanonicalizationMethod>'
+    f'<ds:SignatureMethod Algorithm="{RSA_SHA256}"></ds:SignatureMethod>'
+)
+
+
+def bst_xml(cert: x509.Certificate, bst_id: str) -> str:
+    """A wsse:BinarySecurityToken holding ``cert``; ``wsse`` and ``wsu`` must be in scope."""
+    return (
+        f'<wsse:BinarySecurityToken EncodingType="{BASE64_BINARY}" ValueType="{X509V3}" wsu:Id="{attr(bst_id)}">'
+        f"{certificate_base64(cert)}</wsse:BinarySecurityToken>"
+    )
+
+
+def signature_xml(
+    references: list[tuple[str, str, bytes]],
+    key: rsa.RSAPrivateKey,
+    bst_id: str,
+    signature_id: str,
+) -> tuple[str, dict[str, str]]:
+    """A ds:Signature over ``(uri, transform, sha256)`` references, its key referenced through
+    the BinarySecurityToken ``bst_id`` (``wsse`` must be in scope where it is placed).
+
+    SignedInfo is written in its exclusive canonical form (:mod:`as4._canon`), so the bytes
+    signed are the bytes sent. Returns the element's text and URI -> base64 digest."""
+    digests: dict[str, str] = {}
+    parts = [_SIGNED_INFO_HEAD]
+    for uri, transform, digest in references:
+        value = base64.b64encode(digest).decode()
+        digests[uri] = value
+        parts.append(
+            f'<ds:Reference URI="{attr(uri)}"><ds:Transforms><ds:Transform Algorithm="{attr(transform)}">'
+            f'</ds:Transform></ds:Transforms><ds:DigestMethod Algorithm="{SHA256}"></ds:DigestMethod>'
+            f"<ds:DigestValue>{value}</ds:DigestValue></ds:Reference>"
+        )
+    parts.append("</ds:SignedInfo>")
+    signed_info = "".join(parts)
+    value = base64.b64encode(key.sign(signed_info.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
+    return (
+        f'<ds:Signature xmlns:ds="{DS}" Id="{attr(signature_id)}">{signed_info}'
+        f"<ds:SignatureValue>{value}</ds:SignatureValue><ds:KeyInfo><wsse:SecurityTokenReference>"
+        f'<wsse:Reference URI="#{attr(bst_id)}" ValueType="{X509V3}"/></wsse:SecurityTokenReference>'
+        "</ds:KeyInfo></ds:Signature>"
+    ), digests
 
 
 @dataclass(frozen=True)
