@@ -11,13 +11,11 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
-from lxml import etree
 
 from as4._canon import attr, text
 from as4._crypto import gcm_encrypt_into, gcm_size, gzip_bytes, oaep_wrap
 from as4._dsig import bst_xml, signature_xml
-from as4._ids import uid as _uid
-from as4._ids import uids
+from as4._ids import uid, uids
 from as4._mime import frame_with_slot
 from as4._model import BuiltMessage, UserMessageHeader
 from as4._ns import (
@@ -44,7 +42,6 @@ from as4._ns import (
     X509V3,
     XENC,
     XENC11,
-    q,
 )
 
 __all__ = ["build_user_message", "format_timestamp", "new_message_id"]
@@ -59,18 +56,7 @@ def format_timestamp(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def envelope_skeleton() -> tuple[etree._Element, etree._Element, etree._Element, etree._Element]:
-    """``(Envelope, Header, wsse:Security, Body)`` with ids and mustUnderstand set."""
-    envelope = etree.Element(q(S12, "Envelope"), nsmap={"S12": S12})
-    soap_header = etree.SubElement(envelope, q(S12, "Header"))
-    security = etree.SubElement(soap_header, q(WSSE, "Security"), nsmap={"wsse": WSSE, "wsu": WSU})
-    security.set(q(S12, "mustUnderstand"), "true")
-    body = etree.SubElement(envelope, q(S12, "Body"), nsmap={"wsu": WSU})
-    body.set(q(WSU, "Id"), f"id-{_uid()}")
-    return envelope, soap_header, security, body
-
-
-_MESSAGING_OPEN = f'<eb:Messaging xmlns:S12="{S12}" xmlns:eb="{EB}" xmlns:wsu="{WSU}" wsu:Id="'
+MESSAGING_OPEN = f'<eb:Messaging xmlns:S12="{S12}" xmlns:eb="{EB}" xmlns:wsu="{WSU}" wsu:Id="'
 _ROLES = (
     f"<eb:Role>{text(ROLE_INITIATOR)}</eb:Role></eb:From><eb:To>",
     f"<eb:Role>{text(ROLE_RESPONDER)}</eb:Role></eb:To></eb:PartyInfo>",
@@ -84,7 +70,7 @@ def messaging_xml(header: UserMessageHeader, messaging_id: str, part_href: str, 
     party = f'<eb:PartyId type="{attr(PEPPOL_PARTY_TYPE)}">'
     compression = f'<eb:Property name="CompressionType">{text(GZIP)}</eb:Property>' if compressed else ""
     return (
-        f'{_MESSAGING_OPEN}{attr(messaging_id)}" S12:mustUnderstand="true">'
+        f'{MESSAGING_OPEN}{attr(messaging_id)}" S12:mustUnderstand="true">'
         f'<eb:UserMessage mpc="{attr(DEFAULT_MPC)}"><eb:MessageInfo>'
         f"<eb:Timestamp>{text(format_timestamp(h.timestamp))}</eb:Timestamp>"
         f"<eb:MessageId>{text(h.message_id)}</eb:MessageId></eb:MessageInfo>"
@@ -188,7 +174,7 @@ def build_user_message(
     ``payload`` is the Peppol business message (SBDH + document). Order: gzip, sign (over the
     gzip bytes), encrypt (AES-128-GCM, key wrapped with RSA-OAEP for ``receiver_cert``).
     """
-    content_id = content_id or f"sbd-{_uid()}@peppol-gateway"
+    content_id = content_id or f"sbd-{uid()}@peppol-gateway"
     header = to_milliseconds(header)
     if compress:
         gz = gzip_bytes(payload)

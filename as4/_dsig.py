@@ -43,11 +43,9 @@ from as4._xml import c14n, child, children
 __all__ = [
     "Sha256Digest",
     "VerifiedSignature",
-    "add_bst",
     "bst_xml",
     "certificate_base64",
     "certificate_from_base64",
-    "sign",
     "signature_xml",
     "verify_signature",
 ]
@@ -75,65 +73,10 @@ class Sha256Digest(bytes):
     """An attachment's SHA-256, computed while it streamed by, standing in for its content."""
 
 
-def _id_attr() -> str:
-    return q(WSU, "Id")
-
-
 @functools.lru_cache(maxsize=64)
 def certificate_base64(cert: x509.Certificate) -> str:
     """The DER of ``cert`` in base64 without line breaks, as a BinarySecurityToken holds it."""
     return base64.b64encode(certificate_der(cert)).decode()
-
-
-def add_bst(security: etree._Element, cert: x509.Certificate, bst_id: str) -> etree._Element:
-    bst = etree.SubElement(
-        security,
-        q(WSSE, "BinarySecurityToken"),
-        {"EncodingType": BASE64_BINARY, "ValueType": X509V3, _id_attr(): bst_id},
-    )
-    bst.text = certificate_base64(cert)
-    return bst
-
-
-def _reference(parent: etree._Element, uri: str, transform: str, digest: bytes) -> etree._Element:
-    ref = etree.SubElement(parent, q(DS, "Reference"), {"URI": uri})
-    transforms = etree.SubElement(ref, q(DS, "Transforms"))
-    etree.SubElement(transforms, q(DS, "Transform"), {"Algorithm": transform})
-    etree.SubElement(ref, q(DS, "DigestMethod"), {"Algorithm": SHA256})
-    etree.SubElement(ref, q(DS, "DigestValue")).text = base64.b64encode(digest).decode()
-    return ref
-
-
-def sign(
-    security: etree._Element,
-    elements: list[etree._Element],
-    attachments: list[tuple[str, bytes]],
-    key: rsa.RSAPrivateKey,
-    bst_id: str,
-    signature_id: str,
-) -> dict[str, str]:
-    """Append a ds:Signature over ``elements`` (by their wsu:Id) and ``attachments``
-    (``(content_id, sha256 of the content)``). Returns URI -> base64 digest."""
-    signature = etree.SubElement(security, q(DS, "Signature"), {"Id": signature_id}, nsmap={"ds": DS})
-    signed_info = etree.SubElement(signature, q(DS, "SignedInfo"))
-    etree.SubElement(signed_info, q(DS, "CanonicalizationMethod"), {"Algorithm": EXC_C14N})
-    etree.SubElement(signed_info, q(DS, "SignatureMethod"), {"Algorithm": RSA_SHA256})
-    digests: dict[str, str] = {}
-    for element in elements:
-        uri = "#" + element.get(_id_attr(), "")
-        digest = hashlib.sha256(c14n(element)).digest()
-        _reference(signed_info, uri, EXC_C14N, digest)
-        digests[uri] = base64.b64encode(digest).decode()
-    for content_id, sha in attachments:
-        uri = "cid:" + content_id
-        _reference(signed_info, uri, SWA_CONTENT_SIGNATURE, sha)
-        digests[uri] = base64.b64encode(sha).decode()
-    value = key.sign(c14n(signed_info), padding.PKCS1v15(), hashes.SHA256())
-    etree.SubElement(signature, q(DS, "SignatureValue")).text = base64.b64encode(value).decode()
-    key_info = etree.SubElement(signature, q(DS, "KeyInfo"))
-    str_el = etree.SubElement(key_info, q(WSSE, "SecurityTokenReference"))
-    etree.SubElement(str_el, q(WSSE, "Reference"), {"URI": "#" + bst_id, "ValueType": X509V3})
-    return digests
 
 
 _SIGNED_INFO_HEAD = (

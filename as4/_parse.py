@@ -54,7 +54,7 @@ from as4._ns import (
     XENC11,
     q,
 )
-from as4._xml import child, children, parse_xml
+from as4._xml import c14n, child, children, parse_xml
 
 __all__ = [
     "ParseTrace",
@@ -500,6 +500,6 @@ def parse_user_message(
         compressed=compressed,
         signer_certificate=verified.certificate,
         references=verified.references,
-        signed_references=[etree.tostring(r) for r in verified.reference_elements],
+        signed_references=[c14n(r) for r in verified.reference_elements],
         message_bytes=len(body),
     )

@@ -19,7 +19,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from lxml import etree
 
 from as4._build import to_milliseconds, user_message_soap
 from as4._crypto import CHUNK, IV_LEN, TAG_LEN
@@ -39,6 +38,7 @@ from as4._ids import uid as _uid
 from as4._mime import MimePart, _parse_headers, parse_content_type
 from as4._model import ReceivedMessage, UserMessageHeader
 from as4._parse import ParseTrace, SoapMessage, _decrypt_key, read_soap, seat_id, user_message_header
+from as4._xml import c14n
 
 __all__ = [
     "GcmDecryptor",
@@ -585,7 +585,7 @@ class MessageReader:
             compressed=self._compressed,
             signer_certificate=verified.certificate,
             references=verified.references,
-            signed_references=[etree.tostring(r) for r in verified.reference_elements],
+            signed_references=[c14n(r) for r in verified.reference_elements],
             message_bytes=self.message_bytes,
         )
         return received, out

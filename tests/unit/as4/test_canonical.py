@@ -104,3 +104,54 @@ def test_awkward_header_values_are_signed_and_verified(dev_pki: DevPki) -> None:
     messaging = root.find("S12:Header/eb:Messaging", NS)
     uri = "#" + messaging.get(f"{{{NS['wsu']}}}Id")
     assert message.digests[uri] == base64.b64encode(hashlib.sha256(c14n(messaging)).digest()).decode()
+
+
+def _received(dev_pki: DevPki) -> tuple[as4.BuiltMessage, as4.ReceivedMessage]:
+    ap1, ap2 = dev_pki.access_points["ap1"], dev_pki.access_points["ap2"]
+    message = as4.build_user_message(
+        header(), sbd(), signing_key=ap1.key, signing_cert=ap1.cert, receiver_cert=ap2.cert
+    )
+    return message, as4.parse_user_message(message.body, message.content_type, our_key=ap2.key, our_cert=ap2.cert)
+
+
+def test_receipt_messaging_is_canonical_as_written(dev_pki: DevPki) -> None:
+    ap2 = dev_pki.access_points["ap2"]
+    message, received = _received(dev_pki)
+    receipt = as4.build_receipt(received, ap2.key, ap2.cert)
+    root = etree.fromstring(receipt)
+    messaging = root.find("S12:Header/eb:Messaging", NS)
+    start = receipt.index(b"<eb:Messaging")
+    end = receipt.index(b"</eb:Messaging>") + len(b"</eb:Messaging>")
+    assert c14n(messaging) == receipt[start:end]
+    as4.verify_receipt(as4.parse_signal(receipt, as4.SOAP_CONTENT_TYPE), message, ap2.cert)
+
+
+def test_receipt_reference_redeclaring_an_outer_prefix_is_canonicalized_by_lxml(dev_pki: DevPki) -> None:
+    """A reference that declares wsu itself (say it carries a wsu:Id) loses that declaration
+    when canonicalized inside the receipt's Messaging, which already declares wsu: the bytes
+    written are then not the canonical form, and the digest must come from lxml."""
+    ap2 = dev_pki.access_points["ap2"]
+    message, received = _received(dev_pki)
+    first = received.signed_references[0]
+    odd = first.replace(b"<ds:Transforms>", f'<ds:Transforms xmlns:wsu="{NS["wsu"]}" wsu:Id="t-1">'.encode(), 1)
+    assert c14n(etree.fromstring(odd)) == odd  # canonical on its own, not inside the receipt
+    receipt = as4.build_receipt(
+        replace(received, signed_references=[odd, *received.signed_references[1:]]), ap2.key, ap2.cert
+    )
+    parsed = as4.parse_signal(receipt, as4.SOAP_CONTENT_TYPE)
+    as4.verify_receipt(parsed, message, ap2.cert)
+
+
+def test_error_signal_messaging_is_canonical_as_written(dev_pki: DevPki) -> None:
+    ap2 = dev_pki.access_points["ap2"]
+    error = as4.OtherError(AWKWARD, detail=AWKWARD)
+    raw = as4.build_error_signal([error, as4.NotServiced("no")], "ref&<1>", key=ap2.key, cert=ap2.cert)
+    messaging = etree.fromstring(raw).find("S12:Header/eb:Messaging", NS)
+    start, end = raw.index(b"<eb:Messaging"), raw.index(b"</eb:Messaging>") + len(b"</eb:Messaging>")
+    assert c14n(messaging) == raw[start:end]
+    with pytest.raises(as4.EbmsErrorReceived) as caught:
+        as4.parse_signal(raw, as4.SOAP_CONTENT_TYPE)
+    assert caught.value.signed
+    assert [e.code for e in caught.value.errors] == ["EBMS:0004", "EBMS:0004"]
+    first = caught.value.errors[0]
+    assert (first.description, first.detail, first.ref_to_message_id) == (AWKWARD.strip(), AWKWARD.strip(), "ref&<1>")
