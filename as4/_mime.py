@@ -106,7 +106,7 @@ def _parse_part(raw: memoryview) -> MimePart:
     head = bytes(raw[:8192])
     sep = head.find(b"\r\n\r\n")
     skip = 4
-    lf = head.find(b"\n\n")
+    lf = head.find(b"\n\n", 0, sep if sep >= 0 else len(head))  # only one before sep matters
     if sep < 0 or (0 <= lf < sep):
         sep, skip = lf, 2
     if sep < 0:

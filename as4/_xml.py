@@ -30,7 +30,9 @@ def parse_xml(data: bytes, what: str = "SOAP envelope", *, large: bool = False) 
 
     ``large`` lifts libxml2's 10 MB text-node limit, for business documents that embed
     attachments; SOAP headers never need it."""
-    if data.find(b"<!DOCTYPE", 0, 4096) >= 0 or data.find(b"<!ENTITY", 0, 65536) >= 0:
+    if data.find(b"!", 0, 65536) >= 0 and (  # one memchr rules both out for nearly every document
+        data.find(b"<!DOCTYPE", 0, 4096) >= 0 or data.find(b"<!ENTITY", 0, 65536) >= 0
+    ):
         raise InvalidHeader(f"{what}: document type declarations are not allowed")
     try:
         root = etree.fromstring(data, _HUGE_PARSER if large else _PARSER)
