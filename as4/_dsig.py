@@ -38,7 +38,7 @@ from as4._ns import (
     X509V3,
     q,
 )
-from as4._xml import c14n, child, children
+from as4._xml import by_tag, c14n, child, children
 
 __all__ = [
     "Sha256Digest",
@@ -126,6 +126,12 @@ def signature_xml(
     ), digests
 
 
+def _first(parts: dict[str, list[etree._Element]], tag: str) -> etree._Element | None:
+    """``find(tag)`` over children grouped by :func:`as4._xml.by_tag`."""
+    found = parts.get(tag)
+    return found[0] if found else None
+
+
 @dataclass(frozen=True)
 class VerifiedSignature:
     certificate: x509.Certificate
@@ -206,14 +212,16 @@ def verify_signature(
     if len(signatures) != 1 or signatures[0].getparent() is not security:
         raise FailedAuthentication("exactly one ds:Signature, inside wsse:Security, is allowed")
     signature = signatures[0]
-    signed_info = child(signature, _DS_SIGNED_INFO)
-    value_el = child(signature, _DS_SIGNATURE_VALUE)
+    parts = by_tag(signature)
+    signed_info = _first(parts, _DS_SIGNED_INFO)
+    value_el = _first(parts, _DS_SIGNATURE_VALUE)
     if signed_info is None or value_el is None:
         raise FailedAuthentication("ds:Signature lacks SignedInfo or SignatureValue")
-    c14n_el = child(signed_info, _DS_C14N_METHOD)
+    signed = by_tag(signed_info)
+    c14n_el = _first(signed, _DS_C14N_METHOD)
     if c14n_el is None or c14n_el.get("Algorithm") != EXC_C14N:
         raise PolicyNoncompliance("SignedInfo must use exclusive canonicalization")
-    method = child(signed_info, _DS_SIGNATURE_METHOD)
+    method = _first(signed, _DS_SIGNATURE_METHOD)
     if method is None or method.get("Algorithm") != RSA_SHA256:
         raise PolicyNoncompliance("signature method must be RSA-SHA256")
 
@@ -222,12 +230,13 @@ def verify_signature(
     covered: set[str] = set()
     checks: list[ReferenceCheck] = []
     ref_elements: list[etree._Element] = []
-    for ref in children(signed_info, _DS_REFERENCE):
+    for ref in signed.get(_DS_REFERENCE, []):
         uri = ref.get("URI") or ""
-        transform_els = children(ref, _DS_TRANSFORMS, _DS_TRANSFORM)
+        ref_parts = by_tag(ref)
+        transform_els = [t for ts in ref_parts.get(_DS_TRANSFORMS, []) for t in children(ts, _DS_TRANSFORM)]
         transforms = [t.get("Algorithm") for t in transform_els]
-        digest_method = child(ref, _DS_DIGEST_METHOD)
-        digest_value = child(ref, _DS_DIGEST_VALUE)
+        digest_method = _first(ref_parts, _DS_DIGEST_METHOD)
+        digest_value = _first(ref_parts, _DS_DIGEST_VALUE)
         if digest_method is None or digest_method.get("Algorithm") != SHA256:
             raise PolicyNoncompliance(f"reference {uri!r}: digest method must be SHA-256")
         if digest_value is None or not (digest_value.text or "").strip():
@@ -275,7 +284,7 @@ def verify_signature(
     if missing:
         raise FailedAuthentication(f"not signed: {', '.join(sorted(missing))}")
 
-    cert = bst_certificate(security, child(signature, _DS_KEY_INFO))
+    cert = bst_certificate(security, _first(parts, _DS_KEY_INFO))
     public_key = cert.public_key()
     if not isinstance(public_key, rsa.RSAPublicKey):
         raise FailedAuthentication("the signing certificate does not hold an RSA key")

@@ -54,7 +54,7 @@ from as4._ns import (
     XENC11,
     q,
 )
-from as4._xml import c14n, child, children, parse_xml
+from as4._xml import by_tag, c14n, child, children, parse_xml
 
 __all__ = [
     "ParseTrace",
@@ -193,15 +193,14 @@ def verify_without_key(body: bytes, content_type: str, trace: ParseTrace) -> Ver
     return verified
 
 
-def _one(parent: etree._Element, tag: str, what: str, error: type[Exception] = InvalidHeader) -> etree._Element:
-    found = children(parent, tag)
+def _one(found: list[etree._Element], what: str, error: type[Exception] = InvalidHeader) -> etree._Element:
     if len(found) != 1:
         raise error(f"{what}: expected exactly one, found {len(found)}")
     return found[0]
 
 
-def _text(parent: etree._Element, tag: str, what: str) -> str:
-    text = (_one(parent, tag, what).text or "").strip()
+def _text(found: list[etree._Element], what: str) -> str:
+    text = (_one(found, what).text or "").strip()
     if not text:
         raise InvalidHeader(f"{what} is empty")
     return text
@@ -228,24 +227,27 @@ _USER_MESSAGE = _EB["UserMessage"]
 _SIGNAL_MESSAGE = _EB["SignalMessage"]
 
 
-def _first_text(parent: etree._Element, *path: str) -> str:
-    """``parent.findtext("a/b")`` stripped: the first match's text, "" when there is none."""
-    found = children(parent, *path)
-    return (found[0].text or "").strip() if found else ""
+_NONE: list[etree._Element] = []
 
 
 def _header(user: etree._Element) -> tuple[UserMessageHeader, str, str, bool]:
-    """The typed header plus the payload href, its MimeType and whether it is compressed."""
+    """The typed header plus the payload href, its MimeType and whether it is compressed.
+
+    Each container's children are grouped by tag once (:func:`by_tag`); ``kids.get(tag, _NONE)``
+    is ``findall(tag)``, and nested lists stand for paths like ``PartyInfo/From/PartyId``."""
     e = _EB
-    info = _one(user, e["MessageInfo"], "eb:MessageInfo")
-    message_id = _text(info, e["MessageId"], "eb:MessageId")
-    timestamp = parse_timestamp(_text(info, e["Timestamp"], "eb:Timestamp"))
-    if child(info, e["RefToMessageId"]) is not None:
+    kids = by_tag(user)
+    info = by_tag(_one(kids.get(e["MessageInfo"], _NONE), "eb:MessageInfo"))
+    message_id = _text(info.get(e["MessageId"], _NONE), "eb:MessageId")
+    timestamp = parse_timestamp(_text(info.get(e["Timestamp"], _NONE), "eb:Timestamp"))
+    if e["RefToMessageId"] in info:
         raise ValueInconsistent("eb:RefToMessageId is not used in Peppol user messages")
 
+    party_infos = [by_tag(pi) for pi in kids.get(e["PartyInfo"], _NONE)]
     parties: dict[str, str] = {}
     for side, role in (("From", ROLE_INITIATOR), ("To", ROLE_RESPONDER)):
-        ids = children(user, e["PartyInfo"], e[side], e["PartyId"])
+        sides = [by_tag(s) for pi in party_infos for s in pi.get(e[side], _NONE)]
+        ids = [p for s in sides for p in s.get(e["PartyId"], _NONE)]
         if len(ids) != 1:
             raise ProcessingModeMismatch(f"eb:{side} must have exactly one PartyId")
         if ids[0].get("type") != PEPPOL_PARTY_TYPE:
@@ -253,24 +255,25 @@ def _header(user: etree._Element) -> tuple[UserMessageHeader, str, str, bool]:
         value = (ids[0].text or "").strip()
         if not SEAT_ID.match(value):
             raise OtherError(f"eb:{side}/PartyId {value!r} is not a Peppol seat id")
-        got_role = _first_text(user, e["PartyInfo"], e[side], e["Role"])
+        roles = [r for s in sides for r in s.get(e["Role"], _NONE)]
+        got_role = (roles[0].text or "").strip() if roles else ""
         if got_role != role:
             raise ProcessingModeMismatch(f"eb:{side}/Role must be {role}")
         parties[side] = value
 
-    collab = _one(user, e["CollaborationInfo"], "eb:CollaborationInfo")
-    agreement = _one(collab, e["AgreementRef"], "eb:AgreementRef", ProcessingModeMismatch)
+    collab = by_tag(_one(kids.get(e["CollaborationInfo"], _NONE), "eb:CollaborationInfo"))
+    agreement = _one(collab.get(e["AgreementRef"], _NONE), "eb:AgreementRef", ProcessingModeMismatch)
     if (agreement.text or "").strip() != PEPPOL_AGREEMENT or agreement.get("type") is not None:
         raise ProcessingModeMismatch(f"eb:AgreementRef must be {PEPPOL_AGREEMENT} without a type")
-    service_el = _one(collab, e["Service"], "eb:Service")
+    service_el = _one(collab.get(e["Service"], _NONE), "eb:Service")
     service = (service_el.text or "").strip()
-    action = _text(collab, e["Action"], "eb:Action")
-    conversation_id = _text(collab, e["ConversationId"], "eb:ConversationId")
+    action = _text(collab.get(e["Action"], _NONE), "eb:Action")
+    conversation_id = _text(collab.get(e["ConversationId"], _NONE), "eb:ConversationId")
     if not service:
         raise InvalidHeader("eb:Service is empty")
 
     properties: dict[str, tuple[str, str]] = {}
-    for prop in children(user, e["MessageProperties"], e["Property"]):
+    for prop in [p for mp in kids.get(e["MessageProperties"], _NONE) for p in children(mp, e["Property"])]:
         name = prop.get("name") or ""
         if name in properties:
             raise ValueInconsistent(f"message property {name!r} appears twice")
@@ -283,7 +286,7 @@ def _header(user: etree._Element) -> tuple[UserMessageHeader, str, str, bool]:
     if "trackingIdentifier" in properties:
         raise ValueInconsistent("the trackingIdentifier property must not be used in Peppol")
 
-    part_infos = children(user, e["PayloadInfo"], e["PartInfo"])
+    part_infos = [pi for pl in kids.get(e["PayloadInfo"], _NONE) for pi in children(pl, e["PartInfo"])]
     if len(part_infos) != 1:
         raise ValueInconsistent(f"expected exactly one eb:PartInfo, found {len(part_infos)}")
     href = part_infos[0].get("href") or ""
