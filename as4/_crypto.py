@@ -12,6 +12,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from as4._errors import DecompressionFailure, FailedDecryption
 
@@ -107,9 +108,16 @@ def gcm_size(plaintext_len: int) -> int:
 def gcm_encrypt_into(key: bytes, plaintext: bytes | bytearray | memoryview, out: memoryview) -> None:
     """Encrypt into a buffer of exactly :func:`gcm_size` bytes, chunk by chunk, without copies."""
     iv = os.urandom(IV_LEN)
+    out[:IV_LEN] = iv
+    if len(plaintext) <= CHUNK:
+        # one call for the usual small payload: AESGCM returns ciphertext ‖ tag
+        sealed = AESGCM(key).encrypt(iv, plaintext, None)
+        if IV_LEN + len(sealed) != len(out):
+            raise ValueError("output buffer has the wrong size")
+        out[IV_LEN:] = sealed
+        return
     enc = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
     view = memoryview(plaintext)
-    out[:IV_LEN] = iv
     pos = IV_LEN
     for i in range(0, len(view), CHUNK):
         chunk = view[i : i + CHUNK]
@@ -124,10 +132,15 @@ def gcm_encrypt_into(key: bytes, plaintext: bytes | bytearray | memoryview, out:
         raise ValueError("output buffer has the wrong size")
 
 
-def gcm_decrypt(key: bytes, data: bytes | memoryview) -> bytearray:
+def gcm_decrypt(key: bytes, data: bytes | memoryview) -> bytes | bytearray:
     if len(data) < IV_LEN + TAG_LEN:
         raise FailedDecryption("encrypted attachment is too short for AES-GCM")
     view = memoryview(data)
+    if len(view) <= CHUNK:
+        try:
+            return AESGCM(key).decrypt(view[:IV_LEN], view[IV_LEN:], None)
+        except (InvalidTag, ValueError):
+            raise FailedDecryption("attachment failed AES-GCM authentication") from None
     iv, tag = bytes(view[:IV_LEN]), bytes(view[-TAG_LEN:])
     body = view[IV_LEN:-TAG_LEN]
     out = bytearray(len(body) + 15)

@@ -37,13 +37,19 @@ class MimePart:
 _PARAM = re.compile(r';\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
 
 
+_QUOTED_PAIR = re.compile(r"\\(.)")
+
+
 def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     """Split a Content-Type value into its lower-cased type and its parameters."""
     head, _, _ = value.partition(";")
     params: dict[str, str] = {}
     for match in _PARAM.finditer(value, len(head)):
         quoted, bare = match.group(2), match.group(3)
-        params[match.group(1).lower()] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+        if quoted is None:
+            params[match.group(1).lower()] = bare
+        else:
+            params[match.group(1).lower()] = _QUOTED_PAIR.sub(r"\1", quoted) if "\\" in quoted else quoted
     return head.strip().lower(), params
 
 
@@ -100,7 +106,7 @@ def _parse_part(raw: memoryview) -> MimePart:
     head = bytes(raw[:8192])
     sep = head.find(b"\r\n\r\n")
     skip = 4
-    lf = head.find(b"\n\n")
+    lf = head.find(b"\n\n", 0, sep if sep >= 0 else len(head))  # only one before sep matters
     if sep < 0 or (0 <= lf < sep):
         sep, skip = lf, 2
     if sep < 0:

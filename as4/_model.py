@@ -71,7 +71,7 @@ class ReceivedMessage:
     compressed: bool
     signer_certificate: x509.Certificate
     references: list[ReferenceCheck]
-    signed_references: list[bytes]  # each ds:Reference, serialized, for the receipt's NRI
+    signed_references: list[bytes]  # each ds:Reference in exclusive canonical form, for the receipt's NRI
     message_bytes: int
 
 

@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from as4._crypto import gcm_decrypt, gunzip, oaep_unwrap
-from as4._dsig import VerifiedSignature, certificate_der, verify_signature
+from as4._dsig import VerifiedSignature, certificate_base64, certificate_der, verify_signature
 from as4._errors import (
     FailedAuthentication,
     FailedDecryption,
@@ -54,7 +54,7 @@ from as4._ns import (
     XENC11,
     q,
 )
-from as4._xml import parse_xml
+from as4._xml import by_tag, c14n, child, children, parse_xml
 
 __all__ = [
     "ParseTrace",
@@ -67,6 +67,26 @@ __all__ = [
 ]
 
 SEAT_ID = re.compile(r"^P[A-Z]{2}[0-9]{6}$")
+_S12_HEADER = q(S12, "Header")
+_S12_BODY = q(S12, "Body")
+_EB_MESSAGING = q(EB, "Messaging")
+_WSSE_SECURITY = q(WSSE, "Security")
+_WSSE_BST = q(WSSE, "BinarySecurityToken")
+_WSSE_STR = q(WSSE, "SecurityTokenReference")
+_WSSE_REFERENCE = q(WSSE, "Reference")
+_WSSE_KEY_IDENTIFIER = q(WSSE, "KeyIdentifier")
+_WSU_ID = q(WSU, "Id")
+_DS_KEY_INFO = q(DS, "KeyInfo")
+_DS_DIGEST_METHOD = q(DS, "DigestMethod")
+_XENC11_MGF = q(XENC11, "MGF")
+_XENC_ENCRYPTED_DATA = q(XENC, "EncryptedData")
+_XENC_ENCRYPTED_KEY = q(XENC, "EncryptedKey")
+_XENC_ENCRYPTION_METHOD = q(XENC, "EncryptionMethod")
+_XENC_CIPHER_DATA = q(XENC, "CipherData")
+_XENC_CIPHER_REFERENCE = q(XENC, "CipherReference")
+_XENC_CIPHER_VALUE = q(XENC, "CipherValue")
+_XENC_REFERENCE_LIST = q(XENC, "ReferenceList")
+_XENC_DATA_REFERENCE = q(XENC, "DataReference")
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 
 
@@ -116,14 +136,14 @@ def read_soap(body: bytes, content_type: str) -> SoapMessage:
         raise ValueNotRecognized("SOAP 1.1 is not allowed: Peppol AS4 uses SOAP 1.2")
     if root.tag != q(S12, "Envelope"):
         raise InvalidHeader(f"root element {root.tag!r} is not a SOAP 1.2 Envelope")
-    headers = root.findall(q(S12, "Header"))
-    bodies = root.findall(q(S12, "Body"))
+    headers = children(root, _S12_HEADER)
+    bodies = children(root, _S12_BODY)
     if len(headers) != 1 or len(bodies) != 1:
         raise InvalidHeader("the envelope must have exactly one Header and one Body")
-    messagings = headers[0].findall(q(EB, "Messaging"))
+    messagings = children(headers[0], _EB_MESSAGING)
     if len(messagings) != 1:
         raise InvalidHeader("the SOAP header must hold exactly one eb:Messaging")
-    securities = headers[0].findall(q(WSSE, "Security"))
+    securities = children(headers[0], _WSSE_SECURITY)
     if len(securities) > 1:
         raise PolicyNoncompliance("more than one wsse:Security header")
     return SoapMessage(
@@ -152,8 +172,8 @@ def _attachment_list(soap: SoapMessage) -> list[tuple[str, str, int]]:
 
 def user_message_header(soap: SoapMessage) -> tuple[UserMessageHeader, str, str, bool]:
     """The one UserMessage's typed header, payload href, MimeType and compression flag."""
-    users = soap.messaging.findall(q(EB, "UserMessage"))
-    if len(users) != 1 or soap.messaging.find(q(EB, "SignalMessage")) is not None:
+    users = children(soap.messaging, _USER_MESSAGE)
+    if len(users) != 1 or child(soap.messaging, _SIGNAL_MESSAGE) is not None:
         raise InvalidHeader("eb:Messaging must hold exactly one UserMessage and no signal")
     return _header(users[0])
 
@@ -173,15 +193,14 @@ def verify_without_key(body: bytes, content_type: str, trace: ParseTrace) -> Ver
     return verified
 
 
-def _one(parent: etree._Element, path: str, what: str, error: type[Exception] = InvalidHeader) -> etree._Element:
-    found = parent.findall(path)
+def _one(found: list[etree._Element], what: str, error: type[Exception] = InvalidHeader) -> etree._Element:
     if len(found) != 1:
         raise error(f"{what}: expected exactly one, found {len(found)}")
     return found[0]
 
 
-def _text(parent: etree._Element, path: str, what: str) -> str:
-    text = (_one(parent, path, what).text or "").strip()
+def _text(found: list[etree._Element], what: str) -> str:
+    text = (_one(found, what).text or "").strip()
     if not text:
         raise InvalidHeader(f"{what} is empty")
     return text
@@ -195,21 +214,40 @@ def parse_timestamp(value: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _eb(*names: str) -> str:
-    return "/".join(q(EB, n) for n in names)
+_EB = {
+    name: q(EB, name)
+    for name in (
+        "UserMessage", "SignalMessage", "MessageInfo", "MessageId", "Timestamp", "RefToMessageId",
+        "PartyInfo", "From", "To", "PartyId", "Role", "CollaborationInfo", "AgreementRef", "Service",
+        "Action", "ConversationId", "MessageProperties", "Property", "PayloadInfo", "PartInfo",
+        "PartProperties",
+    )
+}  # fmt: skip
+_USER_MESSAGE = _EB["UserMessage"]
+_SIGNAL_MESSAGE = _EB["SignalMessage"]
+
+
+_NONE: list[etree._Element] = []
 
 
 def _header(user: etree._Element) -> tuple[UserMessageHeader, str, str, bool]:
-    """The typed header plus the payload href, its MimeType and whether it is compressed."""
-    info = _one(user, q(EB, "MessageInfo"), "eb:MessageInfo")
-    message_id = _text(info, q(EB, "MessageId"), "eb:MessageId")
-    timestamp = parse_timestamp(_text(info, q(EB, "Timestamp"), "eb:Timestamp"))
-    if info.find(q(EB, "RefToMessageId")) is not None:
+    """The typed header plus the payload href, its MimeType and whether it is compressed.
+
+    Each container's children are grouped by tag once (:func:`by_tag`); ``kids.get(tag, _NONE)``
+    is ``findall(tag)``, and nested lists stand for paths like ``PartyInfo/From/PartyId``."""
+    e = _EB
+    kids = by_tag(user)
+    info = by_tag(_one(kids.get(e["MessageInfo"], _NONE), "eb:MessageInfo"))
+    message_id = _text(info.get(e["MessageId"], _NONE), "eb:MessageId")
+    timestamp = parse_timestamp(_text(info.get(e["Timestamp"], _NONE), "eb:Timestamp"))
+    if e["RefToMessageId"] in info:
         raise ValueInconsistent("eb:RefToMessageId is not used in Peppol user messages")
 
+    party_infos = [by_tag(pi) for pi in kids.get(e["PartyInfo"], _NONE)]
     parties: dict[str, str] = {}
     for side, role in (("From", ROLE_INITIATOR), ("To", ROLE_RESPONDER)):
-        ids = user.findall(_eb("PartyInfo", side, "PartyId"))
+        sides = [by_tag(s) for pi in party_infos for s in pi.get(e[side], _NONE)]
+        ids = [p for s in sides for p in s.get(e["PartyId"], _NONE)]
         if len(ids) != 1:
             raise ProcessingModeMismatch(f"eb:{side} must have exactly one PartyId")
         if ids[0].get("type") != PEPPOL_PARTY_TYPE:
@@ -217,24 +255,25 @@ def _header(user: etree._Element) -> tuple[UserMessageHeader, str, str, bool]:
         value = (ids[0].text or "").strip()
         if not SEAT_ID.match(value):
             raise OtherError(f"eb:{side}/PartyId {value!r} is not a Peppol seat id")
-        got_role = (user.findtext(_eb("PartyInfo", side, "Role")) or "").strip()
+        roles = [r for s in sides for r in s.get(e["Role"], _NONE)]
+        got_role = (roles[0].text or "").strip() if roles else ""
         if got_role != role:
             raise ProcessingModeMismatch(f"eb:{side}/Role must be {role}")
         parties[side] = value
 
-    collab = _one(user, q(EB, "CollaborationInfo"), "eb:CollaborationInfo")
-    agreement = _one(collab, q(EB, "AgreementRef"), "eb:AgreementRef", ProcessingModeMismatch)
+    collab = by_tag(_one(kids.get(e["CollaborationInfo"], _NONE), "eb:CollaborationInfo"))
+    agreement = _one(collab.get(e["AgreementRef"], _NONE), "eb:AgreementRef", ProcessingModeMismatch)
     if (agreement.text or "").strip() != PEPPOL_AGREEMENT or agreement.get("type") is not None:
         raise ProcessingModeMismatch(f"eb:AgreementRef must be {PEPPOL_AGREEMENT} without a type")
-    service_el = _one(collab, q(EB, "Service"), "eb:Service")
+    service_el = _one(collab.get(e["Service"], _NONE), "eb:Service")
     service = (service_el.text or "").strip()
-    action = _text(collab, q(EB, "Action"), "eb:Action")
-    conversation_id = _text(collab, q(EB, "ConversationId"), "eb:ConversationId")
+    action = _text(collab.get(e["Action"], _NONE), "eb:Action")
+    conversation_id = _text(collab.get(e["ConversationId"], _NONE), "eb:ConversationId")
     if not service:
         raise InvalidHeader("eb:Service is empty")
 
     properties: dict[str, tuple[str, str]] = {}
-    for prop in user.iterfind(_eb("MessageProperties", "Property")):
+    for prop in [p for mp in kids.get(e["MessageProperties"], _NONE) for p in children(mp, e["Property"])]:
         name = prop.get("name") or ""
         if name in properties:
             raise ValueInconsistent(f"message property {name!r} appears twice")
@@ -247,14 +286,15 @@ def _header(user: etree._Element) -> tuple[UserMessageHeader, str, str, bool]:
     if "trackingIdentifier" in properties:
         raise ValueInconsistent("the trackingIdentifier property must not be used in Peppol")
 
-    part_infos = user.findall(_eb("PayloadInfo", "PartInfo"))
+    part_infos = [pi for pl in kids.get(e["PayloadInfo"], _NONE) for pi in children(pl, e["PartInfo"])]
     if len(part_infos) != 1:
         raise ValueInconsistent(f"expected exactly one eb:PartInfo, found {len(part_infos)}")
     href = part_infos[0].get("href") or ""
     if not href.startswith("cid:"):
         raise ValueInconsistent("the payload must be a MIME attachment referenced by cid:")
     part_props = {
-        (p.get("name") or ""): (p.text or "").strip() for p in part_infos[0].iterfind(_eb("PartProperties", "Property"))
+        (p.get("name") or ""): (p.text or "").strip()
+        for p in children(part_infos[0], e["PartProperties"], e["Property"])
     }
     compression = part_props.get("CompressionType")
     if compression not in (None, GZIP):
@@ -281,9 +321,9 @@ def _header(user: etree._Element) -> tuple[UserMessageHeader, str, str, bool]:
 
 def _oaep_parameters(method: etree._Element) -> tuple[hashes.HashAlgorithm, hashes.HashAlgorithm]:
     algorithm = method.get("Algorithm")
-    digest_el = method.find(q(DS, "DigestMethod"))
+    digest_el = child(method, _DS_DIGEST_METHOD)
     digest_uri = digest_el.get("Algorithm", "") if digest_el is not None else SHA1
-    mgf_el = method.find(q(XENC11, "MGF"))
+    mgf_el = child(method, _XENC11_MGF)
     digests: dict[str, hashes.HashAlgorithm] = {SHA256: hashes.SHA256(), SHA1: hashes.SHA1()}  # noqa: S303
     if digest_uri not in digests:
         raise PolicyNoncompliance(f"RSA-OAEP digest {digest_uri!r} is not supported")
@@ -303,23 +343,26 @@ def _oaep_parameters(method: etree._Element) -> tuple[hashes.HashAlgorithm, hash
 
 def _key_is_ours(security: etree._Element, encrypted_key: etree._Element, our_cert: x509.Certificate) -> None:
     """The EncryptedKey must be addressed to our certificate (by BST, or by SKI)."""
-    str_el = encrypted_key.find(f"{q(DS, 'KeyInfo')}/{q(WSSE, 'SecurityTokenReference')}")
+    str_el = child(encrypted_key, _DS_KEY_INFO, _WSSE_STR)
     if str_el is None:
         raise PolicyNoncompliance("EncryptedKey has no SecurityTokenReference to our certificate")
-    ref = str_el.find(q(WSSE, "Reference"))
+    ref = child(str_el, _WSSE_REFERENCE)
     if ref is not None and (ref.get("URI") or "").startswith("#"):
         wanted = (ref.get("URI") or "")[1:]
-        tokens = [t for t in security.findall(q(WSSE, "BinarySecurityToken")) if t.get(q(WSU, "Id")) == wanted]
+        tokens = [t for t in children(security, _WSSE_BST) if t.get(_WSU_ID) == wanted]
         if len(tokens) != 1 or tokens[0].get("ValueType") != X509V3:
             raise PolicyNoncompliance("EncryptedKey references no X.509 BinarySecurityToken")
+        text = "".join((tokens[0].text or "").split())
+        if text == certificate_base64(our_cert):
+            return
         try:
-            der = base64.b64decode("".join((tokens[0].text or "").split()), validate=True)
+            der = base64.b64decode(text, validate=True)
         except ValueError:
             raise PolicyNoncompliance("BinarySecurityToken is not base64") from None
         if der != certificate_der(our_cert):
             raise FailedDecryption("the message was encrypted for another certificate")
         return
-    key_id = str_el.find(q(WSSE, "KeyIdentifier"))
+    key_id = child(str_el, _WSSE_KEY_IDENTIFIER)
     if key_id is not None and (key_id.get("ValueType") or "").endswith("#X509SubjectKeyIdentifier"):
         try:
             ski = our_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
@@ -341,7 +384,7 @@ def _decrypt(
     attachment: MimePart,
     our_key: rsa.RSAPrivateKey,
     our_cert: x509.Certificate,
-) -> bytearray:
+) -> bytes | bytearray:
     return gcm_decrypt(_decrypt_key(security, href, our_key, our_cert), attachment.body)
 
 
@@ -354,9 +397,9 @@ def _decrypt_key(
     """The AES key of the payload's EncryptedData, unwrapped with our key, after every check."""
     encrypted_data = [
         ed
-        for ed in security.iterfind(q(XENC, "EncryptedData"))
-        if ed.find(f"{q(XENC, 'CipherData')}/{q(XENC, 'CipherReference')}") is not None
-        and ed.find(f"{q(XENC, 'CipherData')}/{q(XENC, 'CipherReference')}").get("URI") == "cid:" + href  # type: ignore[union-attr]
+        for ed in children(security, _XENC_ENCRYPTED_DATA)
+        if (cipher_ref := child(ed, _XENC_CIPHER_DATA, _XENC_CIPHER_REFERENCE)) is not None
+        and cipher_ref.get("URI") == "cid:" + href
     ]
     if not encrypted_data:
         raise FailedDecryption("the payload is not encrypted")
@@ -366,25 +409,23 @@ def _decrypt_key(
     ed_id = ed.get("Id") or ""
     keys = [
         ek
-        for ek in security.iterfind(q(XENC, "EncryptedKey"))
-        if any(
-            (dr.get("URI") or "") == "#" + ed_id
-            for dr in ek.iterfind(f"{q(XENC, 'ReferenceList')}/{q(XENC, 'DataReference')}")
-        )
+        for ek in children(security, _XENC_ENCRYPTED_KEY)
+        if any((dr.get("URI") or "") == "#" + ed_id for dr in children(ek, _XENC_REFERENCE_LIST, _XENC_DATA_REFERENCE))
     ]
     if not keys:
-        ek_ref = ed.find(f"{q(DS, 'KeyInfo')}/{q(WSSE, 'SecurityTokenReference')}/{q(WSSE, 'Reference')}")
+        ek_ref = child(ed, _DS_KEY_INFO, _WSSE_STR, _WSSE_REFERENCE)
         wanted = (ek_ref.get("URI") or "")[1:] if ek_ref is not None else None
-        keys = [ek for ek in security.iterfind(q(XENC, "EncryptedKey")) if wanted and ek.get("Id") == wanted]
+        keys = [ek for ek in children(security, _XENC_ENCRYPTED_KEY) if wanted and ek.get("Id") == wanted]
     if len(keys) != 1:
         raise FailedDecryption("no single EncryptedKey for the payload")
     encrypted_key = keys[0]
     _key_is_ours(security, encrypted_key, our_cert)
-    method = encrypted_key.find(q(XENC, "EncryptionMethod"))
+    method = child(encrypted_key, _XENC_ENCRYPTION_METHOD)
     if method is None:
         raise PolicyNoncompliance("EncryptedKey has no EncryptionMethod")
     digest, mgf = _oaep_parameters(method)
-    cipher_value = encrypted_key.findtext(f"{q(XENC, 'CipherData')}/{q(XENC, 'CipherValue')}") or ""
+    cipher_value_el = child(encrypted_key, _XENC_CIPHER_DATA, _XENC_CIPHER_VALUE)
+    cipher_value = (cipher_value_el.text or "") if cipher_value_el is not None else ""
     try:
         wrapped = base64.b64decode("".join(cipher_value.split()), validate=True)
     except ValueError:
@@ -393,7 +434,7 @@ def _decrypt_key(
         aes_key = oaep_unwrap(our_key, wrapped)
     else:
         aes_key = oaep_unwrap(our_key, wrapped, digest, mgf)
-    ed_method = ed.find(q(XENC, "EncryptionMethod"))
+    ed_method = child(ed, _XENC_ENCRYPTION_METHOD)
     algorithm = ed_method.get("Algorithm") if ed_method is not None else None
     expected_len = {AES128_GCM: 16, AES256_GCM: 32}.get(algorithm or "")
     if expected_len is None:
@@ -442,10 +483,8 @@ def parse_user_message(
         soap.root, soap.security, {"messaging": soap.messaging, "body": soap.body}, {href: plain}
     )
     trace.signature = verified
-    if require_sender_cn and seat_id(verified.certificate) != header.from_party:
-        raise FailedAuthentication(
-            f"eb:From/PartyId {header.from_party!r} is not the signer {seat_id(verified.certificate)!r}"
-        )
+    if require_sender_cn and (signer := seat_id(verified.certificate)) != header.from_party:
+        raise FailedAuthentication(f"eb:From/PartyId {header.from_party!r} is not the signer {signer!r}")
     chunks: list[bytes] = []
     sink = payload_sink or chunks.append
     if compressed:
@@ -464,6 +503,6 @@ def parse_user_message(
         compressed=compressed,
         signer_certificate=verified.certificate,
         references=verified.references,
-        signed_references=[etree.tostring(r) for r in verified.reference_elements],
+        signed_references=[c14n(r) for r in verified.reference_elements],
         message_bytes=len(body),
     )

@@ -2,55 +2,86 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
-from lxml import etree
 
-from as4._build import envelope_skeleton, format_timestamp, new_message_id
-from as4._dsig import add_bst, sign, verify_signature
+from as4._build import (
+    ENVELOPE_OPEN,
+    MESSAGING_OPEN,
+    XML_DECLARATION,
+    body_xml,
+    format_timestamp,
+    new_message_id,
+)
+from as4._canon import attr, text
+from as4._dsig import bst_xml, signature_xml, verify_signature
 from as4._errors import As4Error, EbmsErrorReceived, InvalidReceipt
-from as4._ids import uid as _uid
+from as4._ids import uid, uids
 from as4._model import BuiltMessage, ErrorSignal, Receipt, ReceivedMessage
-from as4._ns import DS, EB, EBBP, S12, WSU, XML, q
+from as4._ns import DS, EB, EBBP, EXC_C14N, S12, WSU, q
 from as4._parse import parse_timestamp, read_soap
 from as4._stream import StreamedFrame
-from as4._xml import parse_xml
+from as4._xml import c14n, parse_xml
 
 __all__ = ["build_error_signal", "build_receipt", "parse_signal", "verify_receipt"]
 
 SOAP_CONTENT_TYPE = "application/soap+xml; charset=UTF-8"
 
 
-def _signal_skeleton(
-    ref_to_message_id: str | None, message_id: str | None, timestamp: datetime | None
-) -> tuple[etree._Element, etree._Element, etree._Element, etree._Element, etree._Element]:
-    envelope, soap_header, security, body = envelope_skeleton()
-    messaging = etree.SubElement(soap_header, q(EB, "Messaging"), nsmap={"eb": EB, "wsu": WSU})
-    messaging.set(q(S12, "mustUnderstand"), "true")
-    messaging.set(q(WSU, "Id"), f"id-{_uid()}")
-    signal = etree.SubElement(messaging, q(EB, "SignalMessage"))
-    info = etree.SubElement(signal, q(EB, "MessageInfo"))
-    etree.SubElement(info, q(EB, "Timestamp")).text = format_timestamp(timestamp or datetime.now(UTC))
-    etree.SubElement(info, q(EB, "MessageId")).text = message_id or new_message_id()
-    if ref_to_message_id:
-        etree.SubElement(info, q(EB, "RefToMessageId")).text = ref_to_message_id
-    return envelope, security, messaging, signal, body
+_RENDERED_ABOVE_NRI = tuple(
+    f'xmlns:{prefix}="{uri}"'.encode() for prefix, uri in (("S12", S12), ("eb", EB), ("wsu", WSU), ("ebbp", EBBP))
+)
 
 
-def _sign_and_serialize(
-    envelope: etree._Element,
-    security: etree._Element,
-    messaging: etree._Element,
-    body: etree._Element,
-    key: rsa.RSAPrivateKey,
-    cert: x509.Certificate,
+def _signal_messaging(
+    messaging_id: str,
+    ref_to_message_id: str | None,
+    message_id: str | None,
+    content: list[bytes],
+    timestamp: datetime | None,
 ) -> bytes:
-    bst_id = f"X509-{_uid()}"
-    add_bst(security, cert, bst_id)
-    sign(security, [messaging, body], [], key, bst_id, f"SIG-{_uid()}")
-    return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+    """A signal's ``eb:Messaging`` in exclusive canonical form around ``content`` (the Receipt
+    or the Errors), when ``content`` is canonical too."""
+    stamp = format_timestamp(timestamp or datetime.now(UTC))
+    ref_to = f"<eb:RefToMessageId>{text(ref_to_message_id)}</eb:RefToMessageId>" if ref_to_message_id else ""
+    head = (
+        f'{MESSAGING_OPEN}{attr(messaging_id)}" S12:mustUnderstand="true"><eb:SignalMessage><eb:MessageInfo>'
+        f"<eb:Timestamp>{text(stamp)}</eb:Timestamp><eb:MessageId>{text(message_id or new_message_id())}"
+        f"</eb:MessageId>{ref_to}</eb:MessageInfo>"
+    )
+    return b"".join((head.encode(), *content, b"</eb:SignalMessage></eb:Messaging>"))
+
+
+def _signal_envelope(
+    messaging: bytes,
+    messaging_id: str,
+    canonical: bool,
+    key: rsa.RSAPrivateKey | None,
+    cert: x509.Certificate | None,
+) -> bytes:
+    """The SOAP envelope around a signal's Messaging, signed over Messaging and Body when a
+    key and certificate are given. ``canonical``: ``messaging`` is its own exclusive canonical
+    form, so its digest is theirs; otherwise lxml canonicalizes it once."""
+    body_id, bst_id, sig_id = uids(3)
+    body = body_xml(f"id-{body_id}").encode()
+    if key is None or cert is None:
+        head = f'{XML_DECLARATION}<S12:Envelope xmlns:S12="{S12}"><S12:Header>'
+    else:
+        canonical_messaging = messaging if canonical else c14n(parse_xml(messaging, "signal header"))
+        signature, _ = signature_xml(
+            [
+                (f"#{messaging_id}", EXC_C14N, hashlib.sha256(canonical_messaging).digest()),
+                (f"#id-{body_id}", EXC_C14N, hashlib.sha256(body).digest()),
+            ],
+            key,
+            f"X509-{bst_id}",
+            f"SIG-{sig_id}",
+        )
+        head = f"{ENVELOPE_OPEN}{bst_xml(cert, f'X509-{bst_id}')}{signature}</wsse:Security>"
+    return b"".join((head.encode(), messaging, b"</S12:Header>", body, b"</S12:Envelope>"))
 
 
 def build_receipt(
@@ -62,14 +93,21 @@ def build_receipt(
     timestamp: datetime | None = None,
 ) -> bytes:
     """A signed non-repudiation Receipt for ``received``: one MessagePartNRInformation per
-    ds:Reference of the signature we verified. Send it with ``SOAP_CONTENT_TYPE``."""
-    envelope, security, messaging, signal, body = _signal_skeleton(received.header.message_id, message_id, timestamp)
-    receipt = etree.SubElement(signal, q(EB, "Receipt"))
-    nri = etree.SubElement(receipt, q(EBBP, "NonRepudiationInformation"), nsmap={"ebbp": EBBP})
-    for raw in received.signed_references:
-        part = etree.SubElement(nri, q(EBBP, "MessagePartNRInformation"))
-        part.append(parse_xml(raw, "signed reference"))
-    return _sign_and_serialize(envelope, security, messaging, body, key, cert)
+    ds:Reference of the signature we verified. Send it with ``SOAP_CONTENT_TYPE``.
+
+    The references are the exclusive canonical forms parsing kept, so the whole Messaging is
+    canonical as written unless one of them redeclares a prefix its new ancestors already
+    declare (then lxml canonicalizes it once)."""
+    references = received.signed_references
+    nri = [
+        f'<eb:Receipt><ebbp:NonRepudiationInformation xmlns:ebbp="{EBBP}">'.encode(),
+        *(b"<ebbp:MessagePartNRInformation>%s</ebbp:MessagePartNRInformation>" % r for r in references),
+        b"</ebbp:NonRepudiationInformation></eb:Receipt>",
+    ]
+    messaging_id = f"id-{uid()}"
+    messaging = _signal_messaging(messaging_id, received.header.message_id, message_id, nri, timestamp)
+    canonical = not any(declared in r for r in references for declared in _RENDERED_ABOVE_NRI)
+    return _signal_envelope(messaging, messaging_id, canonical, key, cert)
 
 
 def build_error_signal(
@@ -81,27 +119,22 @@ def build_error_signal(
     message_id: str | None = None,
 ) -> bytes:
     """An ebMS Error signal; signed when a key and certificate are given."""
-    envelope, security, messaging, signal, body = _signal_skeleton(ref_to_message_id, message_id, None)
+    in_error = f' refToMessageInError="{attr(ref_to_message_id)}"' if ref_to_message_id else ""
+    parts: list[str] = []
     for error in errors:
-        attrs = {
-            "errorCode": error.code,
-            "severity": error.severity,
-            "category": error.category,
-            "origin": error.origin,
-            "shortDescription": error.short_description,
-        }
-        if ref_to_message_id:
-            attrs["refToMessageInError"] = ref_to_message_id
-        el = etree.SubElement(signal, q(EB, "Error"), attrs)
-        description = etree.SubElement(el, q(EB, "Description"))
-        description.set(q(XML, "lang"), "en")
-        description.text = error.reason[:1000]
+        # attributes in canonical order: all unqualified, so by name
+        parts.append(
+            f'<eb:Error category="{attr(error.category)}" errorCode="{attr(error.code)}" '
+            f'origin="{attr(error.origin)}"{in_error} severity="{attr(error.severity)}" '
+            f'shortDescription="{attr(error.short_description)}">'
+            f'<eb:Description xml:lang="en">{text(error.reason[:1000])}</eb:Description>'
+        )
         if error.detail:
-            etree.SubElement(el, q(EB, "ErrorDetail")).text = error.detail
-    if key is not None and cert is not None:
-        return _sign_and_serialize(envelope, security, messaging, body, key, cert)
-    security.getparent().remove(security)  # type: ignore[union-attr]
-    return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+            parts.append(f"<eb:ErrorDetail>{text(error.detail)}</eb:ErrorDetail>")
+        parts.append("</eb:Error>")
+    messaging_id = f"id-{uid()}"
+    messaging = _signal_messaging(messaging_id, ref_to_message_id, message_id, ["".join(parts).encode()], None)
+    return _signal_envelope(messaging, messaging_id, True, key, cert)
 
 
 def parse_signal(body: bytes, content_type: str) -> Receipt:

@@ -13,18 +13,16 @@ import binascii
 import hashlib
 import os
 import zlib
-from dataclasses import dataclass, replace
-from datetime import UTC
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from lxml import etree
 
-from as4._build import _encryption_header, envelope_skeleton, messaging_header
-from as4._crypto import CHUNK, IV_LEN, TAG_LEN, oaep_wrap
-from as4._dsig import Sha256Digest, VerifiedSignature, add_bst, sign, verify_signature
+from as4._build import to_milliseconds, user_message_soap
+from as4._crypto import CHUNK, IV_LEN, TAG_LEN
+from as4._dsig import Sha256Digest, VerifiedSignature, verify_signature
 from as4._errors import (
     As4Error,
     DecompressionFailure,
@@ -40,6 +38,7 @@ from as4._ids import uid as _uid
 from as4._mime import MimePart, _parse_headers, parse_content_type
 from as4._model import ReceivedMessage, UserMessageHeader
 from as4._parse import ParseTrace, SoapMessage, _decrypt_key, read_soap, seat_id, user_message_header
+from as4._xml import c14n
 
 __all__ = [
     "GcmDecryptor",
@@ -205,8 +204,7 @@ class MessageWriter:
         receiver_key = receiver_cert.public_key()
         if not isinstance(receiver_key, rsa.RSAPublicKey):
             raise ValueError("the receiver's certificate does not hold an RSA key")
-        stamp = header.timestamp.astimezone(UTC)
-        self.header = replace(header, timestamp=stamp.replace(microsecond=stamp.microsecond // 1000 * 1000))
+        self.header = to_milliseconds(header)
         self.content_id = content_id or f"sbd-{_uid()}@peppol-gateway"
         self._signing = (signing_key, signing_cert)
         self._receiver = (receiver_cert, receiver_key)
@@ -229,17 +227,18 @@ class MessageWriter:
         else:
             last, sha = b"", self._digest.digest()
         last += self._gcm.finish()
-        envelope, soap_header, security, _body = envelope_skeleton()
-        messaging = messaging_header(self.header, "cid:" + self.content_id, self._gzip is not None)
-        soap_header.append(messaging)
         receiver_cert, receiver_key = self._receiver
-        _encryption_header(security, receiver_cert, oaep_wrap(receiver_key, self._key), self.content_id)
-        sig_bst = f"X509-{_uid()}"
-        add_bst(security, self._signing[1], sig_bst)
-        digests = sign(
-            security, [messaging, _body], [(self.content_id, sha)], self._signing[0], sig_bst, f"SIG-{_uid()}"
+        soap, digests = user_message_soap(
+            self.header,
+            self.content_id,
+            self._gzip is not None,
+            sha,
+            signing_key=self._signing[0],
+            signing_cert=self._signing[1],
+            receiver_cert=receiver_cert,
+            receiver_key=receiver_key,
+            aes_key=self._key,
         )
-        soap = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
         boundary = f"----=_Part_{_uid()}"
         root_id = f"root.{_uid()}@peppol-gateway"
         prefix = (
@@ -586,7 +585,7 @@ class MessageReader:
             compressed=self._compressed,
             signer_certificate=verified.certificate,
             references=verified.references,
-            signed_references=[etree.tostring(r) for r in verified.reference_elements],
+            signed_references=[c14n(r) for r in verified.reference_elements],
             message_bytes=self.message_bytes,
         )
         return received, out

@@ -232,9 +232,20 @@ def main() -> None:
                 ),
                 seconds,
             )
+            received = as4.parse_user_message(message.body, message.content_type, our_key=b.key, our_cert=b.cert)
+            receipt = as4.build_receipt(received, b.key, b.cert)
+            receipt_build = timed(lambda received=received: as4.build_receipt(received, b.key, b.cert), seconds / 2)  # type: ignore[misc]
+            receipt_verify = timed(
+                lambda receipt=receipt, message=message: as4.verify_receipt(  # type: ignore[misc]
+                    as4.parse_signal(receipt, as4.SOAP_CONTENT_TYPE), message, b.cert
+                ),
+                seconds / 2,
+            )
             print(f"{label}: payload {len(payload)} B, on the wire {len(message.body)} B")
             print(row("build (gzip+sign+encrypt)", build))
             print(row("parse (decrypt+verify+gunzip)", parse))
+            print(row("receipt build (sign)", receipt_build))
+            print(row("receipt verify", receipt_verify))
             both = statistics.median(build) * 1000 + statistics.median(parse) * 1000
             print(f"  build+parse {both:.3f} ms = {both / (2 * rsa_ms):.2f}x its two RSA private ops")
             peer = peer_parse_ms(pki, message, seconds)
