@@ -85,6 +85,8 @@ class Receipt:
     signer_certificate: x509.Certificate
     digests: dict[str, str]  # NonRepudiationInformation: URI -> base64 digest
     raw: bytes = field(repr=False)
+    # each ds:Reference of the receipt's own signature and what it covered, all checked
+    references: list[ReferenceCheck] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,7 @@ def parse_signal(body: bytes, content_type: str) -> Receipt:
         signer_certificate=verified.certificate,
         digests=digests,
         raw=body,
+        references=verified.references,
     )
 
 
