@@ -256,10 +256,19 @@ class _Engine:
         return self.processor.parse_xml(xml_text=xml)
 
     def schematron(self, path: Path, document: Any, layer: str) -> tuple[list[Finding], str]:
-        """The failed assertions, and the file's hash."""
+        """The failed assertions, and the file's hash. A rule that cannot be evaluated on this
+        document (a dynamic error: an amount that is no number, say) fails the layer with Saxon's
+        message, as it fails in other validators; it never escapes as an exception."""
+        from saxonche import PySaxonApiError
+
         transform, digest = self.transform(path)
+        try:
+            report = transform.transform_to_string(xdm_node=document)
+        except PySaxonApiError as exc:
+            reason = " ".join(str(exc).split()) or "dynamic error"
+            return [Finding(layer, "XSLT", "fatal", "/", f"the rules could not be evaluated: {reason}")], digest
         findings = []
-        for rule_id, flag, location, text in json.loads(transform.transform_to_string(xdm_node=document)):
+        for rule_id, flag, location, text in json.loads(report):
             flag = (flag or "fatal").lower()
             findings.append(
                 Finding(

@@ -94,6 +94,23 @@ def test_schema_violation_is_reported_by_the_schema_layer() -> None:
     assert any(layer == "schema" for layer, _, _ in _rules(bad))
 
 
+def test_schema_findings_name_the_line_of_the_document_as_sent() -> None:
+    bad = INVOICE.replace(b"<cbc:IssueDate>2026-11-20</cbc:IssueDate>", b"<cbc:IssueDate>tomorrow</cbc:IssueDate>")
+    line = bad[: bad.index(b"tomorrow")].count(b"\n") + 1
+    found = [f for f in validate_document(bad).findings if f.layer == "schema"]
+    assert found and found[0].location == f"line {line}", found
+
+
+def test_a_rule_that_cannot_be_evaluated_fails_its_layer_instead_of_raising() -> None:
+    # An amount that is no number: CEN EN 16931 converts it to a decimal (a dynamic error).
+    bad = INVOICE.replace(b">1000.00</cbc:TaxExclusiveAmount>", b">X</cbc:TaxExclusiveAmount>", 1)
+    assert bad != INVOICE
+    result = validate_document(bad)
+    assert not result.valid and result.validated
+    assert ("en16931", "XSLT", "fatal") in {(f.layer, f.rule_id, f.flag) for f in result.findings}
+    assert any(f.layer == "schema" for f in result.findings)
+
+
 def test_envelope_is_unwrapped_before_validation() -> None:
     from tests.support.as4 import sbd
 
