@@ -11,7 +11,9 @@ applies is decided by the document's date (``rule_versions.toml``: in force from
 date; during a transition window the older and the newer are both valid and passing either is
 enough), and every result names the releases and files it used (``artefacts``). The stylesheets
 run on SaxonC-HE (``saxonche``, the ``[validation]`` extra), compiled once per process and kept
-by the artefact's hash (SaxonC-HE cannot save compiled stylesheets to disk).
+by the artefact's hash (SaxonC-HE cannot save compiled stylesheets to disk). Each document is
+parsed once into Saxon's tree for all its rule layers, and each artefact runs unchanged inside a
+small stylesheet that hands back only the failed assertions (not the whole SVRL report).
 
 Validation never silently does not happen: when a layer that applies cannot run (Saxon or an
 artefact missing) the result is *not validated* (``validated`` false, never ``valid``), and
@@ -210,8 +212,9 @@ class _Engine:
     ``.ci/validation-rules`` replaces the directory)."""
 
     def __init__(self) -> None:
-        from saxonche import PySaxonProcessor
+        from saxonche import PySaxonApiError, PySaxonProcessor
 
+        self.error = PySaxonApiError
         self.processor = PySaxonProcessor(license=False)
         self.compiler = self.processor.new_xslt30_processor()
         self.transforms: dict[str, Any] = {}
@@ -259,12 +262,10 @@ class _Engine:
         """The failed assertions, and the file's hash. A rule that cannot be evaluated on this
         document (a dynamic error: an amount that is no number, say) fails the layer with Saxon's
         message, as it fails in other validators; it never escapes as an exception."""
-        from saxonche import PySaxonApiError
-
         transform, digest = self.transform(path)
         try:
             report = transform.transform_to_string(xdm_node=document)
-        except PySaxonApiError as exc:
+        except self.error as exc:
             reason = " ".join(str(exc).split()) or "dynamic error"
             return [Finding(layer, "XSLT", "fatal", "/", f"the rules could not be evaluated: {reason}")], digest
         findings = []
