@@ -93,7 +93,7 @@ async def ours_pool(document: bytes, warmup: int, count: int) -> tuple[float, fl
             await asyncio.gather(*(one() for _ in range(4)))
 
         await run(max(warmup, 8))
-        workers = list(validator._pool._processes)  # type: ignore[union-attr]
+        workers = validator.pids
         cpu, parent, wall = process_cpu(workers), time.process_time(), time.perf_counter()
         await run(count)
         wall = time.perf_counter() - wall

@@ -49,7 +49,7 @@ async def _pool(document: bytes, seconds: float, processes: int = 2) -> tuple[fl
     validator = Validator(processes)
     try:
         await asyncio.gather(*(validator.validate(document) for _ in range(processes * 4)))  # warm every process
-        workers = list(validator._pool._processes)  # type: ignore[union-attr]
+        workers = validator.pids
         count, deadline = 0, time.perf_counter() + seconds
         start, cpu, parent = time.perf_counter(), _cpu(workers), time.process_time()
 

@@ -26,17 +26,22 @@ event loop.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import importlib.util
 import json
 import multiprocessing
+import multiprocessing.util  # its exit handler (joining children) registered before ours
 import os
+import pickle
 import signal
-from concurrent.futures import ProcessPoolExecutor
+import struct
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from importlib import metadata
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -526,38 +531,238 @@ def _worker_init(gateway_pid: int) -> None:
     exit_with_parent(gateway_pid)
 
 
+_ANSWER = struct.Struct("!QQ")  # request id, length of the pickled answer
+_REQUEST = struct.Struct("!BQQ")  # kind, request id, length of the document
+_KINDS: dict[int, Callable[[bytes], ValidationResult]] = {1: validate_document, 2: validate_report}
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    """``size`` bytes from a pipe, or None at its end. Unbuffered: the workers share the pipe,
+    and a buffered read could take the start of the next worker's request."""
+    parts, left = [], size
+    while left:
+        part = os.read(fd, min(left, 1 << 20))
+        if not part:
+            return None
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
+def _serve(requests: Connection, lock: Any, answers: Connection, gateway_pid: int) -> None:
+    """A worker. The workers of a pool share one request pipe (a kind byte, an id, a length and
+    the document), read under a lock a whole request at a time, so that a document waits for
+    whichever worker is free first; each answers on its own pipe (the id, a length and the pickled
+    ``(True, result)`` or ``(False, exception)``). It ends when the gateway closes the pipes (or
+    dies)."""
+    _worker_init(gateway_pid)
+    source, sink = requests.fileno(), os.fdopen(answers.fileno(), "wb", closefd=False)
+    while True:
+        with lock:
+            header = _read_exactly(source, _REQUEST.size)
+            kind, ident, size = _REQUEST.unpack(header) if header else (0, 0, 0)
+            data = _read_exactly(source, size) if header else None
+        if data is None:
+            return
+        try:
+            answer: tuple[bool, Any] = (True, _KINDS[kind](data))
+        except Exception as exc:  # the caller gets it raised, as from any executor
+            answer = (False, exc)
+        try:
+            payload = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            payload = pickle.dumps((False, RuntimeError(f"unpicklable validation answer: {exc!r}")))
+        try:
+            sink.write(_ANSWER.pack(ident, len(payload)) + payload)
+            sink.flush()
+        except BrokenPipeError:  # the gateway closed the pool
+            return
+
+
+class _Answers(asyncio.Protocol):
+    """One worker's answers, in pieces as the pipe delivers them."""
+
+    def __init__(self, pool: _Pool) -> None:
+        self.pool = pool
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        at = 0
+        while len(self.buffer) - at >= _ANSWER.size:
+            ident, size = _ANSWER.unpack_from(self.buffer, at)
+            if len(self.buffer) - at - _ANSWER.size < size:
+                break
+            at += _ANSWER.size
+            self.pool.answered(ident, bytes(self.buffer[at : at + size]))
+            at += size
+        del self.buffer[:at]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pool.broken("a validation worker died")
+
+
+class _Pool:
+    """The worker processes and their pipes, driven from the event loop: a request is written
+    as it comes (the transport buffers what the pipe does not take) and taken by the first free
+    worker; answers come back by id. No thread in between. A worker that dies breaks the pool
+    (its request pipe may hold half a request): what it still had fails, and the rest of its
+    workers are stopped."""
+
+    running: set[_Pool] = set()  # not closed yet
+
+    def __init__(self, context: Any, processes: int) -> None:
+        requests_out, requests_in = context.Pipe(duplex=False)
+        lock = context.Lock()
+        self._lock = lock  # kept: the workers open it by name as they start
+        self.processes: list[Any] = []
+        answer_pipes: list[Connection] = []
+        self._pipes: list[Connection] = [requests_in]
+        for _ in range(processes):
+            answers_out, answers_in = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_serve, args=(requests_out, lock, answers_in, os.getpid()), name="validation", daemon=True
+            )
+            process.start()
+            answers_in.close()
+            self.processes.append(process)
+            answer_pipes.append(answers_out)
+        requests_out.close()
+        self._pipes += answer_pipes
+        self._transports: list[asyncio.BaseTransport] = []
+        self._requests: asyncio.WriteTransport | None = None
+        self.pending: dict[int, asyncio.Future[ValidationResult]] = {}
+        self._ids = 0
+        self.is_broken = False
+        _Pool.running.add(self)
+
+    async def connect(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand the pipes to the event loop; its transports own (and close) them from now on."""
+        modes = ["wb"] + ["rb"] * (len(self._pipes) - 1)  # the requests, then each worker's answers
+        files = [
+            os.fdopen(os.dup(pipe.fileno()), mode, buffering=0) for pipe, mode in zip(self._pipes, modes, strict=True)
+        ]
+        for pipe in self._pipes:
+            pipe.close()
+        self._pipes = []
+        self._requests, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, files[0])
+        self._transports.append(self._requests)
+        for file in files[1:]:
+            transport, _ = await loop.connect_read_pipe(lambda: _Answers(self), file)
+            self._transports.append(transport)
+
+    def submit(self, loop: asyncio.AbstractEventLoop, kind: int, data: bytes) -> asyncio.Future[ValidationResult]:
+        future: asyncio.Future[ValidationResult] = loop.create_future()
+        if self.is_broken or self._requests is None or self._requests.is_closing():
+            future.set_exception(BrokenProcessPool("the validation workers have ended"))
+            return future
+        self._ids += 1
+        self.pending[self._ids] = future
+        self._requests.write(_REQUEST.pack(kind, self._ids, len(data)))
+        self._requests.write(data)
+        return future
+
+    def answered(self, ident: int, payload: bytes) -> None:
+        future = self.pending.pop(ident, None)
+        ok, value = pickle.loads(payload)  # noqa: S301 - from our own worker, as any process pool does
+        if future is not None and not future.done():  # a caller that gave up (cancelled) is skipped
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def broken(self, reason: str) -> None:
+        """A worker died (killed, out of memory): the documents in hand fail, the others stop."""
+        if not self.is_broken:
+            for process in self.processes:
+                if process.is_alive():
+                    process.kill()  # it may wait for the lock the dead one held
+        self.close(reason)
+
+    def close(self, reason: str = "the validator was closed") -> None:
+        """Close the pipes: each worker finishes the document it has and exits."""
+        self.is_broken = True
+        _Pool.running.discard(self)
+        for pipe in self._pipes:  # not handed to the event loop yet
+            pipe.close()
+        for transport in self._transports:
+            if not transport.is_closing():
+                try:
+                    transport.abort() if isinstance(transport, asyncio.WriteTransport) else transport.close()
+                except RuntimeError:  # its event loop has ended: close the pipe itself
+                    transport.get_extra_info("pipe").close()
+        pending, self.pending = self.pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(BrokenProcessPool(reason))
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Before multiprocessing joins its children at exit (handlers run last registered first):
+    a worker ends once its pipes are closed, so close them all first, those of a validator nobody
+    closed included."""
+    for pool in list(_Pool.running):
+        pool.close()
+
+
 class Validator:
-    """Runs :func:`validate_document` in a process pool, off the event loop. The workers are
-    spawned, not forked: a fork of a process that has already run SaxonC (its native runtime)
-    can die in the child. A pool whose worker died (killed, out of memory) is replaced once. The
-    workers exit when the gateway process dies; use the validator from the event loop's thread."""
+    """Runs :func:`validate_document` in worker processes, off the event loop, each document
+    taken by the first free worker, over pipes that the event loop reads and writes itself (a
+    process pool executor's threads and queues cost the gateway more CPU per document than the
+    dispatch is worth). The workers are spawned, not forked: a fork of a process that has
+    already run SaxonC (its native runtime) can die in the child; they start with the first
+    document. A pool whose worker died (killed, out of memory) is replaced, and the documents it
+    had are tried once more. The workers exit when the gateway process dies; use the validator
+    from the event loop's thread."""
 
     def __init__(self, processes: int = 2) -> None:
         self.processes = processes
-        self._pool = self._new_pool()
+        self._context = multiprocessing.get_context("spawn")
+        self._pool: _Pool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._starting: asyncio.Lock | None = None
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            max_workers=self.processes,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_init,
-            initargs=(os.getpid(),),
-        )
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes running now."""
+        if self._pool is None or self._pool.is_broken:
+            return []
+        return [p.pid for p in self._pool.processes if p.pid is not None]
 
-    async def _run(self, function: Any, data: bytes) -> ValidationResult:
+    async def _ready(self, loop: asyncio.AbstractEventLoop) -> _Pool:
+        if self._loop is loop and self._pool is not None and not self._pool.is_broken:
+            return self._pool
+        if self._loop is not loop:  # first use, or another event loop: its own workers
+            self.close()
+            self._loop, self._starting = loop, asyncio.Lock()
+        assert self._starting is not None
+        async with self._starting:
+            if self._pool is None or self._pool.is_broken:
+                pool = _Pool(self._context, self.processes)
+                await pool.connect(loop)
+                self._pool = pool  # only now: the callers' fast path above takes it as it is
+        return self._pool
+
+    async def _run(self, kind: int, data: bytes) -> ValidationResult:
         loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._pool, function, data)  # type: ignore[no-any-return]
-        except BrokenProcessPool:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
-            return await loop.run_in_executor(self._pool, function, data)  # type: ignore[no-any-return]
+        for attempt in (1, 2):
+            pool = await self._ready(loop)
+            try:
+                return await pool.submit(loop, kind, data)
+            except BrokenProcessPool:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     async def validate(self, data: bytes) -> ValidationResult:
-        return await self._run(validate_document, data)
+        return await self._run(1, data)
 
     async def validate_report(self, data: bytes) -> ValidationResult:
-        return await self._run(validate_report, data)
+        return await self._run(2, data)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """The workers finish the document they have and exit; the documents still waiting fail."""
+        if self._pool is not None:
+            self._pool.close()
+        self._pool = None
