@@ -55,16 +55,47 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total / TICKS
 
 
-def _postgres_pids() -> list[int]:
-    pids = []
+def _postgres_pids(postmaster: int | None) -> list[int]:
+    """The bench's own server: its postmaster and the postmaster's children (backends, WAL
+    writer...), not other PostgreSQL servers running on the machine."""
+    if postmaster is None:
+        return []
+    pids = [postmaster]
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == postmaster:
+                pids.append(int(entry.name))
     return pids
+
+
+# The bench's own statements (submission bookkeeping and polling), left out of the count.
+_BENCH_STATEMENTS = (
+    "SELECT coalesce(max(id), 0) FROM inbound_messages",
+    "SELECT as4_message_id FROM outbound_messages WHERE id = $1",
+    "SELECT count(*) FROM inbound_messages WHERE id > $1",
+    "SELECT pg_database_size(current_database())",
+)
+_STATEMENTS = """
+    SELECT d.datname AS db, s.calls, s.total_exec_time + s.total_plan_time AS ms, s.query
+    FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+    WHERE d.datname IN ('e2e_a', 'e2e_b') ORDER BY s.calls DESC"""
+
+
+async def _print_statements(conn: asyncpg.Connection, count: int) -> None:
+    """Statements per document on each side, from pg_stat_statements (BENCH_PG_STATEMENTS=1)."""
+    rows = [r for r in await conn.fetch(_STATEMENTS) if not any(b in r["query"] for b in _BENCH_STATEMENTS)]
+    for db, side in (("e2e_a", "AP-A (submission + worker)"), ("e2e_b", "AP-B (receiver)")):
+        mine = [r for r in rows if r["db"] == db]
+        calls, ms = sum(r["calls"] for r in mine), sum(r["ms"] for r in mine)
+        print(f"  statements per document, {side}: {calls / count:.2f} ({ms / count:.3f} ms in PostgreSQL)")
+        for r in mine:
+            if r["calls"] >= count / 20:
+                text = " ".join(r["query"].split())[:130]
+                print(f"    {r['calls'] / count:6.2f} {r['ms'] / count:6.3f} ms  {text}")
 
 
 def _env(pki_dir: Path, stem: str, dsn: str, port: int, knot: KnotDns, workers: int) -> dict[str, str]:
@@ -173,7 +204,9 @@ async def _round(
 
 async def _run(tmp: Path, count: int) -> None:
     pki = create_dev_pki(tmp / "pki")
-    postgres = EmbeddedPostgres(tmp / "pg", durable=False)
+    statements = os.environ.get("BENCH_PG_STATEMENTS") == "1"
+    settings = {"shared_preload_libraries": "pg_stat_statements"} if statements else {}
+    postgres = EmbeddedPostgres(tmp / "pg", durable=False, settings=settings)
     admin = postgres.start()
     knot = KnotDns(tmp / "dns", ZONE)
     knot.start()
@@ -182,7 +215,10 @@ async def _run(tmp: Path, count: int) -> None:
         conn = await asyncpg.connect(admin)
         for name in ("e2e_a", "e2e_b"):
             await conn.execute(f'CREATE DATABASE "{name}"')
-        await conn.close()
+        if statements:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        else:
+            await conn.close()
         dsn_a, dsn_b = _db(admin, "e2e_a"), _db(admin, "e2e_b")
         for dsn in (dsn_a, dsn_b):
             c = await asyncpg.connect(dsn)
@@ -210,12 +246,15 @@ async def _run(tmp: Path, count: int) -> None:
             await asyncio.sleep(1)
         size_query = "SELECT pg_database_size(current_database())"
         size_before = await pool_a.fetchval(size_query) + await pool_b.fetchval(size_query)
-        cpu_before = _cpu_seconds(pids) + _cpu_seconds(_postgres_pids())
-        pg_before = _cpu_seconds(_postgres_pids())
+        postmaster = postgres.postmaster_pid
+        if statements:
+            await conn.execute("SELECT pg_stat_statements_reset()")
+        cpu_before = _cpu_seconds(pids) + _cpu_seconds(_postgres_pids(postmaster))
+        pg_before = _cpu_seconds(_postgres_pids(postmaster))
         gw_before = [_cpu_seconds([pid]) for pid in pids]
         elapsed, latencies = await _round(pool_a, pool_b, derived, count, None)
-        cpu = _cpu_seconds(pids) + _cpu_seconds(_postgres_pids()) - cpu_before
-        pg = _cpu_seconds(_postgres_pids()) - pg_before
+        cpu = _cpu_seconds(pids) + _cpu_seconds(_postgres_pids(postmaster)) - cpu_before
+        pg = _cpu_seconds(_postgres_pids(postmaster)) - pg_before
         gw = [_cpu_seconds([pid]) - before for pid, before in zip(pids, gw_before, strict=True)]
         for spy in spies:
             spy.send_signal(2)
@@ -228,12 +267,19 @@ async def _run(tmp: Path, count: int) -> None:
             f"  CPU per document (both gateways + PostgreSQL): {cpu / count * 1000:.2f} ms "
             f"= AP-A {gw[1] / count * 1000:.2f} + AP-B {gw[0] / count * 1000:.2f} + PostgreSQL {pg / count * 1000:.2f}"
         )
+        if statements:
+            await _print_statements(conn, count)
+            await conn.close()
         await pool_a.execute("CHECKPOINT")
         size_after = await pool_a.fetchval(size_query) + await pool_b.fetchval(size_query)
         print(
             f"  database growth per document (sender + receiver, all evidence kept): "
             f"{(size_after - size_before) / count / 1024:.1f} KiB"
         )
+        if os.environ.get("BENCH_BURST_ONLY") == "1":  # the burst's figures only, for profiling
+            await pool_a.close()
+            await pool_b.close()
+            return
         half = max(1.0, rate / 2)
         steady = min(count, int(half * 10))
         elapsed, latencies = await _round(pool_a, pool_b, derived, steady, half)

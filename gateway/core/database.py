@@ -1,9 +1,19 @@
-"""The connection pool: connect, apply pending migrations, and fail with a clear error."""
+"""The connection pool: connect, apply pending migrations, and fail with a clear error.
+
+A connection goes back to the pool without the reset round trip asyncpg makes by default
+(``UNLISTEN *``, ``RESET ALL``, ``CLOSE ALL``, ``pg_advisory_unlock_all()``: four statements on
+every release, as many as the statements the hot paths run): the gateway leaves no session state
+on a connection except a ``LISTEN`` (:meth:`GatewayConnection.add_listener`) and a session-level
+advisory lock (:func:`holds_session_state`), and a connection that had either gets the full
+reset. A transaction left open is rolled back on release as before.
+"""
 
 from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 
@@ -12,11 +22,63 @@ from gateway.core.config import Settings
 from gateway.core.errors import CoreError
 from gateway.core.migrate import apply_migrations
 
-__all__ = ["DatabaseUnavailable", "create_databases", "create_pool", "database_unavailable"]
+__all__ = [
+    "DatabaseUnavailable",
+    "GatewayConnection",
+    "create_databases",
+    "create_pool",
+    "database_unavailable",
+    "holds_session_state",
+    "open_pool",
+]
 
 
 class DatabaseUnavailable(CoreError):
     """PostgreSQL could not be reached at start-up."""
+
+
+class GatewayConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection that knows whether it holds session state, so that its release
+    resets only what needs resetting."""
+
+    _session_state = False
+
+    def hold_session_state(self) -> None:
+        """This connection now holds session state: reset it in full when it is released."""
+        self._session_state = True
+
+    async def add_listener(self, channel: str, callback: Callable[..., Any]) -> None:
+        self._session_state = True
+        await super().add_listener(channel, callback)
+
+
+def holds_session_state(conn: asyncpg.Connection) -> None:
+    """Mark ``conn`` (pooled, or a pool's proxy of it) as holding session state, e.g. before
+    taking a session-level advisory lock: its release then runs the full reset. A connection
+    of another pool is reset in full anyway."""
+    mark = getattr(conn, "hold_session_state", None)
+    if mark is not None:
+        mark()
+
+
+async def _reset(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release (after asyncpg rolled back a transaction left open): the
+    full reset for a connection that held session state, nothing for the others."""
+    if getattr(conn, "_session_state", True):
+        query = conn.get_reset_query()
+        if query:
+            await conn.execute(query)
+        if isinstance(conn, GatewayConnection):
+            conn._session_state = False
+
+
+async def open_pool(dsn: str, *, min_size: int, max_size: int, timeout: float = 10) -> asyncpg.Pool:
+    """A pool of :class:`GatewayConnection`, released without the reset round trip."""
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, timeout=timeout, connection_class=GatewayConnection, reset=_reset
+    )
+    assert pool is not None
+    return pool
 
 
 async def create_pool(settings: Settings, dsn: str, *, migrate: bool = True) -> asyncpg.Pool:
@@ -28,16 +90,9 @@ async def create_pool(settings: Settings, dsn: str, *, migrate: bool = True) -> 
                 await apply_migrations(conn)
             finally:
                 await conn.close()
-        pool = await asyncpg.create_pool(
-            dsn,
-            min_size=settings.database_pool_min,
-            max_size=settings.database_pool_max,
-            timeout=10,
-        )
+        return await open_pool(dsn, min_size=settings.database_pool_min, max_size=settings.database_pool_max)
     except (OSError, asyncpg.InvalidPasswordError, asyncpg.InvalidCatalogNameError) as exc:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
-    assert pool is not None
-    return pool
 
 
 _UNREACHABLE_ERRNOS = frozenset(

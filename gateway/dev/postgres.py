@@ -79,11 +79,21 @@ class EmbeddedPostgres:
     """Start and stop one private cluster; usable as a context manager.
 
     ``durable=False`` turns off fsync and friends and removes the folder on stop, for tests.
+    ``settings`` are more server settings (``-c name=value``), e.g. for a benchmark that loads
+    ``pg_stat_statements``.
     """
 
-    def __init__(self, base_dir: Path, *, durable: bool = True, watchdog: bool = True) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        durable: bool = True,
+        watchdog: bool = True,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.requested_dir = Path(base_dir).absolute()
         self.durable = durable
+        self.settings = dict(settings or {})
         self.watchdog = watchdog
         self.as_root = os.geteuid() == 0
         self.bindir = find_pg_bindir()
@@ -121,6 +131,14 @@ class EmbeddedPostgres:
     @property
     def password_file(self) -> Path:
         return self.base / "pg.password"
+
+    @property
+    def postmaster_pid(self) -> int | None:
+        """The running server's main process id (its backends are its children), if it runs."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     @property
     def dsn(self) -> str:
@@ -234,6 +252,7 @@ class EmbeddedPostgres:
             ]
             if not self.durable:
                 options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+            options += [f"-c {name}='{value}'" for name, value in self.settings.items()]
             logfile = self.base / "pg.log"
             logfile.touch()
             if self.as_root:
