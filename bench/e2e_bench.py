@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 import smp
+from gateway.core.database import open_pool
 from gateway.core.migrate import apply_migrations
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import create_dev_pki
@@ -225,9 +226,9 @@ async def _run(tmp: Path, count: int) -> None:
             await apply_migrations(c)
             await c.close()
         port_a, port_b = _port(), _port()
-        pool_b = await asyncpg.create_pool(dsn_b, min_size=1, max_size=4)
-        pool_a = await asyncpg.create_pool(dsn_a, min_size=2, max_size=20)
-        assert pool_a is not None and pool_b is not None
+        # pools as the gateway opens them: the submissions made here stand for the API's
+        pool_b = await open_pool(dsn_b, min_size=1, max_size=4)
+        pool_a = await open_pool(dsn_a, min_size=2, max_size=20)
         await receiving_company(pool_b, knot, port_b)
         procs.append(_start(_env(pki.directory, "ap2", dsn_b, port_b, knot, 0)))
         procs.append(_start(_env(pki.directory, "ap1", dsn_a, port_a, knot, 16)))

@@ -20,7 +20,6 @@ from opentelemetry import trace
 import as4
 from gateway.core import tracing
 from gateway.core.metrics import Metrics
-from gateway.directory import queries as directory_queries
 from gateway.documents.business import BusinessDocument
 from gateway.documents.content import read_content
 from gateway.documents.envelope import Envelope, SbdhError, read_sbd
@@ -223,7 +222,15 @@ class InboundEndpoint:
         await self.trust.check(received.signer_certificate)
         if header.to_party != self.identity.seat_id:
             raise as4.OtherError(f"eb:To/PartyId {header.to_party} is not this access point")
-        duplicate = await queries.find_inbound_receipt(self.pool, header.message_id, header.from_party)
+        receiver = (header.final_recipient_type, header.final_recipient.lower())
+        # The duplicate check and the receiving company in one round trip: the company is looked
+        # up by the header's document type and process, which must be the envelope's (checked
+        # below before the company is used).
+        arrival = await queries.arrival(
+            self.pool, header.message_id, header.from_party, receiver, header.action,
+            f"{header.service_type}::{header.service}",
+        )  # fmt: skip
+        duplicate = arrival.first_receipt
         if duplicate is not None:
             log.info("as4_duplicate", message_id=header.message_id, sending_ap=header.from_party)
             return web.Response(
@@ -239,14 +246,7 @@ class InboundEndpoint:
         except SbdhError as exc:
             raise as4.OtherError(f"the payload is not a valid Peppol envelope: {exc}") from None
         check_envelope(header, envelope)
-        receiver = (header.final_recipient_type, header.final_recipient.lower())
-        company = await directory_queries.serving_company(
-            self.pool,
-            receiver[0],
-            receiver[1],
-            envelope.action,
-            f"{envelope.process_scheme}::{envelope.process}",
-        )
+        company = arrival.company
         if company is None:
             raise as4.NotServiced(
                 f"{header.final_recipient} does not receive {envelope.action} in {envelope.process} here"

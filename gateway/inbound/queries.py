@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import asyncpg
 
+from gateway.directory.queries import ReceivingCompany
 from gateway.documents.content import ContentRow
 from gateway.documents.queries import ContentFilter, put_spooled_document, sha256
 from gateway.documents.spool import Spool
@@ -150,6 +151,47 @@ class InboundRecord:
     mls_type: str | None = None
     trace_context: str | None = None
     content: ContentRow | None = None  # the document's content view, kept with it
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What is known of a received message before it is stored, read in one statement: the
+    receipt sent when it came before (empty when archived; None: not seen) and the verified
+    company receiving its document type and process as its receiver (None: not serviced)."""
+
+    first_receipt: bytes | None
+    company: ReceivingCompany | None
+
+
+_ARRIVAL = """
+    SELECT (SELECT coalesce(m.receipt, ''::bytea) FROM inbound_messages m
+            WHERE m.as4_message_id = $1 AND m.sending_ap = $2) AS first_receipt,
+           c.id, c.country, c.inbound_validation
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (
+        SELECT co.id, co.country, co.inbound_validation FROM participants p
+        JOIN participant_services s ON s.scheme = p.scheme AND s.value = p.value
+        JOIN companies co ON co.id = p.company_id
+        WHERE p.scheme = $3 AND p.value = $4 AND s.document_type = $5 AND s.process = $6 AND co.verified
+        LIMIT 1) c ON true"""
+
+
+async def arrival(
+    pool: asyncpg.Pool | asyncpg.Connection,
+    as4_message_id: str,
+    sending_ap: str,
+    receiver: tuple[str, str],
+    document_type: str,
+    process: str,
+) -> Arrival:
+    """The duplicate check and the receiving company of a message (as its AS4 header names
+    them) in one round trip."""
+    row = await pool.fetchrow(_ARRIVAL, as4_message_id, sending_ap, receiver[0], receiver[1].lower(), document_type,
+                              process)  # fmt: skip
+    assert row is not None
+    company = None if row["id"] is None else ReceivingCompany(row["id"], row["country"], row["inbound_validation"])
+    first = row["first_receipt"]
+    return Arrival(None if first is None else bytes(first), company)
 
 
 async def find_inbound_receipt(

@@ -118,26 +118,31 @@ _SUBMIT = """
                                               buyer_name, payable_amount, currency, content)
                SELECT id, $29::integer, $30::text, $31::date, $32::date, $33::text, $34::text, $35::numeric,
                       $36::text, $37::jsonb
-               FROM job WHERE $29::integer IS NOT NULL)
-           SELECT id FROM job"""
+               FROM job WHERE $29::integer IS NOT NULL),
+           wake AS (
+               SELECT pg_notify($38, '') FROM job WHERE $38::text IS NOT NULL)
+           SELECT id FROM job, (SELECT count(*) FROM wake) w"""
 
 
-async def submit_outbound(pool: Db, submission: OutboundSubmission) -> int:
-    """Store the document and its outbound job (and the first audit line) in one transaction.
-    A spooled SBD is streamed in first with COPY, in the same transaction."""
+async def submit_outbound(pool: Db, submission: OutboundSubmission, *, notify: str | None = None) -> int:
+    """Store the document and its outbound job (and the first audit line) in one transaction,
+    and wake the workers listening on ``notify`` when it commits (in the same statement). A
+    spooled SBD is streamed in first with COPY, in the same transaction."""
     sbd = submission.sbd
     if not isinstance(sbd, Spool):
-        return await _submit(pool, submission, sha256(sbd), len(sbd), sbd)
+        return await _submit(pool, submission, sha256(sbd), len(sbd), sbd, notify)
     if isinstance(pool, asyncpg.Pool):
         async with pool.acquire() as conn, conn.transaction():
             await put_spooled_document(conn, sbd)
-            return await _submit(conn, submission, sbd.sha256, sbd.size, None)
+            return await _submit(conn, submission, sbd.sha256, sbd.size, None, notify)
     async with pool.transaction():
         await put_spooled_document(pool, sbd)
-        return await _submit(pool, submission, sbd.sha256, sbd.size, None)
+        return await _submit(pool, submission, sbd.sha256, sbd.size, None, notify)
 
 
-async def _submit(db: Db, submission: OutboundSubmission, digest: bytes, size: int, content: bytes | None) -> int:
+async def _submit(
+    db: Db, submission: OutboundSubmission, digest: bytes, size: int, content: bytes | None, notify: str | None
+) -> int:
     fallback = submission.fallback
     job_id = await db.fetchval(
         _SUBMIT,
@@ -170,6 +175,7 @@ async def _submit(db: Db, submission: OutboundSubmission, digest: bytes, size: i
         fallback.sbd if fallback else None,
         fallback.instance_identifier if fallback else None,
         *_content_values(submission.content),
+        notify,
     )
     return int(job_id)
 
@@ -723,11 +729,6 @@ async def company_usage(pool: Db, companies: list[uuid.UUID | None], since: date
     """Documents each company sent, had delivered and received since ``since``."""
     rows = await pool.fetch(_USAGE, companies, since, _DELIVERED)
     return [CompanyUsage(**dict(r)) for r in rows]
-
-
-async def notify_ready(db: asyncpg.Pool | asyncpg.Connection, channel: str) -> None:
-    """Wake the workers listening on ``channel`` (sent when the transaction commits)."""
-    await db.execute(f"NOTIFY {channel}")
 
 
 @dataclass(frozen=True)

@@ -351,8 +351,7 @@ async def submit(
         content=await _content_of(derived),
     )
     if key is None:
-        job_id = await queries.submit_outbound(db, submission)
-        await queries.notify_ready(db, NOTIFY_CHANNEL)
+        job_id = await queries.submit_outbound(db, submission, notify=NOTIFY_CHANNEL)
         return SubmittedJob(job_id, derived)
     assert request.duplicate_window is not None
     since = datetime.now(UTC) - timedelta(seconds=request.duplicate_window)
@@ -371,8 +370,7 @@ async def _queue_once(
         earlier = await queries.earlier_submission(conn, key, since)
         if earlier is not None:
             raise DuplicateDocument(earlier)
-        job_id = await queries.submit_outbound(conn, submission)
-        await queries.notify_ready(conn, NOTIFY_CHANNEL)
+        job_id = await queries.submit_outbound(conn, submission, notify=NOTIFY_CHANNEL)
     return job_id
 
 
