@@ -12,10 +12,12 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 
 import smp
@@ -27,6 +29,7 @@ from gateway.dev.postgres import EmbeddedPostgres
 from gateway.directory import queries as directory_queries
 from gateway.duties.validation import Validator
 from gateway.outbound.submission import derive_submission, submit_document
+from gateway.security.credentials import create_api_key
 
 ROOT = Path(__file__).parent.parent
 ZONE = "sml.e2e.test"
@@ -56,6 +59,14 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total / TICKS
 
 
+def _system_seconds(pid: int) -> float:
+    """The kernel's share (stime) of a process's CPU time."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[12]) / TICKS
+    except OSError:
+        return 0.0
+
+
 def _postgres_pids(postmaster: int | None) -> list[int]:
     """The bench's own server: its postmaster and the postmaster's children (backends, WAL
     writer...), not other PostgreSQL servers running on the machine."""
@@ -73,15 +84,35 @@ def _postgres_pids(postmaster: int | None) -> list[int]:
     return pids
 
 
+def _postgres_split(postmaster: int | None) -> dict[str, float]:
+    """CPU seconds of the server's processes by what they serve: the backends of each
+    gateway's database (the bench's own connections included) and the rest (WAL writer,
+    checkpointer, autovacuum, the postmaster)."""
+    split = {"e2e_a": 0.0, "e2e_b": 0.0, "other": 0.0}
+    for pid in _postgres_pids(postmaster):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        words = title.split()
+        database = words[2] if len(words) > 2 and words[0] == "postgres:" else ""
+        split[database if database in split else "other"] += _cpu_seconds([pid])
+    return split
+
+
 # The bench's own statements (submission bookkeeping and polling), left out of the count.
 _BENCH_STATEMENTS = (
     "SELECT coalesce(max(id), 0) FROM inbound_messages",
     "SELECT as4_message_id FROM outbound_messages WHERE id = $1",
     "SELECT count(*) FROM inbound_messages WHERE id > $1",
     "SELECT pg_database_size(current_database())",
+    "INSERT INTO companies",
+    "INSERT INTO participant",
+    "INSERT INTO api_keys",
 )
 _STATEMENTS = """
-    SELECT d.datname AS db, s.calls, s.total_exec_time + s.total_plan_time AS ms, s.query
+    SELECT d.datname AS db, s.calls, s.total_exec_time + s.total_plan_time AS ms, s.plans, s.total_plan_time AS plan_ms,
+           s.query
     FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
     WHERE d.datname IN ('e2e_a', 'e2e_b') ORDER BY s.calls DESC"""
 
@@ -96,7 +127,8 @@ async def _print_statements(conn: asyncpg.Connection, count: int) -> None:
         for r in mine:
             if r["calls"] >= count / 20:
                 text = " ".join(r["query"].split())[:130]
-                print(f"    {r['calls'] / count:6.2f} {r['ms'] / count:6.3f} ms  {text}")
+                plans = f"{r['plans'] / count:4.2f} plans {r['plan_ms'] / count:5.3f} ms"
+                print(f"    {r['calls'] / count:6.2f} {r['ms'] / count:6.3f} ms ({plans})  {text}")
 
 
 def _env(pki_dir: Path, stem: str, dsn: str, port: int, knot: KnotDns, workers: int) -> dict[str, str]:
@@ -148,12 +180,54 @@ async def receiving_company(pool_b: asyncpg.Pool, knot: KnotDns, port_b: int) ->
     ).register(participant)
 
 
-def bench_document() -> Any:
-    """The example invoice with eight more lines: about 10 KB in its envelope."""
+def bench_invoice(number: int | None = None) -> bytes:
+    """The example invoice with eight more lines (about 10 KB in its envelope); with ``number``
+    an invoice ID of its own, so that the API does not refuse it as sent already."""
     invoice = (ROOT / "examples" / "invoice.xml").read_bytes()
     head, _, tail = invoice.rpartition(b"</Invoice>")
     line = head[head.index(b"<cac:InvoiceLine>") :]
-    return derive_submission(head + line * 8 + b"</Invoice>" + tail)
+    if number is not None:
+        head = head.replace(b"<cbc:ID>NS-2026-1001</cbc:ID>", b"<cbc:ID>NS-2026-1001-%d</cbc:ID>" % number, 1)
+    return head + line * 8 + b"</Invoice>" + tail
+
+
+def bench_document() -> Any:
+    """The bench invoice in its envelope, derived once."""
+    return derive_submission(bench_invoice())
+
+
+@dataclass
+class RestClient:
+    """Submissions through AP-A's REST API (``BENCH_REST=1``): the sending company's token."""
+
+    session: aiohttp.ClientSession
+    url: str
+    token: str
+    sent: int = 0
+
+    async def submit(self, pool_a: asyncpg.Pool) -> str:
+        self.sent += 1
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/xml"}
+        async with self.session.post(f"{self.url}/v1/documents", data=bench_invoice(self.sent), headers=headers) as r:
+            body = await r.json()
+            assert r.status == 202, body
+        job = int(body["data"]["id"].removeprefix("s"))
+        return str(await pool_a.fetchval("SELECT as4_message_id FROM outbound_messages WHERE id = $1", job))
+
+
+async def rest_client(session: aiohttp.ClientSession, pool_a: asyncpg.Pool, port_a: int) -> RestClient:
+    """The Norwegian sender on AP-A, with an API key traded for a token."""
+    sender = smp.ParticipantId.parse("0192:991825827")
+    async with pool_a.acquire() as c:
+        company = await directory_queries.add_company(c, "Nordic Supplies AS", "NO", sender.local_id)
+        await directory_queries.add_participant(c, company, sender.scheme, sender.value, [])
+    _, secret = await create_api_key(pool_a, company_id=company)
+    url = f"http://127.0.0.1:{port_a}"
+    form = {"grant_type": "client_credentials", "client_id": str(company), "client_secret": secret}
+    async with session.post(f"{url}/oauth2/token", data=form) as r:
+        body = await r.json()
+        assert r.status == 200, body
+    return RestClient(session, url, body["access_token"])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -168,6 +242,7 @@ async def _round(
     count: int,
     rate: float | None,
     validator: Validator | None = None,
+    rest: RestClient | None = None,
 ) -> tuple[float, list[float]]:
     """Submit ``count`` documents (at ``rate`` per second, or all at once; validated first, as
     the API does, when a validator is given) and wait for all of them in AP-B's mailbox.
@@ -182,6 +257,9 @@ async def _round(
         if validator is not None:
             # the bench document repeats one line, so BR-CO-10 fails; the cost is the same
             await validator.validate(derived.sbd)  # type: ignore[attr-defined]
+        if rest is not None:
+            submitted[await rest.submit(pool_a)] = time.time()
+            return
         job = await submit_document(pool_a, derived, retry_window=600)  # type: ignore[arg-type]
         message_id = await pool_a.fetchval("SELECT as4_message_id FROM outbound_messages WHERE id = $1", job)
         submitted[message_id] = time.time()
@@ -206,7 +284,8 @@ async def _round(
 async def _run(tmp: Path, count: int) -> None:
     pki = create_dev_pki(tmp / "pki")
     statements = os.environ.get("BENCH_PG_STATEMENTS") == "1"
-    settings = {"shared_preload_libraries": "pg_stat_statements"} if statements else {}
+    settings = {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track_planning": "on"}
+    settings = settings if statements else {}
     postgres = EmbeddedPostgres(tmp / "pg", durable=False, settings=settings)
     admin = postgres.start()
     knot = KnotDns(tmp / "dns", ZONE)
@@ -231,19 +310,34 @@ async def _run(tmp: Path, count: int) -> None:
         pool_a = await open_pool(dsn_a, min_size=2, max_size=20)
         await receiving_company(pool_b, knot, port_b)
         procs.append(_start(_env(pki.directory, "ap2", dsn_b, port_b, knot, 0)))
-        procs.append(_start(_env(pki.directory, "ap1", dsn_a, port_a, knot, 16)))
+        env_a = _env(pki.directory, "ap1", dsn_a, port_a, knot, 16)
+        rest_mode = os.environ.get("BENCH_REST") == "1"
+        if rest_mode:  # the API's path, validation apart (measured below) and without its rate limit
+            env_a.update({"PEPPOL_VALIDATION_ON_SUBMIT": "false", "PEPPOL_HTTP_RATE_LIMIT": "10000000"})
+        procs.append(_start(env_a))
         derived = bench_document()
         print(f"  document: {len(derived.sbd)} bytes in its envelope")
-        await _round(pool_a, pool_b, derived, 40, None)  # warm-up: discovery cache, connections
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
+        rest = await rest_client(session, pool_a, port_a) if rest_mode else None
+        if rest is not None:
+            print("  submitted through AP-A's REST API (POST /v1/documents, a bare invoice, ID of its own)")
+        await _round(pool_a, pool_b, derived, 40, None, rest=rest)  # warm-up: discovery cache, connections
         pids = [p.pid for p in procs]
         profile_dir = os.environ.get("BENCH_PROFILE")
         spies = []
         if profile_dir:  # py-spy flame data of both gateways during the measured burst
             for name, pid in (("ap-b", pids[0]), ("ap-a", pids[1])):
                 spies.append(subprocess.Popen(
-                    ["py-spy", "record", "--format", "raw", "-r", "200", "-o", f"{profile_dir}/{name}.txt", "-p", str(pid)],
+                    ["py-spy", "record", "--format", "raw", "-r", "200", *os.environ.get("BENCH_PYSPY_ARGS", "").split(), "-o", f"{profile_dir}/{name}.txt", "-p", str(pid)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 ))  # fmt: skip
+            # and perf samples of the PostgreSQL server's processes, when perf is installed
+            server = ",".join(str(p) for p in _postgres_pids(postgres.postmaster_pid))
+            perf = ["perf", "record", "-F", "499", "-g", "-o", f"{profile_dir}/postgres.perf", "-p", server]
+            try:
+                spies.append(subprocess.Popen(perf, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            except FileNotFoundError:
+                pass
             await asyncio.sleep(1)
         size_query = "SELECT pg_database_size(current_database())"
         size_before = await pool_a.fetchval(size_query) + await pool_b.fetchval(size_query)
@@ -252,11 +346,15 @@ async def _run(tmp: Path, count: int) -> None:
             await conn.execute("SELECT pg_stat_statements_reset()")
         cpu_before = _cpu_seconds(pids) + _cpu_seconds(_postgres_pids(postmaster))
         pg_before = _cpu_seconds(_postgres_pids(postmaster))
+        split_before = _postgres_split(postmaster)
         gw_before = [_cpu_seconds([pid]) for pid in pids]
-        elapsed, latencies = await _round(pool_a, pool_b, derived, count, None)
+        sys_before = [_system_seconds(pid) for pid in pids]
+        elapsed, latencies = await _round(pool_a, pool_b, derived, count, None, rest=rest)
         cpu = _cpu_seconds(pids) + _cpu_seconds(_postgres_pids(postmaster)) - cpu_before
         pg = _cpu_seconds(_postgres_pids(postmaster)) - pg_before
+        split = {k: v - split_before.get(k, 0.0) for k, v in _postgres_split(postmaster).items()}
         gw = [_cpu_seconds([pid]) - before for pid, before in zip(pids, gw_before, strict=True)]
+        kernel = [_system_seconds(pid) - before for pid, before in zip(pids, sys_before, strict=True)]
         for spy in spies:
             spy.send_signal(2)
             spy.wait(timeout=30)
@@ -268,7 +366,24 @@ async def _run(tmp: Path, count: int) -> None:
             f"  CPU per document (both gateways + PostgreSQL): {cpu / count * 1000:.2f} ms "
             f"= AP-A {gw[1] / count * 1000:.2f} + AP-B {gw[0] / count * 1000:.2f} + PostgreSQL {pg / count * 1000:.2f}"
         )
+        print(
+            f"  of which in the kernel (system time): AP-A {kernel[1] / count * 1000:.2f}, "
+            f"AP-B {kernel[0] / count * 1000:.2f}"
+        )
+        print(
+            f"  PostgreSQL per document: AP-A's backends {split['e2e_a'] / count * 1000:.2f} + AP-B's "
+            f"{split['e2e_b'] / count * 1000:.2f} + other processes {split['other'] / count * 1000:.2f} ms"
+        )
         if statements:
+            for pool in (pool_a, pool_b):
+                rows = await pool.fetch(
+                    "SELECT pg_column_compression(content) AS c, count(*) AS n, avg(size_bytes)::int AS size,"
+                    " avg(pg_column_size(content))::int AS stored FROM documents GROUP BY 1"
+                )
+                print(
+                    "  documents stored:",
+                    ", ".join(f"{r['n']} {r['c']} ({r['size']} -> {r['stored']} B)" for r in rows),
+                )
             await _print_statements(conn, count)
             await conn.close()
         await pool_a.execute("CHECKPOINT")
@@ -277,7 +392,8 @@ async def _run(tmp: Path, count: int) -> None:
             f"  database growth per document (sender + receiver, all evidence kept): "
             f"{(size_after - size_before) / count / 1024:.1f} KiB"
         )
-        if os.environ.get("BENCH_BURST_ONLY") == "1":  # the burst's figures only, for profiling
+        if os.environ.get("BENCH_BURST_ONLY") == "1" or rest is not None:  # the burst's figures only
+            await session.close()
             await pool_a.close()
             await pool_b.close()
             return
@@ -298,6 +414,7 @@ async def _run(tmp: Path, count: int) -> None:
             )
         finally:
             validator.close()
+        await session.close()
         await pool_a.close()
         await pool_b.close()
     finally:
