@@ -208,42 +208,59 @@ async def earlier_submission(conn: asyncpg.Connection, business_key: bytes, sinc
     return None if job_id is None else int(job_id)
 
 
-_CLAIM = """
+def _literal(state: OutboundState) -> str:
+    """A state as an SQL literal, for the few statements that must name states in their text."""
+    return "'" + str(state).replace("'", "''") + "'"
+
+
+# The claim names the states in its text, not as parameters: only then can PostgreSQL prove
+# that the partial index ``outbound_ready`` (the unfinished jobs by next_attempt_at) serves it,
+# in a plan prepared once and reused. With parameters every execution is planned again and
+# the plan sorts every waiting job to take the first.
+_WAITING_STATES = f"{_literal(_QUEUED)}, {_literal(_RETRYING)}"
+_CLAIMABLE = f"""
+    state IN ({_WAITING_STATES}, {_literal(_SENDING)})
+    AND ((state IN ({_WAITING_STATES}) AND next_attempt_at <= now())
+         OR (state = {_literal(_SENDING)} AND locked_until < now()))"""
+_CLAIM_TEMPLATE = """
     WITH claimed AS (
                UPDATE outbound_messages o
-               SET state = $3, attempts = o.attempts + 1, updated_at = now(),
-                   locked_until = now() + make_interval(secs => $1), claim_token = $6
+               SET state = $2, attempts = o.attempts + 1, updated_at = now(),
+                   locked_until = now() + make_interval(secs => $1), claim_token = $3
                WHERE o.id = (
                    SELECT id FROM outbound_messages
-                   WHERE ((state IN ($4, $5) AND next_attempt_at <= now())
-                          OR (state = $3 AND locked_until < now()))
-                     AND ($2::bigint IS NULL OR id = $2)
+                   WHERE {which}
                    ORDER BY next_attempt_at
                    FOR UPDATE SKIP LOCKED
                    LIMIT 1)
                RETURNING o.*),
            audit AS (
                INSERT INTO outbound_audit (outbound_id, state, reason)
-               SELECT id, $3, 'attempt ' || attempts FROM claimed)
+               SELECT id, $2, 'attempt ' || attempts FROM claimed)
            SELECT c.id, c.sender, c.receiver, c.document_type, c.process, c.country_c1,
-                  CASE WHEN d.size_bytes <= $7 THEN d.content END AS sbd,
+                  CASE WHEN d.size_bytes <= $4 THEN d.content END AS sbd,
                   c.as4_message_id, c.conversation_id, c.attempts, c.give_up_at,
                   c.created_at, c.endpoint_url, c.endpoint_cert, c.fixed_endpoint, c.kind, c.company_id,
                   c.trace_context, c.claim_token AS claim, c.fallback_receiver,
                   c.document_sha256, d.size_bytes AS sbd_size
            FROM claimed c JOIN documents d ON d.sha256 = c.document_sha256"""
+_CLAIM_NEXT = _CLAIM_TEMPLATE.format(which=_CLAIMABLE)
+_CLAIM_ONE = _CLAIM_TEMPLATE.format(which=f"id = $5 AND {_CLAIMABLE}")
 
 
 async def claim_outbound(
     pool: asyncpg.Pool, lease_seconds: float = 30.0, job_id: int | None = None
 ) -> OutboundJob | None:
-    """Take the next due job, if any. ``FOR UPDATE SKIP LOCKED`` lets many workers in many
-    processes share the queue; a job whose worker died (stopped renewing its lease) is taken
-    again once the lease ran out. The claim gets a fresh token (:attr:`OutboundJob.claim`).
-    A large document's bytes stay in the database (``sbd`` None): the worker streams it."""
-    row = await pool.fetchrow(
-        _CLAIM, lease_seconds, job_id, _SENDING, _QUEUED, _RETRYING, uuid.uuid4(), LARGE_DOCUMENT_BYTES
-    )
+    """Take the next due job (or job ``job_id`` if it is due), if any. ``FOR UPDATE SKIP
+    LOCKED`` lets many workers in many processes share the queue; a job whose worker died
+    (stopped renewing its lease) is taken again once the lease ran out. The claim gets a fresh
+    token (:attr:`OutboundJob.claim`). A large document's bytes stay in the database (``sbd``
+    None): the worker streams it."""
+    args: tuple[object, ...] = (lease_seconds, _SENDING, uuid.uuid4(), LARGE_DOCUMENT_BYTES)
+    if job_id is None:
+        row = await pool.fetchrow(_CLAIM_NEXT, *args)
+    else:
+        row = await pool.fetchrow(_CLAIM_ONE, *args, job_id)
     if row is None:
         return None
     return OutboundJob(**dict(row))
