@@ -92,13 +92,23 @@ def reporting_counts(kind: str) -> tuple[bool, bool]:
     return kind != "report", kind not in ("report", "mls")
 
 
+# One statement stores a submission: its document (and its fallback's), the job, the first audit
+# line, the content view, and the wake-up of the workers (sent at commit). With $39 (a time) it
+# first looks for the same document (business key $23) submitted since then and not failed, and
+# stores nothing when it finds one (the caller holds the business key's lock). It answers the
+# job as the API shows it, or the earlier job.
 _SUBMIT = """
-    WITH doc AS (
-               INSERT INTO documents (sha256, size_bytes, content) VALUES ($8, $15, $16)
+    WITH earlier AS (
+               SELECT id FROM outbound_messages
+               WHERE $39::timestamptz IS NOT NULL AND business_key = $23 AND created_at >= $39 AND state <> $40
+               ORDER BY id LIMIT 1),
+           doc AS (
+               INSERT INTO documents (sha256, size_bytes, content)
+               SELECT $8, $15, $16 WHERE NOT EXISTS (SELECT FROM earlier)
                ON CONFLICT (sha256) DO NOTHING),
            fallback_doc AS (
                INSERT INTO documents (sha256, size_bytes, content)
-               SELECT $26, length($27::bytea), $27 WHERE $27::bytea IS NOT NULL
+               SELECT $26, length($27::bytea), $27 WHERE $27::bytea IS NOT NULL AND NOT EXISTS (SELECT FROM earlier)
                ON CONFLICT (sha256) DO NOTHING),
            job AS (
                INSERT INTO outbound_messages (
@@ -107,9 +117,11 @@ _SUBMIT = """
                    endpoint_url, endpoint_cert, fixed_endpoint, document_id, kind, answers_inbound_id,
                    validation, trace_context, business_key, mls_type, fallback_receiver, fallback_sha256,
                    fallback_instance)
-               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$17,$18,$19,$20::jsonb,$21,$23,$24,$25,
-                       $26,$28)
-               RETURNING id),
+               SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$17,$18,$19,$20::jsonb,$21,$23,$24,$25,$26,$28
+               WHERE NOT EXISTS (SELECT FROM earlier)
+               RETURNING id, kind, state, sender, receiver, document_type, process, as4_message_id, attempts,
+                         error_code, last_error, validation, mls_code, mls_reason, mls_at, response_code,
+                         answers_inbound_id, company_id, created_at, updated_at, delivered_at),
            audit AS (
                INSERT INTO outbound_audit (outbound_id, state, reason)
                SELECT id, $22, 'submitted' FROM job),
@@ -118,33 +130,63 @@ _SUBMIT = """
                                               buyer_name, payable_amount, currency, content)
                SELECT id, $29::integer, $30::text, $31::date, $32::date, $33::text, $34::text, $35::numeric,
                       $36::text, $37::jsonb
-               FROM job WHERE $29::integer IS NOT NULL),
+               FROM job WHERE $29::integer IS NOT NULL
+               RETURNING number, issue_date, due_date, seller_name, buyer_name, payable_amount, currency),
            wake AS (
                SELECT pg_notify($38, '') FROM job WHERE $38::text IS NOT NULL)
-           SELECT id FROM job, (SELECT count(*) FROM wake) w"""
+           SELECT e.id AS earlier, j.id, j.kind, j.state, j.sender, j.receiver, j.document_type, j.process,
+                  j.as4_message_id, j.attempts, j.error_code, j.last_error, j.validation, j.mls_code, j.mls_reason,
+                  j.mls_at, j.response_code, NULL::bigint AS response_entry_id,
+                  (SELECT m.id FROM mailbox_entries m
+                   WHERE m.message_id = j.answers_inbound_id AND m.company_id = j.company_id) AS answers_entry_id,
+                  j.created_at, j.updated_at, j.delivered_at, c.number, c.issue_date, c.due_date, c.seller_name,
+                  c.buyer_name, c.payable_amount, c.currency
+           FROM (SELECT) one LEFT JOIN job j ON true LEFT JOIN contents c ON true LEFT JOIN earlier e ON true,
+                (SELECT count(*) FROM wake) w"""
 
 
-async def submit_outbound(pool: Db, submission: OutboundSubmission, *, notify: str | None = None) -> int:
+@dataclass(frozen=True)
+class Submitted:
+    """What storing a submission did: the job as the API shows it, or (with ``unless_since``)
+    the earlier job of the same document, when nothing was stored."""
+
+    job: SentDocument | None
+    earlier: int | None = None
+
+    @property
+    def job_id(self) -> int:
+        assert self.job is not None, "refused: submitted already"
+        return self.job.id
+
+
+async def submit_outbound(
+    pool: Db, submission: OutboundSubmission, *, notify: str | None = None, unless_since: datetime | None = None
+) -> Submitted:
     """Store the document and its outbound job (and the first audit line) in one transaction,
     and wake the workers listening on ``notify`` when it commits (in the same statement). A
-    spooled SBD is streamed in first with COPY, in the same transaction."""
+    spooled SBD is streamed in first with COPY, in the same transaction.
+
+    With ``unless_since``, nothing is stored when the same document (``submission.business_key``)
+    was submitted since then and did not fail: the caller holds the business key's lock
+    (:func:`lock_business_key`) in its transaction, so concurrent submissions see each other."""
     sbd = submission.sbd
     if not isinstance(sbd, Spool):
-        return await _submit(pool, submission, sha256(sbd), len(sbd), sbd, notify)
+        return await _submit(pool, submission, sha256(sbd), len(sbd), sbd, notify, unless_since)
     if isinstance(pool, asyncpg.Pool):
         async with pool.acquire() as conn, conn.transaction():
             await put_spooled_document(conn, sbd)
-            return await _submit(conn, submission, sbd.sha256, sbd.size, None, notify)
+            return await _submit(conn, submission, sbd.sha256, sbd.size, None, notify, unless_since)
     async with pool.transaction():
         await put_spooled_document(pool, sbd)
-        return await _submit(pool, submission, sbd.sha256, sbd.size, None, notify)
+        return await _submit(pool, submission, sbd.sha256, sbd.size, None, notify, unless_since)
 
 
 async def _submit(
-    db: Db, submission: OutboundSubmission, digest: bytes, size: int, content: bytes | None, notify: str | None
-) -> int:
+    db: Db, submission: OutboundSubmission, digest: bytes, size: int, content: bytes | None, notify: str | None,
+    unless_since: datetime | None,
+) -> Submitted:  # fmt: skip
     fallback = submission.fallback
-    job_id = await db.fetchval(
+    row = await db.fetchrow(
         _SUBMIT,
         submission.company_id,
         submission.sender,
@@ -176,8 +218,15 @@ async def _submit(
         fallback.instance_identifier if fallback else None,
         *_content_values(submission.content),
         notify,
+        unless_since,
+        _FAILED,
     )
-    return int(job_id)
+    assert row is not None
+    fields = dict(row)
+    earlier = fields.pop("earlier")
+    if fields["id"] is None:
+        return Submitted(None, int(earlier))
+    return Submitted(_sent(fields))
 
 
 def _content_values(row: ContentRow | None) -> tuple[object, ...]:
@@ -197,6 +246,11 @@ _EARLIER_SUBMISSION = """
     SELECT id FROM outbound_messages
     WHERE business_key = $1 AND created_at >= $2 AND state <> $3
     ORDER BY id LIMIT 1"""
+
+
+async def lock_business_key(conn: asyncpg.Connection, business_key: bytes) -> None:
+    """Take the business key's lock, held to the end of the caller's transaction."""
+    await conn.execute(_LOCK_BUSINESS_KEY, business_key)
 
 
 async def earlier_submission(conn: asyncpg.Connection, business_key: bytes, since: datetime) -> int | None:
@@ -682,7 +736,7 @@ _SENT_PAGE = (
 )
 
 
-def _sent(row: asyncpg.Record) -> SentDocument:
+def _sent(row: asyncpg.Record | dict[str, Any]) -> SentDocument:
     fields = dict(row)
     fields["state"] = OutboundState(fields["state"])
     return SentDocument(**fields)

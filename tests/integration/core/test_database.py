@@ -5,11 +5,13 @@ pay for the full reset."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
+from gateway.core import database
 from gateway.core.database import GatewayConnection, holds_session_state, open_pool
 from gateway.duties.queries import advisory_lock
 
@@ -74,3 +76,29 @@ async def test_transaction_left_open_is_rolled_back(one_connection: asyncpg.Pool
     async with one_connection.acquire() as again:
         assert not again.is_in_transaction()
         assert await again.fetchval("SELECT to_regclass('pg_temp.left_open')") is None
+
+
+async def test_large_values_are_stored_with_lz4(one_connection: asyncpg.Pool) -> None:
+    text = b"<Invoice>" + b"".join(b"<Line>%d</Line>" % i for i in range(2000)) + b"</Invoice>"
+    key = hashlib.sha256(text).digest()
+    insert = "INSERT INTO documents (sha256, size_bytes, content) VALUES ($1, $2, $3)"
+    async with one_connection.acquire() as conn:
+        assert await conn.fetchval("SHOW default_toast_compression") == "lz4"
+        await conn.execute(insert, key, len(text), text)
+        holds_session_state(conn)  # a full reset keeps what the connection started with
+    async with one_connection.acquire() as conn:
+        assert await conn.fetchval("SHOW default_toast_compression") == "lz4"
+        compression = "SELECT pg_column_compression(content) FROM documents WHERE sha256 = $1"
+        assert await conn.fetchval(compression, key) == "lz4"
+        assert await conn.fetchval("SELECT content FROM documents WHERE sha256 = $1", key) == text
+
+
+async def test_a_server_refusing_the_settings_still_gets_connections(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "SESSION_SETTINGS", {"default_toast_compression": "zstd"})  # not in PostgreSQL 15
+    pool = await open_pool(db_dsn, min_size=1, max_size=2)
+    try:
+        assert await pool.fetchval("SHOW default_toast_compression") == "pglz"
+    finally:
+        await pool.close()
