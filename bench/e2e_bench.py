@@ -45,7 +45,7 @@ def _port() -> int:
 
 def _db(dsn: str, name: str) -> str:
     p = urlsplit(dsn)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, "", ""))
+    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, ""))
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -287,7 +287,10 @@ async def _run(tmp: Path, count: int) -> None:
     settings = {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track_planning": "on"}
     settings = settings if statements else {}
     postgres = EmbeddedPostgres(tmp / "pg", durable=False, settings=settings)
-    admin = postgres.start()
+    postgres.start()
+    # through the server's Unix socket, as `peppol-gateway serve` does with its own embedded
+    # server (BENCH_TCP=1: over loopback TCP, as with a server on another host)
+    admin = postgres.dsn if os.environ.get("BENCH_TCP") == "1" else postgres.socket_dsn
     knot = KnotDns(tmp / "dns", ZONE)
     knot.start()
     procs: list[subprocess.Popen[bytes]] = []

@@ -27,6 +27,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import structlog
 
@@ -63,6 +64,17 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _socket_dsn(tcp_dsn: str, socket_dir: str) -> str:
+    """``tcp_dsn`` through the Unix socket in ``socket_dir`` (the same server, user and
+    database; libpq's and asyncpg's ``host=`` query parameter), unchanged without one."""
+    if not socket_dir or not (Path(socket_dir) / f".s.PGSQL.{urlsplit(tcp_dsn).port}").exists():
+        return tcp_dsn
+    parts = urlsplit(tcp_dsn)
+    netloc = parts.netloc.rsplit("@", 1)[0] + "@"
+    query = urlencode({"host": socket_dir, "port": str(parts.port)})
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -142,11 +154,25 @@ class EmbeddedPostgres:
 
     @property
     def dsn(self) -> str:
+        """The DSN over TCP (127.0.0.1)."""
         password = self.password_file.read_text().strip()
         return f"postgresql://postgres:{password}@127.0.0.1:{self.port}/postgres"
 
+    @property
+    def socket_dsn(self) -> str:
+        """The DSN over the server's Unix socket (cheaper per round trip than loopback TCP), or
+        over TCP when the server has no socket (its folder's path is too long for one)."""
+        return _socket_dsn(self.dsn, self._socket_dir())
+
+    def _socket_dir(self) -> str:
+        try:
+            return (self.data / "postmaster.pid").read_text().splitlines()[4].strip()
+        except (OSError, IndexError):
+            return ""
+
     def running_dsn(self) -> str | None:
-        """The DSN of this folder's cluster if another process is running it, else None."""
+        """The DSN of this folder's cluster if another process is running it, else None (over
+        its Unix socket when it has one)."""
         pidfile = self.data / "postmaster.pid"
         try:
             lines = pidfile.read_text().splitlines()
@@ -156,7 +182,7 @@ class EmbeddedPostgres:
             return None
         if not _pid_alive(pid):
             return None
-        return f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
+        return _socket_dsn(f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres", self._socket_dir())
 
     def _lock(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
@@ -361,7 +387,8 @@ async def database_url(settings: Settings) -> AsyncIterator[str]:
         return
     embedded = EmbeddedPostgres(settings.data_dir)
     try:
-        dsn = embedded.start()
+        embedded.start()
+        dsn = embedded.socket_dsn  # the server is ours and local: its Unix socket
     except EmbeddedPostgresError:
         # Another gateway process (e.g. `make run`) owns the cluster: use it while it runs.
         shared = embedded.running_dsn()
