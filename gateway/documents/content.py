@@ -708,7 +708,7 @@ def _encode(value: Any) -> Any:
         return format(value, "f")
     if isinstance(value, dt.date):
         return value.isoformat()
-    return {name: getattr(value, name) for name in _field_names(type(value))}
+    return value.__dict__  # a view's dataclass: its fields, in their order, and nothing else
 
 
 def _content_text(content: Content) -> str:
