@@ -332,7 +332,7 @@ async def renew_outbound(pool: asyncpg.Pool, job_id: int, claim: uuid.UUID, leas
     return bool(status == "UPDATE 1")
 
 
-_MARK = """
+_MARK_CTES = """
     WITH doc AS (
                INSERT INTO documents (sha256, size_bytes, content)
                SELECT $7, length($12::bytea), $12 WHERE $12::bytea IS NOT NULL
@@ -362,8 +362,39 @@ _MARK = """
                ON CONFLICT (direction, source_id) DO NOTHING),
            event AS (
                INSERT INTO events (company_id, kind, payload, trace_context)
-               SELECT company_id, $10, $11::jsonb, $14 FROM upd WHERE $2 IN ($15, $16))
-        SELECT count(*) FROM upd"""
+               SELECT company_id, $10, $11::jsonb, $14 FROM upd WHERE $2 IN ($15, $16))"""
+_MARK = "".join(
+    (
+        _MARK_CTES,
+        """
+        SELECT count(*) FROM upd""",
+    )
+)
+# The outcome of one job and the claim of the next due one (another than the job marked) in one
+# statement: a worker that finished a delivery takes its next job in the same round trip.
+_CHAINED_CLAIM = """,
+           claimed AS (
+               UPDATE outbound_messages o
+               SET state = $18, attempts = o.attempts + 1, updated_at = now(),
+                   locked_until = now() + make_interval(secs => $19), claim_token = $20
+               WHERE o.id = (
+                   SELECT id FROM outbound_messages
+                   WHERE id <> $1 AND {claimable}
+                   ORDER BY next_attempt_at
+                   FOR UPDATE SKIP LOCKED
+                   LIMIT 1)
+               RETURNING o.*),
+           claim_audit AS (
+               INSERT INTO outbound_audit (outbound_id, state, reason)
+               SELECT id, $18, 'attempt ' || attempts FROM claimed)
+        SELECT (SELECT count(*) FROM upd) AS applied, c.id, c.sender, c.receiver, c.document_type, c.process,
+               c.country_c1, CASE WHEN d.size_bytes <= $21 THEN d.content END AS sbd,
+               c.as4_message_id, c.conversation_id, c.attempts, c.give_up_at,
+               c.created_at, c.endpoint_url, c.endpoint_cert, c.fixed_endpoint, c.kind, c.company_id,
+               c.trace_context, c.claim_token AS claim, c.fallback_receiver,
+               c.document_sha256, d.size_bytes AS sbd_size
+        FROM (SELECT) one LEFT JOIN claimed c ON true LEFT JOIN documents d ON d.sha256 = c.document_sha256"""
+_MARK_AND_CLAIM = "".join((_MARK_CTES, _CHAINED_CLAIM.format(claimable=_CLAIMABLE)))
 
 
 async def mark_outbound(
@@ -403,6 +434,39 @@ async def mark_outbound(
     sent_sha = sha256(sent_message) if sent_message is not None else None
     return await _mark(pool, job_id, state, reason, claim, next_attempt_at, error_code, receipt, sent_sha,
                        sent_message, endpoint_url, receiver_ap, exchanged_at, trace_context)  # fmt: skip
+
+
+async def mark_and_claim_next(
+    pool: Db,
+    job_id: int,
+    state: OutboundState,
+    reason: str,
+    *,
+    claim: uuid.UUID | None,
+    lease_seconds: float,
+    next_attempt_at: datetime | None = None,
+    error_code: str | None = None,
+    receipt: bytes | None = None,
+    sent_message: bytes | None = None,
+    endpoint_url: str | None = None,
+    receiver_ap: str | None = None,
+    exchanged_at: datetime | None = None,
+    trace_context: str | None = None,
+) -> tuple[bool, OutboundJob | None]:
+    """:func:`mark_outbound` (the evidence in memory) and :func:`claim_outbound` of the next due
+    job in one statement: whether the outcome applied (the claim was still ours), and the job
+    claimed next, if any (with a fresh token and lease, as a claim of its own would have)."""
+    event = json.dumps({"outbound_id": job_id, "reason": reason, "error_code": error_code})
+    sent_sha = sha256(sent_message) if sent_message is not None else None
+    row = await pool.fetchrow(
+        _MARK_AND_CLAIM, job_id, state, next_attempt_at, error_code, reason, receipt, sent_sha, endpoint_url,
+        receiver_ap, f"document.{state}", event, sent_message, exchanged_at, trace_context, _DELIVERED, _FAILED,
+        claim, _SENDING, lease_seconds, uuid.uuid4(), LARGE_DOCUMENT_BYTES,
+    )  # fmt: skip
+    assert row is not None
+    fields = dict(row)
+    applied = bool(fields.pop("applied"))
+    return applied, None if fields["id"] is None else OutboundJob(**fields)
 
 
 class _Fenced(Exception):
