@@ -336,7 +336,7 @@ async def _run(tmp: Path, count: int) -> None:
                 ))  # fmt: skip
             # and perf samples of the PostgreSQL server's processes, when perf is installed
             server = ",".join(str(p) for p in _postgres_pids(postgres.postmaster_pid))
-            perf = ["perf", "record", "-F", "499", "-g", "-o", f"{profile_dir}/postgres.perf", "-p", server]
+            perf = ["perf", "record", "-F", "2999", "-g", "-o", f"{profile_dir}/postgres.perf", "-p", server]
             try:
                 spies.append(subprocess.Popen(perf, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             except FileNotFoundError:
