@@ -104,11 +104,12 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, pool: asyncpg.Pool, runtime: Runtime | None = None) -> web.Application:
     """The HTTP application; with a runtime it also serves AS4 (``/as4``) and the SMP (``/smp``)."""
+    limiter = RateLimiter(lambda request: request.app[POOL], settings.rate_limit, 60.0)
     app = web.Application(
         middlewares=[
             request_context,
-            auth_middleware(lambda request: request.app[POOL]),
-            RateLimiter(lambda request: request.app[POOL], settings.rate_limit, 60.0).middleware(),
+            auth_middleware(lambda request: request.app[POOL], limiter.rule),
+            limiter.middleware(),
         ],
         client_max_size=settings.max_message_bytes,
     )

@@ -63,12 +63,16 @@ def _kinds(request: web.Request) -> list[str]:
     return list(_INVOICE_ROOTS if request.path.startswith("/v1/invoices") else _ALL)
 
 
-async def _verified_company(request: web.Request, principal: Principal) -> uuid.UUID:
+async def _sending_company(
+    request: web.Request, principal: Principal
+) -> tuple[uuid.UUID, directory_queries.SendingCompany]:
+    """The calling company, verified, with what sending checks of it (one statement)."""
     if principal.company_id is None:
         raise ApiError(403, "insufficient_scope", "documents are sent and received by companies")
-    if not await directory_queries.company_verified(_pool(request), principal.company_id):
+    company = await directory_queries.sending_company(_pool(request), principal.company_id)
+    if company is None or not company.verified:
         raise ApiError(403, "company_not_verified", "an operator must verify the company first")
-    return principal.company_id
+    return principal.company_id, company
 
 
 class _Collector:
@@ -153,11 +157,12 @@ async def _upload(request: web.Request, *, spool: bool = False) -> tuple[bytes |
 
 
 def _sending_checks(
-    request: web.Request, db: asyncpg.Connection, company_id: uuid.UUID
+    request: web.Request, db: asyncpg.Connection, company_id: uuid.UUID, company: directory_queries.SendingCompany
 ) -> Callable[[Derived], Awaitable[str | None]]:
     """What the API checks of a derived document before it is queued: the resource's document
-    types, the company's validation policy, and that the sender is the company's own. Returns
-    the findings to record when it is sent anyway. Reads on ``db``, the connection of the
+    types, the company's validation policy, and that the sender is the company's own (as
+    ``company`` was read before the request's transaction). Returns the findings to record when
+    it is sent anyway. What it still has to read, it reads on ``db``, the connection of the
     sending transaction (a second pooled connection could wait on the retries it holds up)."""
 
     async def check(derived: Derived) -> str | None:
@@ -178,7 +183,7 @@ def _sending_checks(
                 result = await validator.validate(await asyncio.to_thread(sbd.path.read_bytes))
             else:
                 result = await validator.validate(sbd)
-            policy = await directory_queries.outbound_validation(db, company_id)
+            policy = company.outbound_validation
             if not result.validated and policy != "warn":
                 reason = next(iter(result.layers_skipped.values()), "a rule layer could not run")
                 raise ApiError(
@@ -196,7 +201,10 @@ def _sending_checks(
                 report = result.as_json()
                 report["warnings"] = report["errors"] + report["warnings"]  # sent anyway: all are warnings now
                 recorded = json.dumps(report)
-        if not await directory_queries.owns_participant(db, company_id, derived.sender.scheme, derived.sender.key):
+        owned = company.owns(derived.sender.scheme, derived.sender.key)
+        if owned is None:  # a company with many participants: ask for this one
+            owned = await directory_queries.owns_participant(db, company_id, derived.sender.scheme, derived.sender.key)
+        if not owned:
             raise ApiError(
                 400, "validation_error", f"the sender {derived.sender} is not a participant of this company",
                 {"field": "sender"},
@@ -219,22 +227,23 @@ async def send_document(request: web.Request) -> web.Response:
     document submitted again without one is refused (409 ``duplicate_document``) unless the
     company turned ``duplicate_check`` off."""
     principal = require(request, "documents:send")
-    company_id = await _verified_company(request, principal)
+    company_id, company = await _sending_company(request, principal)
     document, fields = await _upload(request, spool=True)
     try:
-        return await _send_uploaded(request, principal, company_id, document, fields)
+        return await _send_uploaded(request, principal, company_id, company, document, fields)
     finally:
         if isinstance(document, Spool):  # the upload and the SBD written next to it
             document.remove_with_wrapped()
 
 
 async def _send_uploaded(
-    request: web.Request, principal: Principal, company_id: uuid.UUID, document: bytes | Spool, fields: dict[str, str]
-) -> web.Response:
+    request: web.Request, principal: Principal, company_id: uuid.UUID, company: directory_queries.SendingCompany,
+    document: bytes | Spool, fields: dict[str, str],
+) -> web.Response:  # fmt: skip
     pool = _pool(request)
     settings = request.app[RUNTIME].settings
     window = settings.duplicate_window or None
-    if window is not None and not await directory_queries.duplicate_check(pool, company_id):
+    if window is not None and not company.duplicate_check:
         window = None
     wanted = SubmitRequest(
         document, settings.retry_window, sender=fields.get("sender"),
@@ -245,14 +254,14 @@ async def _send_uploaded(
 
     async def queue(conn: asyncpg.Connection) -> Created:
         try:
-            job = await submit(conn, wanted, check=_sending_checks(request, conn, company_id))
+            job = await submit(conn, wanted, check=_sending_checks(request, conn, company_id, company))
         except SubmissionError as exc:
             raise ApiError(400, "validation_error", exc.message, {"field": exc.field}) from None
         except DuplicateDocument as exc:
             earlier = f"s{exc.earlier_job_id}"
             message = f"the document was sent already as {earlier}; the company's duplicate_check allows resending"
             raise ApiError(409, "duplicate_document", message, {"document_id": earlier}) from None
-        data = await _sent(conn, company_id, job.job_id)
+        data = _sent_json(job.sent) if job.sent is not None else await _sent(conn, company_id, job.job_id)
         trace.get_current_span().set_attribute("peppol.document_id", data["id"])
         return Created(data, status=202)
 

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from gateway.api.auth import PRINCIPAL
+from gateway.api.auth import ALLOWANCE, PRINCIPAL
 from gateway.api.envelope import ApiError
 from gateway.security.limits import RateLimit
 
@@ -33,7 +33,9 @@ class RateLimiter:
             principal = request.get(PRINCIPAL)
             if principal is None:
                 return await handler(request)  # type: ignore[no-any-return]
-            allowance = await self.rule.take(self.pool(request), str(principal.key_id))
+            allowance = request.get(ALLOWANCE)  # taken with the authentication
+            if allowance is None:
+                allowance = await self.rule.take(self.pool(request), str(principal.key_id))
             headers = {
                 "X-RateLimit-Limit": str(self.rule.limit),
                 "X-RateLimit-Remaining": str(allowance.remaining),

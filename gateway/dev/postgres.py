@@ -27,6 +27,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import structlog
 
@@ -65,6 +66,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _socket_dsn(tcp_dsn: str, socket_dir: str) -> str:
+    """``tcp_dsn`` through the Unix socket in ``socket_dir`` (the same server, user and
+    database; libpq's and asyncpg's ``host=`` query parameter), unchanged without one."""
+    if not socket_dir or not (Path(socket_dir) / f".s.PGSQL.{urlsplit(tcp_dsn).port}").exists():
+        return tcp_dsn
+    parts = urlsplit(tcp_dsn)
+    netloc = parts.netloc.rsplit("@", 1)[0] + "@"
+    query = urlencode({"host": socket_dir, "port": str(parts.port)})
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -79,11 +91,21 @@ class EmbeddedPostgres:
     """Start and stop one private cluster; usable as a context manager.
 
     ``durable=False`` turns off fsync and friends and removes the folder on stop, for tests.
+    ``settings`` are more server settings (``-c name=value``), e.g. for a benchmark that loads
+    ``pg_stat_statements``.
     """
 
-    def __init__(self, base_dir: Path, *, durable: bool = True, watchdog: bool = True) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        durable: bool = True,
+        watchdog: bool = True,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.requested_dir = Path(base_dir).absolute()
         self.durable = durable
+        self.settings = dict(settings or {})
         self.watchdog = watchdog
         self.as_root = os.geteuid() == 0
         self.bindir = find_pg_bindir()
@@ -123,12 +145,34 @@ class EmbeddedPostgres:
         return self.base / "pg.password"
 
     @property
+    def postmaster_pid(self) -> int | None:
+        """The running server's main process id (its backends are its children), if it runs."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    @property
     def dsn(self) -> str:
+        """The DSN over TCP (127.0.0.1)."""
         password = self.password_file.read_text().strip()
         return f"postgresql://postgres:{password}@127.0.0.1:{self.port}/postgres"
 
+    @property
+    def socket_dsn(self) -> str:
+        """The DSN over the server's Unix socket (cheaper per round trip than loopback TCP), or
+        over TCP when the server has no socket (its folder's path is too long for one)."""
+        return _socket_dsn(self.dsn, self._socket_dir())
+
+    def _socket_dir(self) -> str:
+        try:
+            return (self.data / "postmaster.pid").read_text().splitlines()[4].strip()
+        except (OSError, IndexError):
+            return ""
+
     def running_dsn(self) -> str | None:
-        """The DSN of this folder's cluster if another process is running it, else None."""
+        """The DSN of this folder's cluster if another process is running it, else None (over
+        its Unix socket when it has one)."""
         pidfile = self.data / "postmaster.pid"
         try:
             lines = pidfile.read_text().splitlines()
@@ -138,7 +182,7 @@ class EmbeddedPostgres:
             return None
         if not _pid_alive(pid):
             return None
-        return f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
+        return _socket_dsn(f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres", self._socket_dir())
 
     def _lock(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
@@ -234,6 +278,7 @@ class EmbeddedPostgres:
             ]
             if not self.durable:
                 options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+            options += [f"-c {name}='{value}'" for name, value in self.settings.items()]
             logfile = self.base / "pg.log"
             logfile.touch()
             if self.as_root:
@@ -342,7 +387,8 @@ async def database_url(settings: Settings) -> AsyncIterator[str]:
         return
     embedded = EmbeddedPostgres(settings.data_dir)
     try:
-        dsn = embedded.start()
+        embedded.start()
+        dsn = embedded.socket_dsn  # the server is ours and local: its Unix socket
     except EmbeddedPostgresError:
         # Another gateway process (e.g. `make run`) owns the cluster: use it while it runs.
         shared = embedded.running_dsn()

@@ -476,6 +476,43 @@ async def company_verified(conn: asyncpg.Connection | asyncpg.Pool, company_id: 
     return bool(await conn.fetchval("SELECT verified FROM companies WHERE id = $1", company_id))
 
 
+@dataclass(frozen=True)
+class SendingCompany:
+    """What sending a document checks of the company, read in one statement: verified, its
+    duplicate check and outbound validation policy, and its own participants (``None`` when it
+    has more than :data:`OWN_PARTICIPANTS_READ`: ask :func:`owns_participant`)."""
+
+    verified: bool
+    duplicate_check: bool
+    outbound_validation: str | None
+    participants: frozenset[tuple[str, str]] | None
+
+    def owns(self, scheme: str, value: str) -> bool | None:
+        """Whether the participant is the company's own; None when not read here."""
+        return None if self.participants is None else (scheme, value) in self.participants
+
+
+OWN_PARTICIPANTS_READ = 32
+_SENDING_COMPANY = """
+    SELECT c.verified, c.duplicate_check, c.outbound_validation, own.schemes, own.own_values, own.n
+    FROM companies c
+    LEFT JOIN LATERAL (
+        SELECT array_agg(p.scheme) AS schemes, array_agg(p.value) AS own_values, count(*) AS n
+        FROM (SELECT scheme, value FROM participants WHERE company_id = c.id LIMIT $2 + 1) p) own ON true
+    WHERE c.id = $1"""
+
+
+async def sending_company(conn: asyncpg.Connection | asyncpg.Pool, company_id: uuid.UUID) -> SendingCompany | None:
+    """The company as sending a document sees it; None when there is no such company."""
+    row = await conn.fetchrow(_SENDING_COMPANY, company_id, OWN_PARTICIPANTS_READ)
+    if row is None:
+        return None
+    participants = None
+    if row["n"] <= OWN_PARTICIPANTS_READ:
+        participants = frozenset(zip(row["schemes"] or (), row["own_values"] or (), strict=True))
+    return SendingCompany(bool(row["verified"]), bool(row["duplicate_check"]), row["outbound_validation"], participants)
+
+
 async def outbound_validation(conn: asyncpg.Connection | asyncpg.Pool, company_id: uuid.UUID) -> str | None:
     """The company's policy for documents it sends that break rules: "reject" or "warn"."""
     policy = await conn.fetchval("SELECT outbound_validation FROM companies WHERE id = $1", company_id)

@@ -149,19 +149,29 @@ def build_sbd(
 ) -> bytes:
     """Wrap an XML business document in a Peppol SBDH and return the whole SBD as UTF-8.
 
-    A :class:`BusinessDocument` is not parsed again; its tree is copied into the envelope (the
-    document object stays as it was, for the steps after this one)."""
+    A :class:`BusinessDocument` is not parsed again, nor copied when it is a document of its
+    own: the envelope is serialized around a place holder and the document's tree serialized
+    into it, the same bytes as the document appended to the envelope and the whole serialized
+    (the document object stays as it was, for the steps after this one). One taken out of
+    another tree is copied in (serialized alone it would carry its old ancestors' namespaces)."""
     business = document if isinstance(document, BusinessDocument) else BusinessDocument.parse(document)
-    doc = copy.deepcopy(business.root)
+    doc = business.root
+    if doc.getparent() is not None:
+        doc = copy.deepcopy(doc)
     root_ns, _, local = doc.tag[1:].partition("}") if doc.tag.startswith("{") else ("", "", doc.tag)
     sbd = etree.Element(_n("StandardBusinessDocument"), nsmap={None: SBDH_NS})
-    _header(
+    header = _header(
         sbd, root_ns, local, sender=sender, receiver=receiver, document_type=document_type, process=process,
         country_c1=country_c1, document_type_scheme=document_type_scheme, process_scheme=process_scheme,
         instance_identifier=instance_identifier, creation=creation, mls_to=mls_to, mls_type=mls_type,
     )  # fmt: skip
-    sbd.append(doc)
-    return etree.tostring(sbd, xml_declaration=True, encoding="UTF-8")
+    if doc is not business.root:
+        sbd.append(doc)
+        return etree.tostring(sbd, xml_declaration=True, encoding="UTF-8")
+    marker = f"document-{uuid.uuid4().hex}"
+    header.tail = marker
+    prefix, suffix = etree.tostring(sbd, xml_declaration=True, encoding="UTF-8").split(marker.encode())
+    return b"".join((prefix, etree.tostring(doc, encoding="UTF-8", xml_declaration=False, with_tail=False), suffix))
 
 
 def sbd_frame(

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from gateway.core.database import holds_session_state
 from gateway.duties.mls_levels import ALWAYS_SEND, DEFAULT_MLS_TYPE, NO_MLS_KINDS, Level, LevelFigures
 from gateway.duties.report_documents import EndUserExchange, ExchangeCount
 from gateway.duties.states import ReportState, report_state
@@ -22,6 +23,7 @@ async def advisory_lock(pool: asyncpg.Pool, key: int) -> AsyncIterator[bool]:
     """Hold PostgreSQL advisory lock ``key`` for the block when no other session has it (yields
     True), so one process of a deployment does a job at a time; yields False otherwise."""
     async with pool.acquire() as conn:
+        holds_session_state(conn)  # released with the full reset, whatever happens below
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
             yield False
             return

@@ -20,7 +20,6 @@ from opentelemetry import trace
 import as4
 from gateway.core import tracing
 from gateway.core.metrics import Metrics
-from gateway.directory import queries as directory_queries
 from gateway.documents.business import BusinessDocument
 from gateway.documents.content import read_content
 from gateway.documents.envelope import Envelope, SbdhError, read_sbd
@@ -41,6 +40,27 @@ _OFFLOAD_CONTENT_BYTES = 256 * 1024  # read bigger documents' content views in a
 
 def _split_participant(value: str, scheme: str) -> tuple[str, str]:
     return scheme, value.lower()
+
+
+# The receiving companies' inbound validation policies (companies.inbound_validation).
+VALIDATION_POLICIES = ("off", "warn", "reject")
+
+
+def after_receipt(kind: str, mls_type: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What the receiving company's inbound validation policy means for a received message of
+    ``kind``: the policies under which it is held out of the mailbox until the inbound
+    processor validated it (``reject``), and those under which the processor has work with it
+    (validation by the company's policy, a Message Level Status when one is due (never for an
+    MLS or MLR), linking an answer to what it answers). Nothing to do keeps the fast path."""
+    held, processing = [], []
+    always_mls = mls_type == "ALWAYS_SEND" and kind not in ("mls", "mlr")
+    for policy in VALIDATION_POLICIES:
+        validate = policy != "off" and kind in ("business", "response")
+        if validate and policy == "reject":
+            held.append(policy)
+        if validate or always_mls or kind in ("response", "mls", "mlr"):
+            processing.append(policy)
+    return tuple(held), tuple(processing)
 
 
 def check_envelope(header: as4.UserMessageHeader, envelope: Envelope) -> None:
@@ -189,17 +209,24 @@ class InboundEndpoint:
         current.set_attribute("as4.message_id", received.header.message_id)
         current.set_attribute("peppol.sending_ap", received.header.from_party)
 
-    def _duplicate_receipt(self, received: as4.ReceivedMessage, first: bytes) -> bytes:
+    def _duplicate_receipt(self, received: as4.ReceivedMessage, first: bytes, fresh: bytes | None = None) -> bytes:
         """The same message again gets the first receipt. A resend by the sender (same MessageId,
-        rebuilt, so its header digests differ) gets a receipt for what it sent this time, so it
-        can verify it; nothing is stored either way."""
+        rebuilt, so its header digests differ) gets a receipt for what it sent this time
+        (``fresh``, when built already), so it can verify it; nothing is stored either way."""
         try:
             earlier = as4.parse_signal(first, SOAP_TYPE).digests if first else {}  # empty: archived
         except as4.As4Error:
             earlier = {}
         if earlier == {r.uri: r.digest for r in received.references}:
             return first
-        return as4.build_receipt(received, self.identity.key, self.identity.cert)
+        return fresh or as4.build_receipt(received, self.identity.key, self.identity.cert)
+
+    def _duplicate(self, received: as4.ReceivedMessage, first: bytes, fresh: bytes | None = None) -> web.Response:
+        header = received.header
+        log.info("as4_duplicate", message_id=header.message_id, sending_ap=header.from_party)
+        return web.Response(
+            body=self._duplicate_receipt(received, first, fresh), content_type=SOAP_TYPE, charset="utf-8"
+        )
 
     def _parse(self, body: bytes, content_type: str) -> as4.ReceivedMessage:
         return as4.parse_user_message(
@@ -217,47 +244,39 @@ class InboundEndpoint:
         payload: bytes | Spool,
         root: etree._Element | None,
     ) -> web.Response:
-        """Trust, duplicate check, envelope, receiver, then store; ``root`` is the parsed
-        payload when it was spooled (None: it did not parse)."""
+        """Trust, envelope, then store, where the statement that stores also checks that the
+        message is new and that we serve its receiver; ``root`` is the parsed payload when it
+        was spooled (None: it did not parse)."""
         header = received.header
         await self.trust.check(received.signer_certificate)
         if header.to_party != self.identity.seat_id:
             raise as4.OtherError(f"eb:To/PartyId {header.to_party} is not this access point")
-        duplicate = await queries.find_inbound_receipt(self.pool, header.message_id, header.from_party)
-        if duplicate is not None:
-            log.info("as4_duplicate", message_id=header.message_id, sending_ap=header.from_party)
-            return web.Response(
-                body=self._duplicate_receipt(received, duplicate), content_type=SOAP_TYPE, charset="utf-8"
-            )
-        try:
-            if isinstance(payload, Spool):
-                if root is None:
-                    raise SbdhError("invalid-sbd-xml", "the payload is not well-formed XML")
-                envelope, business = read_sbd(root, require_country=False)
-            else:
-                envelope, business = read_sbd(payload, require_country=False)
-        except SbdhError as exc:
-            raise as4.OtherError(f"the payload is not a valid Peppol envelope: {exc}") from None
-        check_envelope(header, envelope)
         receiver = (header.final_recipient_type, header.final_recipient.lower())
-        company = await directory_queries.serving_company(
-            self.pool,
-            receiver[0],
-            receiver[1],
-            envelope.action,
-            f"{envelope.process_scheme}::{envelope.process}",
-        )
-        if company is None:
-            raise as4.NotServiced(
-                f"{header.final_recipient} does not receive {envelope.action} in {envelope.process} here"
-            )
+        if isinstance(payload, Spool):
+            # A large message: nothing is copied into the database for a duplicate or for a
+            # receiver we do not serve (the company is looked up by the header's document type
+            # and process, which the envelope check requires to be the envelope's).
+            arrival = await queries.arrival(
+                self.pool, header.message_id, header.from_party, receiver, header.action,
+                f"{header.service_type}::{header.service}",
+            )  # fmt: skip
+            if arrival.first_receipt is not None:
+                return self._duplicate(received, arrival.first_receipt)
+            envelope, business = self._envelope(header, payload, root)
+            if arrival.company is None:
+                raise self._not_serviced(header, envelope)
+        else:
+            try:
+                envelope, business = self._envelope(header, payload, root)
+            except as4.OtherError:
+                # a message seen before gets its first receipt, whatever it says now
+                first = await queries.find_inbound_receipt(self.pool, header.message_id, header.from_party)
+                if first is not None:
+                    return self._duplicate(received, first)
+                raise
         receipt = as4.build_receipt(received, self.identity.key, self.identity.cert)
         read = read_document(business)
-        # What happens after the receipt, in the inbound processor: validation by the company's
-        # policy, a Message Level Status when one is due (never for an MLS or MLR), linking an
-        # answer to what it answers. Nothing to do keeps the fast path.
-        validate = company.inbound_validation != "off" and read.kind in ("business", "response")
-        always_mls = envelope.mls_type == "ALWAYS_SEND" and read.kind not in ("mls", "mlr")
+        held_when, processing_when = after_receipt(read.kind, envelope.mls_type)
         # The content view is read here, from the tree parsed for the envelope, and kept in the
         # same transaction as the document: a fraction of a millisecond for an ordinary invoice
         # next to decrypting and verifying it, and the mailbox entry is complete when it appears.
@@ -278,20 +297,24 @@ class InboundEndpoint:
             country_c1=envelope.country_c1,
             instance_identifier=envelope.instance_identifier,
             sent_at=header.timestamp,
-            company_id=company.id,
-            company_country=company.country,
             document_id=read.document_id,
             kind=read.kind,
-            pending=validate and company.inbound_validation == "reject",
-            processing=validate or always_mls or read.kind in ("response", "mls", "mlr"),
+            held_when=held_when,
+            processing_when=processing_when,
             mls_to=envelope.mls_to,
             mls_type=envelope.mls_type,
             trace_context=tracing.traceparent(),
             content=content,
         )
         with tracing.span("store.inbound", **{"as4.message_id": header.message_id}):
-            stored, answer = await queries.store_inbound(self.pool, record, payload, body, receipt)
-        if stored and record.processing and self.on_pending is not None:
+            outcome = await queries.store_inbound(self.pool, record, payload, body, receipt)
+        if not outcome.serviced:
+            raise self._not_serviced(header, envelope)
+        if outcome.first_receipt is not None and not outcome.raced:
+            return self._duplicate(received, outcome.first_receipt, receipt)
+        stored = outcome.stored
+        answer = receipt if stored else outcome.first_receipt or receipt  # raced: the first one's receipt
+        if stored and outcome.processing and self.on_pending is not None:
             self.on_pending()
         if self.metrics is not None:
             self.metrics.inc(
@@ -306,3 +329,24 @@ class InboundEndpoint:
             bytes=body.size if isinstance(body, Spool) else len(body),
         )
         return web.Response(body=answer, content_type=SOAP_TYPE, charset="utf-8")
+
+    def _envelope(
+        self, header: as4.UserMessageHeader, payload: bytes | Spool, root: etree._Element | None
+    ) -> tuple[Envelope, etree._Element]:
+        """The payload's envelope, which must agree with the AS4 header (as4.OtherError if not)."""
+        try:
+            if isinstance(payload, Spool):
+                if root is None:
+                    raise SbdhError("invalid-sbd-xml", "the payload is not well-formed XML")
+                envelope, business = read_sbd(root, require_country=False)
+            else:
+                envelope, business = read_sbd(payload, require_country=False)
+        except SbdhError as exc:
+            raise as4.OtherError(f"the payload is not a valid Peppol envelope: {exc}") from None
+        check_envelope(header, envelope)
+        return envelope, business
+
+    @staticmethod
+    def _not_serviced(header: as4.UserMessageHeader, envelope: Envelope) -> as4.NotServiced:
+        what = f"{envelope.action} in {envelope.process}"
+        return as4.NotServiced(f"{header.final_recipient} does not receive {what} here")

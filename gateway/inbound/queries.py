@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
 import asyncpg
 
+from gateway.directory.queries import ReceivingCompany
 from gateway.documents.content import ContentRow
 from gateway.documents.queries import ContentFilter, put_spooled_document, sha256
 from gateway.documents.spool import Spool
@@ -129,6 +129,12 @@ async def acknowledge_received(pool: asyncpg.Pool | asyncpg.Connection, company_
 
 @dataclass(frozen=True)
 class InboundRecord:
+    """A received message as it is stored. The receiving company is looked up by the statement
+    that stores it (the verified company serving ``receiver`` for the document type and
+    process); what its inbound validation policy means for the message is decided before:
+    the policies under which the message is held out of the mailbox (``held_when``) and under
+    which the inbound processor has work to do with it (``processing_when``)."""
+
     as4_message_id: str
     sending_ap: str
     sender_cert_subject: str
@@ -140,16 +146,68 @@ class InboundRecord:
     country_c1: str | None
     instance_identifier: str
     sent_at: datetime
-    company_id: uuid.UUID
-    company_country: str = "ZZ"
     document_id: str = ""
     kind: str = "business"  # business, response, mls, mlr, report
-    pending: bool = False  # held out of the mailbox until the inbound processor checked it
-    processing: bool = False  # the inbound processor has work to do (validation, MLS, linking)
+    held_when: tuple[str, ...] = ()  # policies under which it waits for the inbound processor
+    processing_when: tuple[str, ...] = ()  # policies under which the processor has work to do
     mls_to: str | None = None
     mls_type: str | None = None
     trace_context: str | None = None
     content: ContentRow | None = None  # the document's content view, kept with it
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What storing a received message did: stored (and whether the inbound processor has work
+    with it), or nothing because it came before (``first_receipt``, empty when archived) or no
+    verified company receives it here (``serviced`` False)."""
+
+    stored: bool
+    first_receipt: bytes | None = None
+    serviced: bool = True
+    processing: bool = False
+    raced: bool = False  # the same message was being stored by another request at the same time
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What is known of a received message before it is stored, read in one statement: the
+    receipt sent when it came before (empty when archived; None: not seen) and the verified
+    company receiving its document type and process as its receiver (None: not serviced)."""
+
+    first_receipt: bytes | None
+    company: ReceivingCompany | None
+
+
+_ARRIVAL = """
+    SELECT (SELECT coalesce(m.receipt, ''::bytea) FROM inbound_messages m
+            WHERE m.as4_message_id = $1 AND m.sending_ap = $2) AS first_receipt,
+           c.id, c.country, c.inbound_validation
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (
+        SELECT co.id, co.country, co.inbound_validation FROM participants p
+        JOIN participant_services s ON s.scheme = p.scheme AND s.value = p.value
+        JOIN companies co ON co.id = p.company_id
+        WHERE p.scheme = $3 AND p.value = $4 AND s.document_type = $5 AND s.process = $6 AND co.verified
+        LIMIT 1) c ON true"""
+
+
+async def arrival(
+    pool: asyncpg.Pool | asyncpg.Connection,
+    as4_message_id: str,
+    sending_ap: str,
+    receiver: tuple[str, str],
+    document_type: str,
+    process: str,
+) -> Arrival:
+    """The duplicate check and the receiving company of a message (as its AS4 header names
+    them) in one round trip."""
+    row = await pool.fetchrow(_ARRIVAL, as4_message_id, sending_ap, receiver[0], receiver[1].lower(), document_type,
+                              process)  # fmt: skip
+    assert row is not None
+    company = None if row["id"] is None else ReceivingCompany(row["id"], row["country"], row["inbound_validation"])
+    first = row["first_receipt"]
+    return Arrival(None if first is None else bytes(first), company)
 
 
 async def find_inbound_receipt(
@@ -163,18 +221,85 @@ async def find_inbound_receipt(
     )
 
 
+_STORE_SQL = """
+    WITH company AS (
+               SELECT co.id, co.country, co.inbound_validation FROM participants p
+               JOIN participant_services s ON s.scheme = p.scheme AND s.value = p.value
+               JOIN companies co ON co.id = p.company_id
+               WHERE p.scheme = :receiver_scheme AND p.value = :receiver_value AND s.document_type = :document_type
+                 AND s.process = :process AND co.verified
+               LIMIT 1),
+           first AS (
+               SELECT coalesce(receipt, ''::bytea) AS receipt FROM inbound_messages
+               WHERE as4_message_id = :as4_message_id AND sending_ap = :sending_ap),
+           go AS (
+               SELECT id, country, inbound_validation = ANY(:held_when::text[]) AS held,
+                      inbound_validation = ANY(:processing_when::text[]) AS processing
+               FROM company WHERE NOT EXISTS (SELECT FROM first)),
+           docs AS (
+               INSERT INTO documents (sha256, size_bytes, content)
+               SELECT d.sha256, d.size_bytes, d.content
+               FROM go, (VALUES (:document_sha256::bytea, :payload_bytes::bigint, :document::bytea),
+                                (:message_sha256::bytea, :message_bytes::bigint, :message::bytea))
+                        d (sha256, size_bytes, content)
+               ON CONFLICT (sha256) DO NOTHING),
+           msg AS (
+               INSERT INTO inbound_messages (
+                   as4_message_id, sending_ap, sender_cert_subject, conversation_id,
+                   sender_scheme, sender_value, receiver_scheme, receiver_value,
+                   document_type, process, country_c1, document_sha256, payload_bytes,
+                   message_bytes, receipt, sent_at, instance_identifier, message_sha256,
+                   company_id, document_id, kind, status, processing, mls_to, mls_type)
+               SELECT :as4_message_id, :sending_ap, :sender_cert_subject, :conversation_id,
+                      :sender_scheme, :sender_value, :receiver_scheme, :receiver_value,
+                      :document_type, :process, :country_c1, :document_sha256, :payload_bytes,
+                      :message_bytes, :receipt, :sent_at, :instance_identifier, :message_sha256,
+                      go.id, :document_id, :kind, CASE WHEN go.held THEN :status_held ELSE :status_stored END,
+                      CASE WHEN go.processing THEN :processing_pending ELSE :processing_done END, :mls_to, :mls_type
+               FROM go
+               RETURNING id),
+           box AS (
+               INSERT INTO mailbox_entries (company_id, message_id)
+               SELECT go.id, msg.id FROM msg, go WHERE NOT go.held),
+           contents AS (
+               INSERT INTO document_contents (inbound_id, view_version, number, issue_date, due_date, seller_name,
+                                              buyer_name, payable_amount, currency, content)
+               SELECT id, :view_version, :number, :issue_date, :due_date, :seller_name, :buyer_name,
+                      :payable_amount, :currency, :content::jsonb
+               FROM msg WHERE :has_content),
+           exchange AS (
+               INSERT INTO exchanges (direction, source_id, exchanged_at, other_sp, document_type, process,
+                                      country_c1, country_c4, company_id, end_user_country, counts_for_eusr)
+               SELECT 'in', msg.id, :sent_at, :sending_ap, :document_type, :process, :country_c1, go.country,
+                      go.id, go.country, :counts_eusr
+               FROM msg, go WHERE :counts_tsr),
+           event AS (
+               INSERT INTO events (company_id, kind, payload, trace_context)
+               SELECT go.id, 'document.received', jsonb_set(:event::jsonb, '{message_id}', to_jsonb(msg.id)),
+                      :trace_context
+               FROM msg, go WHERE NOT go.held)
+    SELECT (SELECT receipt FROM first) AS first_receipt, EXISTS (SELECT FROM company) AS serviced,
+           (SELECT id FROM msg) AS id, (SELECT processing FROM go) AS processing"""
+
+
+class _NotStored(Exception):
+    """The statement stored nothing: roll back what was copied in before it."""
+
+    def __init__(self, outcome: Stored) -> None:
+        self.outcome = outcome
+
+
 async def store_inbound(
     pool: asyncpg.Pool, record: InboundRecord, sbd: bytes | Spool, message: bytes | Spool, receipt: bytes
-) -> tuple[bool, bytes]:
+) -> Stored:
     """Store the document, the message as evidence, its metadata, a mailbox entry and a
-    "document.received" event in one transaction.
+    "document.received" event in one transaction, unless the message came before (same
+    MessageId from the same access point, even one racing this call: the first receipt is
+    returned) or no verified company receives its document type and process as its receiver.
+    The checks and the writes are one statement: one round trip, one commit.
 
-    Spooled document and message (large ones) are streamed in with COPY in the same
-    transaction, never held in memory.
-
-    Returns ``(stored, receipt)``: for a duplicate (same MessageId from the same access point,
-    even one racing this call) nothing is stored and the first receipt is returned.
-    """
+    Spooled document and message (large ones) are streamed in with COPY first, in the same
+    transaction, never held in memory (rolled back when the statement stores nothing)."""
     spooled = isinstance(sbd, Spool) or isinstance(message, Spool)
     doc = sbd.sha256 if isinstance(sbd, Spool) else sha256(sbd)
     evidence = message.sha256 if isinstance(message, Spool) else sha256(message)
@@ -188,7 +313,7 @@ async def store_inbound(
             "process": record.process,
         }
     )
-    held = record.pending
+    content = record.content
     values = {
         "as4_message_id": record.as4_message_id,
         "sending_ap": record.sending_ap,
@@ -208,93 +333,65 @@ async def store_inbound(
         "sent_at": record.sent_at,
         "instance_identifier": record.instance_identifier,
         "message_sha256": evidence,
-        "company_id": record.company_id,
         "document_id": record.document_id,
         "kind": record.kind,
-        "status": MessageStatus.PENDING if held else MessageStatus.STORED,
-        "processing": ProcessingState.PENDING if record.processing else ProcessingState.DONE,
+        "status_held": MessageStatus.PENDING,
+        "status_stored": MessageStatus.STORED,
+        "processing_pending": ProcessingState.PENDING,
+        "processing_done": ProcessingState.DONE,
+        "held_when": list(record.held_when),
+        "processing_when": list(record.processing_when),
         "mls_to": record.mls_to,
         "mls_type": record.mls_type,
         # not columns of inbound_messages
         "document": b"" if isinstance(sbd, Spool) else sbd,
         "message": b"" if isinstance(message, Spool) else message,
-        "held": held,
         "event": event,
-        "company_country": record.company_country,
         "counts_tsr": counts_tsr,
         "counts_eusr": counts_eusr,
         "trace_context": record.trace_context,
-        "has_content": record.content is not None,
-        "view_version": record.content.version if record.content else None,
-        "number": record.content.number if record.content else None,
-        "issue_date": record.content.issue_date if record.content else None,
-        "due_date": record.content.due_date if record.content else None,
-        "seller_name": record.content.seller_name if record.content else None,
-        "buyer_name": record.content.buyer_name if record.content else None,
-        "payable_amount": record.content.payable_amount if record.content else None,
-        "currency": record.content.currency if record.content else None,
-        "content": record.content.view if record.content else None,
+        "has_content": content is not None,
+        "view_version": content.version if content else None,
+        "number": content.number if content else None,
+        "issue_date": content.issue_date if content else None,
+        "due_date": content.due_date if content else None,
+        "seller_name": content.seller_name if content else None,
+        "buyer_name": content.buyer_name if content else None,
+        "payable_amount": content.payable_amount if content else None,
+        "currency": content.currency if content else None,
+        "content": content.view if content else None,
     }
-    sql, args = _bind(
-        """WITH docs AS (
-               INSERT INTO documents (sha256, size_bytes, content)
-               VALUES (:document_sha256, :payload_bytes, :document), (:message_sha256, :message_bytes, :message)
-               ON CONFLICT (sha256) DO NOTHING),
-           msg AS (
-               INSERT INTO inbound_messages (
-                   as4_message_id, sending_ap, sender_cert_subject, conversation_id,
-                   sender_scheme, sender_value, receiver_scheme, receiver_value,
-                   document_type, process, country_c1, document_sha256, payload_bytes,
-                   message_bytes, receipt, sent_at, instance_identifier, message_sha256,
-                   company_id, document_id, kind, status, processing, mls_to, mls_type)
-               VALUES (:as4_message_id, :sending_ap, :sender_cert_subject, :conversation_id,
-                       :sender_scheme, :sender_value, :receiver_scheme, :receiver_value,
-                       :document_type, :process, :country_c1, :document_sha256, :payload_bytes,
-                       :message_bytes, :receipt, :sent_at, :instance_identifier, :message_sha256,
-                       :company_id, :document_id, :kind, :status, :processing, :mls_to, :mls_type)
-               RETURNING id),
-           box AS (
-               INSERT INTO mailbox_entries (company_id, message_id) SELECT :company_id, id FROM msg WHERE NOT :held),
-           contents AS (
-               INSERT INTO document_contents (inbound_id, view_version, number, issue_date, due_date, seller_name,
-                                              buyer_name, payable_amount, currency, content)
-               SELECT id, :view_version, :number, :issue_date, :due_date, :seller_name, :buyer_name,
-                      :payable_amount, :currency, :content::jsonb
-               FROM msg WHERE :has_content),
-           exchange AS (
-               INSERT INTO exchanges (direction, source_id, exchanged_at, other_sp, document_type, process,
-                                      country_c1, country_c4, company_id, end_user_country, counts_for_eusr)
-               SELECT 'in', id, :sent_at, :sending_ap, :document_type, :process, :country_c1, :company_country,
-                      :company_id, :company_country, :counts_eusr
-               FROM msg WHERE :counts_tsr)
-           INSERT INTO events (company_id, kind, payload, trace_context)
-           SELECT :company_id, 'document.received', jsonb_set(:event::jsonb, '{message_id}', to_jsonb(id)),
-                  :trace_context
-           FROM msg WHERE NOT :held""",
-        values,
-    )
+    args = [values[name] for name in _STORE_NAMES]
     try:
         if spooled:
-            async with pool.acquire() as conn, conn.transaction():
-                # stored first, the documents conflict with the statement's own rows, which
-                # are then left out (ON CONFLICT DO NOTHING)
-                for part in (sbd, message):
-                    if isinstance(part, Spool):
-                        await put_spooled_document(conn, part)
-                    else:
-                        await conn.execute(
-                            "INSERT INTO documents (sha256, size_bytes, content) VALUES ($1, $2, $3)"
-                            " ON CONFLICT (sha256) DO NOTHING",
-                            sha256(part), len(part), part,
-                        )  # fmt: skip
-                await conn.execute(sql, *args)
-        else:
-            # One statement: its data-modifying parts commit together or not at all.
-            await pool.execute(sql, *args)
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    # stored first, the documents conflict with the statement's own rows, which
+                    # are then left out (ON CONFLICT DO NOTHING)
+                    for part in (sbd, message):
+                        if isinstance(part, Spool):
+                            await put_spooled_document(conn, part)
+                    outcome = _stored(await conn.fetchrow(_STORE, *args))
+                    if not outcome.stored:
+                        raise _NotStored(outcome)
+                    return outcome
+            except _NotStored as refused:
+                return refused.outcome
+        # One statement: its data-modifying parts commit together or not at all.
+        return _stored(await pool.fetchrow(_STORE, *args))
     except asyncpg.UniqueViolationError:
         first = await find_inbound_receipt(pool, record.as4_message_id, record.sending_ap)
-        return False, first or receipt
-    return True, receipt
+        return Stored(False, first_receipt=first or b"", raced=True)
+
+
+def _stored(row: asyncpg.Record | None) -> Stored:
+    assert row is not None
+    first = row["first_receipt"]
+    if first is not None:
+        return Stored(False, first_receipt=bytes(first))
+    if not row["serviced"]:
+        return Stored(False, serviced=False)
+    return Stored(True, processing=bool(row["processing"]))
 
 
 @dataclass(frozen=True)
@@ -443,8 +540,9 @@ async def take_held_mls_due(
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
 
-def _bind(sql: str, values: Mapping[str, object]) -> tuple[str, list[object]]:
-    """``:name`` placeholders to asyncpg's ``$n``, so a long statement names what it binds."""
+def _bind(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``:name`` placeholders to asyncpg's ``$n`` (done once per statement), so a long statement
+    names what it binds; returns the statement and the names in parameter order."""
     names: list[str] = []
 
     def number(match: re.Match[str]) -> str:
@@ -453,7 +551,10 @@ def _bind(sql: str, values: Mapping[str, object]) -> tuple[str, list[object]]:
             names.append(name)
         return f"${names.index(name) + 1}"
 
-    return _PLACEHOLDER.sub(number, sql), [values[name] for name in names]
+    return _PLACEHOLDER.sub(number, sql), tuple(names)
+
+
+_STORE, _STORE_NAMES = _bind(_STORE_SQL)
 
 
 @dataclass(frozen=True)

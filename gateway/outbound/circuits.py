@@ -11,8 +11,10 @@ database, so N replicas give a failing partner one count of failures and one pro
 move is one atomic statement (:mod:`gateway.outbound.queries`): a failure counts and, at the
 threshold, opens the circuit; when the cooldown is over one process claims the single probe with
 a conditional update (a probe lease, so the probe of a process that died passes to another);
-a success closes it. A healthy endpoint costs one read per delivery: a success is written only
-when the admission saw failures or a circuit that was not closed.
+a success closes it. A healthy endpoint costs one read a second per process (``clean_for``): a
+circuit read closed without failures is taken as such for that long (a transport failure here
+forgets it at once), and a success is written only when the admission saw failures or a circuit
+that was not closed. Another process's failures are so seen within a second.
 
 The limit on concurrent deliveries per endpoint (``max_concurrent``, ``workers.per_endpoint``)
 stays per process: it keeps one slow partner from holding every worker of this process, which
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,6 +101,7 @@ class EndpointGuard:
         probe_lease: float = 120.0,
         clock: Callable[[], datetime] | None = None,
         owner: str | None = None,
+        clean_for: float = 1.0,
     ) -> None:
         self.pool = pool
         self.threshold = threshold
@@ -108,6 +112,8 @@ class EndpointGuard:
         self.clock = clock  # None: the database's clock, the same for every process
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.slots: dict[str, asyncio.Semaphore] = {}
+        self.clean_for = clean_for
+        self._clean_until: dict[str, float] = {}  # url -> monotonic time its clean reading holds to
 
     def _now(self) -> datetime | None:
         return None if self.clock is None else self.clock()
@@ -116,7 +122,7 @@ class EndpointGuard:
         """Whether a delivery to ``url`` may start now (``wait == 0``; it then holds one of the
         endpoint's slots until :meth:`finished`), or the seconds to wait before trying again. A
         delivery waits up to ``wait`` seconds for a free slot before giving its job back."""
-        view = await queries.read_circuit(self.pool, url, self._now())
+        view = await self._read(url)
         verdict = decide(view)
         state = CircuitState.CLOSED if view is None else view.state
         if verdict.action == "wait":
@@ -141,6 +147,19 @@ class EndpointGuard:
         clean = view is None or (view.state is CircuitState.CLOSED and view.failures == 0)
         return Admission(0.0, state, probe=probe, clean=clean)
 
+    async def _read(self, url: str) -> queries.CircuitView | None:
+        """The endpoint's circuit: from the database, or clean (None) as read less than
+        ``clean_for`` seconds ago."""
+        now = time.monotonic()
+        if self._clean_until.get(url, 0.0) > now:
+            return None
+        view = await queries.read_circuit(self.pool, url, self._now())
+        if view is None or (view.state is CircuitState.CLOSED and view.failures == 0):
+            self._clean_until[url] = now + self.clean_for
+        else:
+            self._clean_until.pop(url, None)
+        return view
+
     async def finished(
         self, url: str, admission: Admission, *, transport_failure: bool
     ) -> queries.CircuitChange | None:
@@ -149,6 +168,7 @@ class EndpointGuard:
         if slots is not None:
             slots.release()
         if transport_failure:
+            self._clean_until.pop(url, None)
             change = await queries.circuit_failed(
                 self.pool, url, threshold=self.threshold, cooldown=self.base_cooldown,
                 max_cooldown=self.max_cooldown, now=self._now(),

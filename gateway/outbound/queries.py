@@ -92,13 +92,23 @@ def reporting_counts(kind: str) -> tuple[bool, bool]:
     return kind != "report", kind not in ("report", "mls")
 
 
+# One statement stores a submission: its document (and its fallback's), the job, the first audit
+# line, the content view, and the wake-up of the workers (sent at commit). With $39 (a time) it
+# first looks for the same document (business key $23) submitted since then and not failed, and
+# stores nothing when it finds one (the caller holds the business key's lock). It answers the
+# job as the API shows it, or the earlier job.
 _SUBMIT = """
-    WITH doc AS (
-               INSERT INTO documents (sha256, size_bytes, content) VALUES ($8, $15, $16)
+    WITH earlier AS (
+               SELECT id FROM outbound_messages
+               WHERE $39::timestamptz IS NOT NULL AND business_key = $23 AND created_at >= $39 AND state <> $40
+               ORDER BY id LIMIT 1),
+           doc AS (
+               INSERT INTO documents (sha256, size_bytes, content)
+               SELECT $8, $15, $16 WHERE NOT EXISTS (SELECT FROM earlier)
                ON CONFLICT (sha256) DO NOTHING),
            fallback_doc AS (
                INSERT INTO documents (sha256, size_bytes, content)
-               SELECT $26, length($27::bytea), $27 WHERE $27::bytea IS NOT NULL
+               SELECT $26, length($27::bytea), $27 WHERE $27::bytea IS NOT NULL AND NOT EXISTS (SELECT FROM earlier)
                ON CONFLICT (sha256) DO NOTHING),
            job AS (
                INSERT INTO outbound_messages (
@@ -107,9 +117,11 @@ _SUBMIT = """
                    endpoint_url, endpoint_cert, fixed_endpoint, document_id, kind, answers_inbound_id,
                    validation, trace_context, business_key, mls_type, fallback_receiver, fallback_sha256,
                    fallback_instance)
-               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$17,$18,$19,$20::jsonb,$21,$23,$24,$25,
-                       $26,$28)
-               RETURNING id),
+               SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$17,$18,$19,$20::jsonb,$21,$23,$24,$25,$26,$28
+               WHERE NOT EXISTS (SELECT FROM earlier)
+               RETURNING id, kind, state, sender, receiver, document_type, process, as4_message_id, attempts,
+                         error_code, last_error, validation, mls_code, mls_reason, mls_at, response_code,
+                         answers_inbound_id, company_id, created_at, updated_at, delivered_at),
            audit AS (
                INSERT INTO outbound_audit (outbound_id, state, reason)
                SELECT id, $22, 'submitted' FROM job),
@@ -118,28 +130,63 @@ _SUBMIT = """
                                               buyer_name, payable_amount, currency, content)
                SELECT id, $29::integer, $30::text, $31::date, $32::date, $33::text, $34::text, $35::numeric,
                       $36::text, $37::jsonb
-               FROM job WHERE $29::integer IS NOT NULL)
-           SELECT id FROM job"""
+               FROM job WHERE $29::integer IS NOT NULL
+               RETURNING number, issue_date, due_date, seller_name, buyer_name, payable_amount, currency),
+           wake AS (
+               SELECT pg_notify($38, '') FROM job WHERE $38::text IS NOT NULL)
+           SELECT e.id AS earlier, j.id, j.kind, j.state, j.sender, j.receiver, j.document_type, j.process,
+                  j.as4_message_id, j.attempts, j.error_code, j.last_error, j.validation, j.mls_code, j.mls_reason,
+                  j.mls_at, j.response_code, NULL::bigint AS response_entry_id,
+                  (SELECT m.id FROM mailbox_entries m
+                   WHERE m.message_id = j.answers_inbound_id AND m.company_id = j.company_id) AS answers_entry_id,
+                  j.created_at, j.updated_at, j.delivered_at, c.number, c.issue_date, c.due_date, c.seller_name,
+                  c.buyer_name, c.payable_amount, c.currency
+           FROM (SELECT) one LEFT JOIN job j ON true LEFT JOIN contents c ON true LEFT JOIN earlier e ON true,
+                (SELECT count(*) FROM wake) w"""
 
 
-async def submit_outbound(pool: Db, submission: OutboundSubmission) -> int:
-    """Store the document and its outbound job (and the first audit line) in one transaction.
-    A spooled SBD is streamed in first with COPY, in the same transaction."""
+@dataclass(frozen=True)
+class Submitted:
+    """What storing a submission did: the job as the API shows it, or (with ``unless_since``)
+    the earlier job of the same document, when nothing was stored."""
+
+    job: SentDocument | None
+    earlier: int | None = None
+
+    @property
+    def job_id(self) -> int:
+        assert self.job is not None, "refused: submitted already"
+        return self.job.id
+
+
+async def submit_outbound(
+    pool: Db, submission: OutboundSubmission, *, notify: str | None = None, unless_since: datetime | None = None
+) -> Submitted:
+    """Store the document and its outbound job (and the first audit line) in one transaction,
+    and wake the workers listening on ``notify`` when it commits (in the same statement). A
+    spooled SBD is streamed in first with COPY, in the same transaction.
+
+    With ``unless_since``, nothing is stored when the same document (``submission.business_key``)
+    was submitted since then and did not fail: the caller holds the business key's lock
+    (:func:`lock_business_key`) in its transaction, so concurrent submissions see each other."""
     sbd = submission.sbd
     if not isinstance(sbd, Spool):
-        return await _submit(pool, submission, sha256(sbd), len(sbd), sbd)
+        return await _submit(pool, submission, sha256(sbd), len(sbd), sbd, notify, unless_since)
     if isinstance(pool, asyncpg.Pool):
         async with pool.acquire() as conn, conn.transaction():
             await put_spooled_document(conn, sbd)
-            return await _submit(conn, submission, sbd.sha256, sbd.size, None)
+            return await _submit(conn, submission, sbd.sha256, sbd.size, None, notify, unless_since)
     async with pool.transaction():
         await put_spooled_document(pool, sbd)
-        return await _submit(pool, submission, sbd.sha256, sbd.size, None)
+        return await _submit(pool, submission, sbd.sha256, sbd.size, None, notify, unless_since)
 
 
-async def _submit(db: Db, submission: OutboundSubmission, digest: bytes, size: int, content: bytes | None) -> int:
+async def _submit(
+    db: Db, submission: OutboundSubmission, digest: bytes, size: int, content: bytes | None, notify: str | None,
+    unless_since: datetime | None,
+) -> Submitted:  # fmt: skip
     fallback = submission.fallback
-    job_id = await db.fetchval(
+    row = await db.fetchrow(
         _SUBMIT,
         submission.company_id,
         submission.sender,
@@ -170,8 +217,16 @@ async def _submit(db: Db, submission: OutboundSubmission, digest: bytes, size: i
         fallback.sbd if fallback else None,
         fallback.instance_identifier if fallback else None,
         *_content_values(submission.content),
+        notify,
+        unless_since,
+        _FAILED,
     )
-    return int(job_id)
+    assert row is not None
+    fields = dict(row)
+    earlier = fields.pop("earlier")
+    if fields["id"] is None:
+        return Submitted(None, int(earlier))
+    return Submitted(_sent(fields))
 
 
 def _content_values(row: ContentRow | None) -> tuple[object, ...]:
@@ -193,6 +248,11 @@ _EARLIER_SUBMISSION = """
     ORDER BY id LIMIT 1"""
 
 
+async def lock_business_key(conn: asyncpg.Connection, business_key: bytes) -> None:
+    """Take the business key's lock, held to the end of the caller's transaction."""
+    await conn.execute(_LOCK_BUSINESS_KEY, business_key)
+
+
 async def earlier_submission(conn: asyncpg.Connection, business_key: bytes, since: datetime) -> int | None:
     """The job of the same document submitted since ``since`` and not failed, if any. Takes the
     business key's lock first (held to the end of the caller's transaction), so of two concurrent
@@ -202,42 +262,59 @@ async def earlier_submission(conn: asyncpg.Connection, business_key: bytes, sinc
     return None if job_id is None else int(job_id)
 
 
-_CLAIM = """
+def _literal(state: OutboundState) -> str:
+    """A state as an SQL literal, for the few statements that must name states in their text."""
+    return "'" + str(state).replace("'", "''") + "'"
+
+
+# The claim names the states in its text, not as parameters: only then can PostgreSQL prove
+# that the partial index ``outbound_ready`` (the unfinished jobs by next_attempt_at) serves it,
+# in a plan prepared once and reused. With parameters every execution is planned again and
+# the plan sorts every waiting job to take the first.
+_WAITING_STATES = f"{_literal(_QUEUED)}, {_literal(_RETRYING)}"
+_CLAIMABLE = f"""
+    state IN ({_WAITING_STATES}, {_literal(_SENDING)})
+    AND ((state IN ({_WAITING_STATES}) AND next_attempt_at <= now())
+         OR (state = {_literal(_SENDING)} AND locked_until < now()))"""
+_CLAIM_TEMPLATE = """
     WITH claimed AS (
                UPDATE outbound_messages o
-               SET state = $3, attempts = o.attempts + 1, updated_at = now(),
-                   locked_until = now() + make_interval(secs => $1), claim_token = $6
+               SET state = $2, attempts = o.attempts + 1, updated_at = now(),
+                   locked_until = now() + make_interval(secs => $1), claim_token = $3
                WHERE o.id = (
                    SELECT id FROM outbound_messages
-                   WHERE ((state IN ($4, $5) AND next_attempt_at <= now())
-                          OR (state = $3 AND locked_until < now()))
-                     AND ($2::bigint IS NULL OR id = $2)
+                   WHERE {which}
                    ORDER BY next_attempt_at
                    FOR UPDATE SKIP LOCKED
                    LIMIT 1)
                RETURNING o.*),
            audit AS (
                INSERT INTO outbound_audit (outbound_id, state, reason)
-               SELECT id, $3, 'attempt ' || attempts FROM claimed)
+               SELECT id, $2, 'attempt ' || attempts FROM claimed)
            SELECT c.id, c.sender, c.receiver, c.document_type, c.process, c.country_c1,
-                  CASE WHEN d.size_bytes <= $7 THEN d.content END AS sbd,
+                  CASE WHEN d.size_bytes <= $4 THEN d.content END AS sbd,
                   c.as4_message_id, c.conversation_id, c.attempts, c.give_up_at,
                   c.created_at, c.endpoint_url, c.endpoint_cert, c.fixed_endpoint, c.kind, c.company_id,
                   c.trace_context, c.claim_token AS claim, c.fallback_receiver,
                   c.document_sha256, d.size_bytes AS sbd_size
            FROM claimed c JOIN documents d ON d.sha256 = c.document_sha256"""
+_CLAIM_NEXT = _CLAIM_TEMPLATE.format(which=_CLAIMABLE)
+_CLAIM_ONE = _CLAIM_TEMPLATE.format(which=f"id = $5 AND {_CLAIMABLE}")
 
 
 async def claim_outbound(
     pool: asyncpg.Pool, lease_seconds: float = 30.0, job_id: int | None = None
 ) -> OutboundJob | None:
-    """Take the next due job, if any. ``FOR UPDATE SKIP LOCKED`` lets many workers in many
-    processes share the queue; a job whose worker died (stopped renewing its lease) is taken
-    again once the lease ran out. The claim gets a fresh token (:attr:`OutboundJob.claim`).
-    A large document's bytes stay in the database (``sbd`` None): the worker streams it."""
-    row = await pool.fetchrow(
-        _CLAIM, lease_seconds, job_id, _SENDING, _QUEUED, _RETRYING, uuid.uuid4(), LARGE_DOCUMENT_BYTES
-    )
+    """Take the next due job (or job ``job_id`` if it is due), if any. ``FOR UPDATE SKIP
+    LOCKED`` lets many workers in many processes share the queue; a job whose worker died
+    (stopped renewing its lease) is taken again once the lease ran out. The claim gets a fresh
+    token (:attr:`OutboundJob.claim`). A large document's bytes stay in the database (``sbd``
+    None): the worker streams it."""
+    args: tuple[object, ...] = (lease_seconds, _SENDING, uuid.uuid4(), LARGE_DOCUMENT_BYTES)
+    if job_id is None:
+        row = await pool.fetchrow(_CLAIM_NEXT, *args)
+    else:
+        row = await pool.fetchrow(_CLAIM_ONE, *args, job_id)
     if row is None:
         return None
     return OutboundJob(**dict(row))
@@ -255,7 +332,7 @@ async def renew_outbound(pool: asyncpg.Pool, job_id: int, claim: uuid.UUID, leas
     return bool(status == "UPDATE 1")
 
 
-_MARK = """
+_MARK_CTES = """
     WITH doc AS (
                INSERT INTO documents (sha256, size_bytes, content)
                SELECT $7, length($12::bytea), $12 WHERE $12::bytea IS NOT NULL
@@ -285,8 +362,39 @@ _MARK = """
                ON CONFLICT (direction, source_id) DO NOTHING),
            event AS (
                INSERT INTO events (company_id, kind, payload, trace_context)
-               SELECT company_id, $10, $11::jsonb, $14 FROM upd WHERE $2 IN ($15, $16))
-        SELECT count(*) FROM upd"""
+               SELECT company_id, $10, $11::jsonb, $14 FROM upd WHERE $2 IN ($15, $16))"""
+_MARK = "".join(
+    (
+        _MARK_CTES,
+        """
+        SELECT count(*) FROM upd""",
+    )
+)
+# The outcome of one job and the claim of the next due one (another than the job marked) in one
+# statement: a worker that finished a delivery takes its next job in the same round trip.
+_CHAINED_CLAIM = """,
+           claimed AS (
+               UPDATE outbound_messages o
+               SET state = $18, attempts = o.attempts + 1, updated_at = now(),
+                   locked_until = now() + make_interval(secs => $19), claim_token = $20
+               WHERE o.id = (
+                   SELECT id FROM outbound_messages
+                   WHERE id <> $1 AND {claimable}
+                   ORDER BY next_attempt_at
+                   FOR UPDATE SKIP LOCKED
+                   LIMIT 1)
+               RETURNING o.*),
+           claim_audit AS (
+               INSERT INTO outbound_audit (outbound_id, state, reason)
+               SELECT id, $18, 'attempt ' || attempts FROM claimed)
+        SELECT (SELECT count(*) FROM upd) AS applied, c.id, c.sender, c.receiver, c.document_type, c.process,
+               c.country_c1, CASE WHEN d.size_bytes <= $21 THEN d.content END AS sbd,
+               c.as4_message_id, c.conversation_id, c.attempts, c.give_up_at,
+               c.created_at, c.endpoint_url, c.endpoint_cert, c.fixed_endpoint, c.kind, c.company_id,
+               c.trace_context, c.claim_token AS claim, c.fallback_receiver,
+               c.document_sha256, d.size_bytes AS sbd_size
+        FROM (SELECT) one LEFT JOIN claimed c ON true LEFT JOIN documents d ON d.sha256 = c.document_sha256"""
+_MARK_AND_CLAIM = "".join((_MARK_CTES, _CHAINED_CLAIM.format(claimable=_CLAIMABLE)))
 
 
 async def mark_outbound(
@@ -326,6 +434,39 @@ async def mark_outbound(
     sent_sha = sha256(sent_message) if sent_message is not None else None
     return await _mark(pool, job_id, state, reason, claim, next_attempt_at, error_code, receipt, sent_sha,
                        sent_message, endpoint_url, receiver_ap, exchanged_at, trace_context)  # fmt: skip
+
+
+async def mark_and_claim_next(
+    pool: Db,
+    job_id: int,
+    state: OutboundState,
+    reason: str,
+    *,
+    claim: uuid.UUID | None,
+    lease_seconds: float,
+    next_attempt_at: datetime | None = None,
+    error_code: str | None = None,
+    receipt: bytes | None = None,
+    sent_message: bytes | None = None,
+    endpoint_url: str | None = None,
+    receiver_ap: str | None = None,
+    exchanged_at: datetime | None = None,
+    trace_context: str | None = None,
+) -> tuple[bool, OutboundJob | None]:
+    """:func:`mark_outbound` (the evidence in memory) and :func:`claim_outbound` of the next due
+    job in one statement: whether the outcome applied (the claim was still ours), and the job
+    claimed next, if any (with a fresh token and lease, as a claim of its own would have)."""
+    event = json.dumps({"outbound_id": job_id, "reason": reason, "error_code": error_code})
+    sent_sha = sha256(sent_message) if sent_message is not None else None
+    row = await pool.fetchrow(
+        _MARK_AND_CLAIM, job_id, state, next_attempt_at, error_code, reason, receipt, sent_sha, endpoint_url,
+        receiver_ap, f"document.{state}", event, sent_message, exchanged_at, trace_context, _DELIVERED, _FAILED,
+        claim, _SENDING, lease_seconds, uuid.uuid4(), LARGE_DOCUMENT_BYTES,
+    )  # fmt: skip
+    assert row is not None
+    fields = dict(row)
+    applied = bool(fields.pop("applied"))
+    return applied, None if fields["id"] is None else OutboundJob(**fields)
 
 
 class _Fenced(Exception):
@@ -660,7 +801,7 @@ _SENT_PAGE = (
 )
 
 
-def _sent(row: asyncpg.Record) -> SentDocument:
+def _sent(row: asyncpg.Record | dict[str, Any]) -> SentDocument:
     fields = dict(row)
     fields["state"] = OutboundState(fields["state"])
     return SentDocument(**fields)
@@ -724,11 +865,6 @@ async def company_usage(pool: Db, companies: list[uuid.UUID | None], since: date
     """Documents each company sent, had delivered and received since ``since``."""
     rows = await pool.fetch(_USAGE, companies, since, _DELIVERED)
     return [CompanyUsage(**dict(r)) for r in rows]
-
-
-async def notify_ready(db: asyncpg.Pool | asyncpg.Connection, channel: str) -> None:
-    """Wake the workers listening on ``channel`` (sent when the transaction commits)."""
-    await db.execute(f"NOTIFY {channel}")
 
 
 @dataclass(frozen=True)

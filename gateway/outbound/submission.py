@@ -104,6 +104,7 @@ class SubmitRequest:
 class SubmittedJob:
     job_id: int
     derived: Derived
+    sent: queries.SentDocument | None = None  # the job as stored, as the API shows it
 
 
 # Checks a caller runs on the derived document before it is queued; returns the validation
@@ -369,29 +370,38 @@ async def submit(
         content=await _content_of(derived),
     )
     if key is None:
-        job_id = await queries.submit_outbound(db, submission)
-        await queries.notify_ready(db, NOTIFY_CHANNEL)
-        return SubmittedJob(job_id, derived)
+        stored = await queries.submit_outbound(db, submission, notify=NOTIFY_CHANNEL)
+        return SubmittedJob(stored.job_id, derived, stored.job)
     assert request.duplicate_window is not None
     since = datetime.now(UTC) - timedelta(seconds=request.duplicate_window)
     if isinstance(db, asyncpg.Connection):
-        return SubmittedJob(await _queue_once(db, submission, key, since), derived)
-    async with db.acquire() as conn, conn.transaction():
-        return SubmittedJob(await _queue_once(conn, submission, key, since), derived)
+        stored = await _queue_once(db, submission, key, since)
+    else:
+        async with db.acquire() as conn, conn.transaction():
+            stored = await _queue_once(conn, submission, key, since)
+    return SubmittedJob(stored.job_id, derived, stored.job)
 
 
 async def _queue_once(
     conn: asyncpg.Connection, submission: queries.OutboundSubmission, key: bytes, since: datetime
-) -> int:
+) -> queries.Submitted:
     """Queue the job unless the same document was queued since ``since`` (under the business
-    key's lock, held to the end of the transaction: concurrent submissions see each other)."""
-    async with conn.transaction():
+    key's lock, held to the end of the transaction: concurrent submissions see each other). In
+    the caller's transaction when there is one (nothing is written before the check, so there
+    is nothing to roll back to), else in a transaction of its own."""
+    if not conn.is_in_transaction():
+        async with conn.transaction():
+            return await _queue_once(conn, submission, key, since)
+    if isinstance(submission.sbd, Spool):  # the spool is copied in first: look before copying
         earlier = await queries.earlier_submission(conn, key, since)
         if earlier is not None:
             raise DuplicateDocument(earlier)
-        job_id = await queries.submit_outbound(conn, submission)
-        await queries.notify_ready(conn, NOTIFY_CHANNEL)
-    return job_id
+        return await queries.submit_outbound(conn, submission, notify=NOTIFY_CHANNEL)
+    await queries.lock_business_key(conn, key)
+    stored = await queries.submit_outbound(conn, submission, notify=NOTIFY_CHANNEL, unless_since=since)
+    if stored.earlier is not None:
+        raise DuplicateDocument(stored.earlier)
+    return stored
 
 
 async def submit_document(

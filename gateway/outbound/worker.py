@@ -17,6 +17,7 @@ stored the first one answers it as a duplicate (with its receipt) and the job is
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -101,6 +102,10 @@ class OutboundWorker:
         # the others run empty claims).
         self._work = Wakeup()
         self._session: aiohttp.ClientSession | None = None
+        # While run() works, recording an outcome also claims the next due job (one statement),
+        # which the loop that finished takes next; one given back if the loops stop first.
+        self._chained = False
+        self._next: collections.deque[queries.OutboundJob] = collections.deque()
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt``."""
@@ -124,6 +129,7 @@ class OutboundWorker:
         except (OSError, asyncpg.PostgresError):
             listener = None
         self._session = aiohttp.ClientSession()
+        self._chained = True
         try:
             await asyncio.gather(
                 *(
@@ -132,6 +138,11 @@ class OutboundWorker:
                 )
             )
         finally:
+            self._chained = False
+            while self._next:  # claimed with an outcome, not started: back to the queue at once
+                job = self._next.popleft()
+                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await queries.release_outbound(self.pool, job.id, job.claim, "released: the gateway stopped")
             await self._session.close()
             if listener is not None:
                 with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
@@ -168,8 +179,9 @@ class OutboundWorker:
             await asyncio.sleep(0.1)
 
     async def run_once(self) -> bool:
-        """Claim and deliver one job; False when there was nothing to do."""
-        job = await queries.claim_outbound(self.pool, self.lease_seconds)
+        """Claim and deliver one job (or the one claimed with the last outcome); False when
+        there was nothing to do."""
+        job = self._next.popleft() if self._next else await queries.claim_outbound(self.pool, self.lease_seconds)
         if job is None:
             return False
         try:
@@ -352,7 +364,15 @@ class OutboundWorker:
         """Record the outcome of this attempt (a claimed job is sending); False, and nothing
         written, when this worker lost its claim and a newer attempt owns the job."""
         check_move(OutboundState.SENDING, state)
-        if await queries.mark_outbound(self.pool, job.id, state, reason, claim=job.claim, **fields):
+        if self._chained and not isinstance(fields.get("sent_message"), Spool):
+            applied, following = await queries.mark_and_claim_next(
+                self.pool, job.id, state, reason, claim=job.claim, lease_seconds=self.lease_seconds, **fields
+            )
+            if following is not None:
+                self._next.append(following)
+        else:
+            applied = await queries.mark_outbound(self.pool, job.id, state, reason, claim=job.claim, **fields)
+        if applied:
             return True
         log.warning("outbound_outcome_fenced", job=job.id, attempt=job.attempts, state=state, reason=reason)
         return False

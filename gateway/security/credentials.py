@@ -21,6 +21,7 @@ import asyncpg
 
 from gateway.security import queries
 from gateway.security.errors import InvalidClient, InvalidScope, InvalidToken
+from gateway.security.limits import Allowance, RateLimit
 from gateway.security.queries import ApiKey, TokenGrant
 
 __all__ = [
@@ -191,6 +192,17 @@ async def authenticate_token(pool: asyncpg.Pool, token: str) -> TokenGrant:
     """What a bearer token grants; :class:`InvalidToken` unless it admits its holder now."""
     grant = await queries.token_grant(pool, hash_secret(token))
     return check_grant(grant, datetime.now(UTC))
+
+
+async def authenticate_and_take(pool: asyncpg.Pool, token: str, rule: RateLimit) -> tuple[TokenGrant, Allowance | None]:
+    """:func:`authenticate_token` and, for a grant it accepts, a token of ``rule`` for its API
+    key, in one statement. The allowance is None when no rate token was taken (the grant and
+    the check disagreed at the boundary of an expiry): take it separately."""
+    now = datetime.now(UTC)
+    grant, taken = await queries.token_grant_and_rate_token(
+        pool, hash_secret(token), now, capacity=float(rule.limit), rate=rule.rate
+    )
+    return check_grant(grant, now), None if taken is None else rule.allowance(*taken)
 
 
 # -- console sessions: the same credentials, held by a browser -------------------------------------

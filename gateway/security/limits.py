@@ -37,4 +37,8 @@ class RateLimit:
 
     async def take(self, pool: asyncpg.Pool | asyncpg.Connection, key: str) -> Allowance:
         allowed, tokens = await queries.take_rate_token(pool, key, capacity=float(self.limit), rate=self.rate)
+        return self.allowance(allowed, tokens)
+
+    def allowance(self, allowed: bool, tokens: float) -> Allowance:
+        """What a take answered (taken, tokens left), as the caller sees it."""
         return Allowance(allowed, int(tokens), (self.limit - tokens) / self.rate)

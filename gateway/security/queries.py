@@ -239,6 +239,42 @@ async def token_grant(conn: Executor, token_hash: bytes) -> TokenGrant | None:
     return None if row is None else _grant(row)
 
 
+# The grant of a token and, when it admits its holder at $2 (the rule of credentials.check_grant,
+# at the time the caller then checks it with), a token of the rate limit of its API key ($3
+# capacity, $4 per second; the upsert of take_rate_token): what every API request needs, in one
+# round trip.
+_GRANT_AND_TAKE = """
+    WITH g AS (
+               SELECT t.scopes, t.expires_at, k.id AS key_id, k.company_id, k.operator_id, k.revoked_at,
+                      k.expires_at AS key_expires_at
+               FROM access_tokens t JOIN api_keys k ON k.id = t.api_key_id WHERE t.token_hash = $1),
+           take AS (
+               INSERT INTO rate_buckets AS b (key, tokens, allowed, updated_at)
+               SELECT key_id::text, $3 - 1, true, clock_timestamp() FROM g
+               WHERE expires_at > $2 AND revoked_at IS NULL AND (key_expires_at IS NULL OR key_expires_at > $2)
+               ON CONFLICT (key) DO UPDATE SET
+                   allowed = least($3, b.tokens + extract(epoch FROM clock_timestamp() - b.updated_at) * $4) >= 1,
+                   tokens = least($3, b.tokens + extract(epoch FROM clock_timestamp() - b.updated_at) * $4)
+                            - CASE WHEN least($3, b.tokens + extract(epoch FROM clock_timestamp() - b.updated_at) * $4)
+                                        >= 1
+                                   THEN 1 ELSE 0 END,
+                   updated_at = clock_timestamp()
+               RETURNING allowed, tokens)
+    SELECT g.*, take.allowed, take.tokens FROM g LEFT JOIN take ON true"""
+
+
+async def token_grant_and_rate_token(
+    conn: Executor, token_hash: bytes, now: datetime, *, capacity: float, rate: float
+) -> tuple[TokenGrant | None, tuple[bool, float] | None]:
+    """:func:`token_grant`, and :func:`take_rate_token` for its API key when the grant admits
+    its holder at ``now``; the second is None when no rate token was taken."""
+    row = await conn.fetchrow(_GRANT_AND_TAKE, token_hash, now, capacity, rate)
+    if row is None:
+        return None, None
+    taken = None if row["allowed"] is None else (bool(row["allowed"]), max(0.0, float(row["tokens"])))
+    return _grant(row), taken
+
+
 async def take_rate_token(pool: Executor, key: str, *, capacity: float, rate: float) -> tuple[bool, float]:
     """Refill ``key``'s bucket (``rate`` tokens a second, at most ``capacity``) and take one token
     if there is one; returns (taken, tokens left)."""

@@ -75,6 +75,9 @@ class CertificateTrust:
         self._crls: dict[str, tuple[float, x509.CertificateRevocationList]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._not_checkable: set[bytes] = set()  # fingerprints already logged as such
+        # certificates that passed the offline checks: fingerprint -> (issuer, CAs checked
+        # against, the window in which both certificates are valid)
+        self._chains: dict[bytes, tuple[x509.Certificate, tuple[x509.Certificate, ...], datetime, datetime]] = {}
 
     async def close(self) -> None:
         if self._session is not None:
@@ -87,7 +90,7 @@ class CertificateTrust:
 
     async def check(self, cert: x509.Certificate, at: datetime | None = None) -> None:
         """Raise :class:`as4.FailedAuthentication` (or a subclass) unless ``cert`` is trusted."""
-        issuer = as4.check_ap_certificate(cert, self.trusted_cas, at)
+        issuer = self._issuer(cert, at)
         if self.policy == "off":
             return
         status = await self._revocation(cert, issuer)
@@ -110,6 +113,27 @@ class CertificateTrust:
                     )
             else:
                 log.warning("revocation_unknown_accepted", subject=cert.subject.rfc4514_string(), why=status.source)
+
+    def _issuer(self, cert: x509.Certificate, at: datetime | None) -> x509.Certificate:
+        """The trusted CA that issued ``cert`` (:func:`as4.check_ap_certificate`'s offline checks),
+        remembered per certificate: what they decide depends on the certificate, the trusted CAs
+        and the time only, so a certificate seen before costs its fingerprint and a comparison
+        of the time with the validity of both certificates, not a signature check."""
+        when = at or datetime.now(UTC)
+        key = cert.fingerprint(hashes.SHA256())
+        known = self._chains.get(key)
+        cas = tuple(self.trusted_cas)
+        if known is not None and known[1] == cas and known[2] <= when <= known[3]:
+            return known[0]
+        issuer = as4.check_ap_certificate(cert, cas, when)
+        if len(self._chains) >= 10_000:  # bounded: peers are a few hundred access points
+            self._chains.clear()
+        window = (
+            max(cert.not_valid_before_utc, issuer.not_valid_before_utc),
+            min(cert.not_valid_after_utc, issuer.not_valid_after_utc),
+        )
+        self._chains[key] = (issuer, cas, *window)
+        return issuer
 
     async def _revocation(self, cert: x509.Certificate, issuer: x509.Certificate) -> _Status:
         key = (issuer.fingerprint(hashes.SHA256()), cert.serial_number)

@@ -321,3 +321,35 @@ async def test_a_rebuilt_resend_gets_a_receipt_it_can_verify_and_is_stored_once(
     receipt = await _post(network.b.as4_url, again)  # send_message verifies it against `again`
     assert receipt.ref_to_message_id == first.header.message_id
     assert len(await mailbox(network.b, network.finland)) == 1
+
+
+async def test_a_message_seen_before_gets_a_receipt_whatever_it_says_now(network: Network, dev_pki: DevPki) -> None:
+    """Before its envelope is read: the same MessageId again, now with an envelope that no
+    longer agrees with the header, is answered as the duplicate it is, and nothing is stored."""
+    from dataclasses import replace
+
+    first = _message_to_b(dev_pki)
+    await _post(network.b.as4_url, first)
+    ap1 = dev_pki.access_points["ap1"]
+    sbd = build_sbd(
+        (EXAMPLES / "invoice.xml").read_bytes(), sender=NORWAY, receiver="0216:003704944842",
+        document_type=DOCTYPE, process=PROCESS, country_c1="NO",
+    )  # fmt: skip
+    changed = as4.build_user_message(
+        replace(first.header), sbd, signing_key=ap1.key, signing_cert=ap1.cert,
+        receiver_cert=dev_pki.access_points["ap2"].cert,
+    )  # fmt: skip
+    receipt = await _post(network.b.as4_url, changed)
+    assert receipt.ref_to_message_id == first.header.message_id
+    assert len(await mailbox(network.b, network.finland)) == 1
+
+
+async def test_copies_of_a_message_arriving_at_once_are_stored_once(network: Network, dev_pki: DevPki) -> None:
+    message = _message_to_b(dev_pki)
+    receipts = await asyncio.gather(*(_post(network.b.as4_url, message) for _ in range(6)))
+    assert len({r.raw for r in receipts}) == 1  # every copy gets the receipt of the one stored
+    assert len(await mailbox(network.b, network.finland)) == 1
+    count = await network.b.pool.fetchval(
+        "SELECT count(*) FROM inbound_messages WHERE as4_message_id = $1", message.header.message_id
+    )
+    assert count == 1

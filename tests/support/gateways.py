@@ -25,6 +25,7 @@ from aiohttp.test_utils import TestServer
 from gateway.api.app import create_app
 from gateway.api.keys import SERVICES
 from gateway.core.config import Settings, load_settings
+from gateway.core.database import open_pool
 from gateway.core.migrate import apply_migrations
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import DevPki
@@ -115,8 +116,7 @@ async def in_process_gateway(
         await apply_migrations(conn)
     finally:
         await conn.close()
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10)
-    assert pool is not None
+    pool = await open_pool(dsn, min_size=1, max_size=10)
     runtime = build_runtime(settings, pool)
     server = TestServer(create_app(settings, pool, runtime), host="127.0.0.1", port=port)
     await server.start_server()

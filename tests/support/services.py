@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from gateway.core.database import open_pool
 from gateway.core.migrate import apply_migrations
 from gateway.dev.dns import KnotDns
 from gateway.dev.postgres import EmbeddedPostgres
@@ -112,8 +113,7 @@ async def db_dsn(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def db_pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(db_dsn, min_size=1, max_size=5)
-    assert pool is not None
+    pool = await open_pool(db_dsn, min_size=1, max_size=5)  # as the gateway opens it
     try:
         yield pool
     finally:

@@ -345,6 +345,13 @@ async def test_rate_limit_per_key_answers_429_with_retry_after(
                 headers = r.headers
                 body = await r.json()
         assert statuses == [200, 200, 200, 429]
+        # a token that no longer admits its holder is refused without taking from the key's bucket
+        tokens = "SELECT tokens FROM rate_buckets"
+        before = await gw.pool.fetchval(tokens)
+        await gw.pool.execute("UPDATE access_tokens SET expires_at = now() - interval '1 second'")
+        async with session.get(gw.url + "/v1/companies", headers={"Authorization": f"Bearer {operator.token}"}) as r:
+            assert r.status == 401
+        assert await gw.pool.fetchval(tokens) == before
         assert body["error"]["code"] == "rate_limit_exceeded"
         assert (
             int(headers["Retry-After"]) >= 1

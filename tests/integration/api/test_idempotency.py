@@ -227,3 +227,31 @@ async def test_companies_and_api_keys_are_created_once_per_key(sender: Sender) -
     assert keys[0].body["data"]["id"] == keys[1].body["data"]["id"] and keys[1].replayed
     # the key is the caller's: another company's same key is its own
     assert (await call(sender.company, "POST", "/v1/api_keys", "company-1", json={"label": "x"})).status == 201
+
+
+async def test_the_answer_to_a_submission_is_the_document_as_read_back(sender: Sender) -> None:
+    sent = await call(sender.company, "POST", "/v1/documents", data=another_invoice("NS-2026-2001"), headers=XML)
+    assert sent.status == 202
+    read = await call(sender.company, "GET", f"/v1/documents/{sent.body['data']['id']}")
+    assert read.status == 200
+    assert sent.body["data"] == read.body["data"]
+
+
+async def test_a_company_sends_only_as_its_own_participants(sender: Sender) -> None:
+    foreign = another_invoice("NS-2026-2002").replace(
+        b'<cbc:EndpointID schemeID="0192">991825827</cbc:EndpointID>',
+        b'<cbc:EndpointID schemeID="0192">987654325</cbc:EndpointID>',
+        1,
+    )
+    refused = await call(sender.company, "POST", "/v1/documents", data=foreign, headers=XML)
+    assert (refused.status, refused.body["error"]["details"]["field"]) == (400, "sender")
+    # a company with more participants than the sending check reads at once is asked about the one
+    await sender.gw.pool.executemany(
+        "INSERT INTO participants (scheme, value, display, company_id) VALUES ('iso6523-actorid-upis', $1, $1, $2)",
+        [(f"0192:9{n:08d}", sender.company_id) for n in range(40)],
+    )
+    refused = await call(sender.company, "POST", "/v1/documents", data=foreign, headers=XML)
+    assert (refused.status, refused.body["error"]["details"]["field"]) == (400, "sender")
+    sent = await call(sender.company, "POST", "/v1/documents", data=another_invoice("NS-2026-2003"), headers=XML)
+    assert sent.status == 202
+    assert await jobs(sender) == 1

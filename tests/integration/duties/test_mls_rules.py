@@ -107,7 +107,9 @@ async def test_service_levels_warnings_and_the_positive_mls_on_acknowledge(pair:
     # A document that waits past 20 minutes without its MLS at A (MLS-2) is warned of once.
     late = await send_sbd(pair, invoice(4))
     await eventually(lambda: inbound(pair, late))
-    delivered = await pair.a.pool.fetchval("SELECT delivered_at FROM outbound_messages WHERE id = $1", late)
+    delivered = await eventually(  # A records the delivery once the receipt is back: after B stored it
+        lambda: pair.a.pool.fetchval("SELECT delivered_at FROM outbound_messages WHERE id = $1", late)
+    )
     clock[0] = delivered + timedelta(minutes=20, seconds=1)
     await watch_a.step()
     await watch_a.step()

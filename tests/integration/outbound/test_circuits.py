@@ -132,6 +132,29 @@ async def test_failures_from_two_replicas_add_up_to_one_threshold(db_pool: async
     assert (await two.admit(URL, wait=0.01)).wait == 30  # the other replica sees it open
 
 
+async def test_a_clean_circuit_is_read_once_a_while_and_another_replicas_failures_are_seen_after_it(
+    db_pool: asyncpg.Pool,
+) -> None:
+    clock = Clock()
+    one = EndpointGuard(db_pool, threshold=1, cooldown=30, clock=clock, clean_for=0.5)
+    two = EndpointGuard(db_pool, threshold=1, cooldown=30, clock=clock, clean_for=0.5)
+    admission = await two.admit(URL, wait=0.01)  # clean: taken as such for half a second
+    await two.finished(URL, admission, transport_failure=False)
+    await failing(one, 1)  # the other replica opens the circuit
+    assert await state(db_pool) == "open"
+    admission = await two.admit(URL, wait=0.01)
+    assert admission.wait == 0  # within its half second, this replica still goes
+    await two.finished(URL, admission, transport_failure=False)
+    await asyncio.sleep(0.6)
+    assert (await two.admit(URL, wait=0.01)).wait == 30  # then it sees the circuit open
+
+
+async def test_a_transport_failure_forgets_the_clean_reading_at_once(db_pool: asyncpg.Pool) -> None:
+    guard = EndpointGuard(db_pool, threshold=2, cooldown=30, clock=Clock(), clean_for=60)
+    await failing(guard, 2)
+    assert (await guard.admit(URL, wait=0.01)).wait == 30
+
+
 async def test_concurrent_failures_from_two_replicas_are_all_counted(db_pool: asyncpg.Pool) -> None:
     one, two = EndpointGuard(db_pool, threshold=100), EndpointGuard(db_pool, threshold=100)
 

@@ -207,6 +207,28 @@ async def test_expired_and_foreign_certificates_fail_before_revocation(authority
     assert authority.hits == {"ocsp": 0, "crl": 0}
 
 
+async def test_a_certificate_trusted_before_is_checked_against_the_time_again(dev_pki: DevPki) -> None:
+    """The offline checks of a certificate seen before are remembered, its validity is not."""
+    now = dt.datetime.now(dt.UTC)
+    short = issue(
+        name("POP000111", "Short AP", "NO"), dev_pki.ap_ca, ca=False, not_before=now - dt.timedelta(days=1),
+        not_after=now + dt.timedelta(days=1),
+    )  # fmt: skip
+    trust = CertificateTrust([dev_pki.ap_ca.cert], policy="off")
+    try:
+        await trust.check(short.cert)
+        await trust.check(short.cert, now + dt.timedelta(hours=1))
+        with pytest.raises(as4.FailedAuthentication, match="expired"):
+            await trust.check(short.cert, now + dt.timedelta(days=2))
+        with pytest.raises(as4.FailedAuthentication, match="not valid before"):
+            await trust.check(short.cert, now - dt.timedelta(days=2))
+        trust.trusted_cas = [dev_pki.smp_ca.cert]  # another trust anchor: checked again
+        with pytest.raises(as4.FailedAuthentication, match="not issued by a trusted AP CA"):
+            await trust.check(short.cert)
+    finally:
+        await trust.close()
+
+
 async def test_uncheckable_certificate_is_noted_once_per_certificate(dev_pki: DevPki) -> None:
     """A development certificate names no OCSP responder or CRL: every message between two dev
     gateways would log that again, so it is said once for each certificate."""

@@ -59,6 +59,25 @@ async def test_server_accepts_connections_and_stops_cleanly(tmp_path: Path) -> N
     assert _wait_gone(pid)
 
 
+async def test_the_socket_dsn_reaches_the_same_server_over_its_unix_socket(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path / "db", durable=False, settings={"application_name": "embedded"})
+    server.start()
+    try:
+        assert "host=" in server.socket_dsn
+        assert server.running_dsn() == server.socket_dsn
+        local = await asyncpg.connect(server.socket_dsn)
+        remote = await asyncpg.connect(server.dsn)  # TCP still works
+        try:
+            assert await local.fetchval("SELECT inet_client_addr()") is None  # a Unix socket
+            assert str(await remote.fetchval("SELECT inet_client_addr()")) == "127.0.0.1"
+            assert await local.fetchval("SHOW application_name") == "embedded"  # settings reach the server
+        finally:
+            await local.close()
+            await remote.close()
+    finally:
+        server.stop()
+
+
 def test_second_owner_of_the_same_folder_is_refused(tmp_path: Path) -> None:
     server = EmbeddedPostgres(tmp_path / "db", durable=False)
     server.start()
