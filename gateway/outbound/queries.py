@@ -120,8 +120,8 @@ _SUBMIT = """
                SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$17,$18,$19,$20::jsonb,$21,$23,$24,$25,$26,$28
                WHERE NOT EXISTS (SELECT FROM earlier)
                RETURNING id, kind, state, sender, receiver, document_type, process, as4_message_id, attempts,
-                         error_code, last_error, validation, mls_code, mls_reason, mls_at, response_code,
-                         answers_inbound_id, company_id, created_at, updated_at, delivered_at),
+                         error_code, last_error, validation, mls_code, mls_reason, mls_at, mls_flagged,
+                         response_code, answers_inbound_id, company_id, created_at, updated_at, delivered_at),
            audit AS (
                INSERT INTO outbound_audit (outbound_id, state, reason)
                SELECT id, $22, 'submitted' FROM job),
@@ -136,7 +136,7 @@ _SUBMIT = """
                SELECT pg_notify($38, '') FROM job WHERE $38::text IS NOT NULL)
            SELECT e.id AS earlier, j.id, j.kind, j.state, j.sender, j.receiver, j.document_type, j.process,
                   j.as4_message_id, j.attempts, j.error_code, j.last_error, j.validation, j.mls_code, j.mls_reason,
-                  j.mls_at, j.response_code, NULL::bigint AS response_entry_id,
+                  j.mls_at, j.mls_flagged::text, j.response_code, NULL::bigint AS response_entry_id,
                   (SELECT m.id FROM mailbox_entries m
                    WHERE m.message_id = j.answers_inbound_id AND m.company_id = j.company_id) AS answers_entry_id,
                   j.created_at, j.updated_at, j.delivered_at, c.number, c.issue_date, c.due_date, c.seller_name,
