@@ -24,7 +24,7 @@ BENCHES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("large_message_bench", {}),
     ("smp_bench", {}),
     ("e2e_bench", {}),
-    ("memory_bench", {"docs": 3000, "every": 500}),
+    ("memory_bench", {"docs": 2000, "every": 400}),
     ("scale_bench", {}),
     ("api_bench", {}),
     ("circuit_bench", {}),

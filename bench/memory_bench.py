@@ -13,7 +13,7 @@ shared buffers fill as the database grows, up to their size).
 
     python -m bench.memory_bench --docs 10000 [--every 1000] [--in-flight 16] [--no-inbound-validation]
 
-`make bench` runs a shorter one (3,000 documents, every 500). It prints figures, asserts nothing.
+`make bench` runs a shorter one (2,000 documents, every 400). It prints figures, asserts nothing.
 """
 
 from __future__ import annotations
