@@ -170,13 +170,17 @@ def figures(series: Series, names: list[str], docs: int) -> list[Figure]:
     """The summary's figures: RSS under load per process group and the worst growth of ours."""
     assert series.rest_start is not None and series.rest_end is not None
     out = []
+
+    def at_rest(sample: procs.MemorySample, name: str) -> str:
+        if not sample.processes.get(name):
+            return "none running"
+        return f"{sample.mb[name]:.0f} MB" + (f" in {sample.processes[name]} processes" if "workers" in name else "")
+
     for name in names:
-        out.append(
-            Figure(
-                KEYS[name], value=series.peak.get(name), unit="MB",
-                note=f"at rest {series.rest_start.mb[name]:.0f} MB after start, {series.rest_end.mb[name]:.0f} MB after the run",
-            )
-        )  # fmt: skip
+        note = (
+            f"at rest: {at_rest(series.rest_start, name)} after start, {at_rest(series.rest_end, name)} after the run"
+        )
+        out.append(Figure(KEYS[name], value=series.peak.get(name), unit="MB", note=note))
     grown = {n: series.growth(n) for n in names}
     ours = {n: g for n, g in grown.items() if n in OURS and g is not None}
     if not ours:
