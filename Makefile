@@ -48,9 +48,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Every benchmark, then one summary of the targets beside our figures and the peers' (BENCH_ARGS="--only e2e_bench").
 bench: system-deps $(STAMP)
 	@bash .ci/peers
-	$(BIN)/python -m bench
+	@bash .ci/validation-rules || echo "bench: validation rules missing; the benches that validate will say so"
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Kill and restart both gateways and PostgreSQL under load; nothing lost, nothing twice.
 # SOAK_ARGS="--docs 1000 --kills-a 5 --kills-b 5 --pg-restarts 1 --seed 7" changes the run.

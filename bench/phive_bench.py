@@ -29,6 +29,7 @@ from typing import Any
 
 from bench.as4_bench import invoice_of_size
 from bench.phase4_bench import process_cpu
+from bench.report import Figure, Peer
 from gateway.duties.validation import ValidationResult, Validator, validate_document
 from tests.support.paths import PEERS, ROOT
 
@@ -133,8 +134,9 @@ def phive(document: bytes, set_id: str, warmup: int, count: int, jvm_flags: list
     return figures
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``argv`` None: the defaults (``make bench``); the command line goes through ``cli``."""
+def main(argv: list[str] | None = None) -> list[Figure]:
+    """``argv`` None: the defaults (``make bench``); the command line goes through ``cli``. Returns
+    phive's CPU per document (whole JVM) as the peer of ``validation.cpu_per_doc``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--warmup", type=int, default=3000, help="phive's warm-up documents (ours: a tenth)")
     parser.add_argument("--count", type=int, default=2000, help="measured documents, each side")
@@ -160,13 +162,14 @@ def main(argv: list[str] | None = None) -> None:
         f"dispatching), {mine.pool_rate:,.1f} docs/s, worker RSS "
         f"{', '.join(f'{kb / 1024:.0f}' for kb in mine.pool_rss_kb)} MB"
     )
+    key = "validation.cpu_per_doc"
     if args.skip_phive:
-        return
+        return [Figure(key, peers=(Peer("phive", missing="--skip-phive"),))]
     try:
         ensure_peer_built()
     except RuntimeError as exc:
         print(f"  phive: not run: {exc}")
-        return
+        return [Figure(key, peers=(Peer("phive", missing=f"not run: {exc}"),))]
     theirs = phive(document, set_id, args.warmup, args.count, args.jvm_flag)
     phive_errors = sorted(e for layer in theirs["layers"] for e in layer["errors"])
     skipped = [layer["type"] for layer in theirs["layers"] if layer["skipped"]]
@@ -188,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     if errors != phive_errors:
         print(f"  (the engines disagree: ours {errors}, phive {phive_errors})")
+    note = f"whole JVM, warmed with {theirs['warmup']} documents"
+    return [Figure(key, peers=(Peer("phive", theirs["process_cpu_ms"], note=note),))]
 
 
 if __name__ == "__main__":

@@ -19,19 +19,21 @@ from bench.e2e_bench import (
     _db,
     _env,
     _port,
-    _postgres_pids,
     _round,
     _start,
     bench_document,
     receiving_company,
 )
+from bench.procs import cluster_cpu
 from gateway.core.migrate import apply_migrations
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import create_dev_pki
 from gateway.dev.postgres import EmbeddedPostgres
 
 
-async def _measure(tmp: Path, processes: int, count: int, pki_dir: Path, admin: str, knot: KnotDns) -> None:
+async def _measure(
+    tmp: Path, processes: int, count: int, pki_dir: Path, admin: str, knot: KnotDns, data_dir: Path
+) -> None:
     conn = await asyncpg.connect(admin)
     names = (f"scale_a_{processes}", f"scale_b_{processes}")
     for name in names:
@@ -61,9 +63,9 @@ async def _measure(tmp: Path, processes: int, count: int, pki_dir: Path, admin: 
         derived = bench_document()
         await _round(pool_a, pool_b, derived, 40, None)  # warm-up
         pids = [p.pid for p in procs]
-        before = _cpu_seconds(pids) + _cpu_seconds(_postgres_pids())
+        before = _cpu_seconds(pids) + cluster_cpu(data_dir)
         elapsed, latencies = await _round(pool_a, pool_b, derived, count, None)
-        cpu = _cpu_seconds(pids) + _cpu_seconds(_postgres_pids()) - before
+        cpu = _cpu_seconds(pids) + cluster_cpu(data_dir) - before
         latencies.sort()
         p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
         print(
@@ -87,7 +89,7 @@ async def _run(tmp: Path, count: int) -> None:
     knot.start()
     try:
         for processes in (1, 2, 4):
-            await _measure(tmp, processes, count, pki.directory, admin, knot)
+            await _measure(tmp, processes, count, pki.directory, admin, knot, postgres.data)
     finally:
         knot.stop()
         postgres.stop()

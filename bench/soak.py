@@ -14,7 +14,9 @@ After a settle period without faults it checks, through the two APIs: every docu
 exactly once (the sender's status on AP-A, the receiver's mailbox on AP-B matched by invoice
 number), none stuck in a non-final state, every ``document.received`` event delivered with a
 valid signature, and no process left behind by a killed gateway. One JSON summary goes to
-stdout, progress to stderr; the exit status is 0 only when all of that holds.
+stdout (with the resident memory of each gateway, its validation workers and PostgreSQL, sampled
+every 5 s: the highest and the last), progress to stderr; the exit status is 0 only when all of
+that holds.
 
     python -m bench.soak --docs 10000 --kills-a 20 --kills-b 20 --pg-restarts 2
 """
@@ -52,6 +54,7 @@ from aiohttp import web
 from lxml import etree
 
 import smp
+from bench import procs
 from gateway.core.migrate import apply_migrations
 from gateway.dev.dns import KnotDns
 from gateway.dev.pki import create_dev_pki
@@ -666,6 +669,53 @@ async def wait_mailbox(api_b: Api, expected: int, timeout: float) -> list[dict[s
         await asyncio.sleep(2)
 
 
+# -- memory ------------------------------------------------------------------------------------
+
+
+def _alive(gateway: Gateway) -> list[int]:
+    proc = gateway.proc
+    return [proc.pid] if proc is not None and proc.poll() is None else []
+
+
+def memory_groups(net: Network) -> list[procs.Group]:
+    """Each gateway as it runs now (a restart is a new process), its validation workers, and the
+    cluster (PSS of all its processes)."""
+    groups = []
+    for g in (net.a, net.b):
+        groups.append(procs.Group(g.name, lambda: 0.0, lambda g=g: _alive(g)))  # type: ignore[misc]
+        groups.append(
+            procs.Group(
+                f"{g.name} validation workers", lambda: 0.0,
+                lambda g=g: [w for pid in _alive(g) for w in procs.validation_workers(pid)],  # type: ignore[misc]
+            )
+        )  # fmt: skip
+    data = net.postgres.embedded.data
+    groups.append(procs.Group("PostgreSQL", lambda: 0.0, lambda: procs.cluster_pids(data), proportional=True))
+    return groups
+
+
+@dataclass
+class MemoryWatch:
+    """RSS (MB) of every process group every few seconds: the highest seen and the last."""
+
+    peak: dict[str, float] = field(default_factory=dict)
+    last: dict[str, float] = field(default_factory=dict)
+
+    async def run(self, groups: list[procs.Group], every: float = 5.0) -> None:
+        while True:
+            sample = await asyncio.to_thread(procs.memory_sample, groups)
+            self.last = sample.mb
+            for name, mb in sample.mb.items():
+                self.peak[name] = max(self.peak.get(name, 0.0), mb)
+            await asyncio.sleep(every)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {
+            "peak": {k: round(v, 1) for k, v in self.peak.items()},
+            "last": {k: round(v, 1) for k, v in self.last.items()},
+        }
+
+
 # -- the run -----------------------------------------------------------------------------------
 
 
@@ -718,6 +768,8 @@ async def soak(opts: Options, work: Path) -> dict[str, Any]:
 
         reporter = asyncio.create_task(report_progress())
         supervisor = asyncio.create_task(supervise([net.a, net.b], session))
+        memory = MemoryWatch()
+        watcher = asyncio.create_task(memory.run(memory_groups(net)))
         submit_started = time.time()
         try:
             await asyncio.gather(
@@ -755,6 +807,7 @@ async def soak(opts: Options, work: Path) -> dict[str, Any]:
         delivered_events = expected_events & set(hooks.delivered.values())
 
         supervisor.cancel()
+        watcher.cancel()
         net.a.stop()
         net.b.stop()
         await asyncio.sleep(1)
@@ -810,6 +863,7 @@ async def soak(opts: Options, work: Path) -> dict[str, Any]:
             },
             "recovery_s": {**_spread(every), "per_ap": {k: _spread(v) for k, v in recovery.items()}},
             "settle_s": round(settled - faults_over, 1),
+            "rss_mb": memory.summary(),
             "duration_s": round(time.time() - started, 1),
             "examples": {
                 "lost": lost[:5],

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from bench.as4_bench import invoice_of_size
+from bench.report import Figure
 from gateway.duties.validation import Validator, validate_document
 
 TICKS = 100
@@ -68,8 +69,9 @@ async def _pool(document: bytes, seconds: float, processes: int = 2) -> tuple[fl
         validator.close()
 
 
-def main() -> None:
+def main() -> list[Figure]:
     print("Validation (UBL 2.1 XSD + CEN EN 16931 + Peppol BIS Billing 3.0)")
+    figures = []
     for label, size, seconds in (("10 KB invoice", 10_000, 5.0), ("1 MB invoice", 1_000_000, 8.0)):
         document = invoice_of_size(size)
         one, one_ms = _single(document, seconds)
@@ -80,6 +82,10 @@ def main() -> None:
             f"{2000 / (worker_ms + parent_ms):,.0f}/s on 2 cores by CPU; worker RSS "
             f"{', '.join(f'{mb:.0f}' for mb in rss)} MB)"
         )
+        if size == 10_000:
+            note = f"{len(document):,} byte invoice, one process"
+            figures.append(Figure("validation.cpu_per_doc", value=one_ms, note=note))
+    return figures
 
 
 if __name__ == "__main__":
