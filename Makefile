@@ -52,6 +52,8 @@ lint: $(STAMP)
 bench: system-deps $(STAMP)
 	@bash .ci/peers
 	@bash .ci/validation-rules || echo "bench: validation rules missing; the benches that validate will say so"
+	@bash .ci/phase4 || echo "bench: the phase4 peer could not be built; its figures will say so"
+	@bash .ci/phive || echo "bench: the phive peer could not be built; its figures will say so"
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Kill and restart both gateways and PostgreSQL under load; nothing lost, nothing twice.
