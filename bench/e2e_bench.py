@@ -63,10 +63,17 @@ NORWAY = "0192:991825827"  # the example invoice's supplier, AP-A's sending comp
 INVOICE_NUMBER = b"<cbc:ID>NS-2026-1001</cbc:ID>"
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _ports(count: int) -> list[int]:
+    """Free ports, distinct: each is held until all are chosen (one at a time, the kernel may
+    hand out the same port twice, and the second gateway then cannot listen)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def _db(dsn: str, name: str) -> str:
@@ -257,7 +264,7 @@ class Network:
             c = await asyncpg.connect(dsn)
             await apply_migrations(c)
             await c.close()
-        self.port_a, self.port_b = _port(), _port()
+        self.port_a, self.port_b = _ports(2)
         pool_b = await asyncpg.create_pool(self.dsn_b, min_size=1, max_size=4)
         pool_a = await asyncpg.create_pool(self.dsn_a, min_size=1, max_size=20)
         assert pool_a is not None and pool_b is not None
