@@ -63,6 +63,11 @@ NORWAY = "0192:991825827"  # the example invoice's supplier, AP-A's sending comp
 INVOICE_NUMBER = b"<cbc:ID>NS-2026-1001</cbc:ID>"
 
 
+def _port() -> int:
+    """One free port (for several at once, :func:`_ports`)."""
+    return _ports(1)[0]
+
+
 def _ports(count: int) -> list[int]:
     """Free ports, distinct: each is held until all are chosen (one at a time, the kernel may
     hand out the same port twice, and the second gateway then cannot listen)."""

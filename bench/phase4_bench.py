@@ -51,7 +51,7 @@ import asyncpg
 
 import smp
 from bench.as4_bench import invoice_of_size
-from bench.e2e_bench import _db, _env, _port, _start
+from bench.e2e_bench import _db, _env, _ports, _start
 from bench.report import Figure, Peer
 from gateway.core.migrate import apply_migrations
 from gateway.dev.dns import KnotDns
@@ -302,7 +302,7 @@ async def _run(
         pool_r = await asyncpg.create_pool(dsn_r, min_size=1, max_size=4)
         assert pool_s is not None and pool_r is not None
         await receiving_company(pool_r)
-        port_s, port_r = _port(), _port()
+        port_s, port_r = _ports(2)
         quiet = {"PEPPOL_SML_ZONE": ZONE, "PEPPOL_REPORTING_SCHEDULE": "false"}
         # ours: AP POP000001 sends, AP POP000002 receives; phase4 receives as POP000002 and sends as POP000001
         procs.append(_start({**_env(d, "ap2", dsn_r, port_r, knot, 0), **quiet}))
