@@ -10,6 +10,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 import smp
 from gateway.cli.registry import Commands
 from gateway.core.config import Settings
@@ -108,40 +110,39 @@ def _derive(args: argparse.Namespace, document: bytes, country: str | None) -> D
     )  # fmt: skip
 
 
-async def _sender_country(settings: Settings, args: argparse.Namespace, document: bytes) -> str | None:
+async def _sender_country(pool: asyncpg.Pool, args: argparse.Namespace, document: bytes) -> str | None:
     """The registered country of the sending company, for a document that does not say it."""
     sender = args.sender or BusinessDocument.parse(document).sender_endpoint
-    if not sender:
-        return None
     try:
-        participant = smp.ParticipantId.parse(sender)
+        participant = smp.ParticipantId.parse(sender or "")
     except smp.IdentifierError:
         return None
-    async with database_url(settings) as dsn:
-        pool = await create_pool(settings, dsn)
-        try:
-            return await participant_country(pool, participant.scheme, participant.value)
-        finally:
-            await pool.close()
+    return await participant_country(pool, participant.scheme, participant.value)
 
 
 async def _send(args: argparse.Namespace, settings: Settings, document: bytes) -> tuple[int, dict[str, Any]]:
+    # Bad input fails before the database starts; only a missing country waits for it.
+    derived: Derived | None = None
     try:
         derived = _derive(args, document, args.country)
     except SubmissionError as exc:
-        country = await _sender_country(settings, args, document) if exc.field == "country_c1" else None
-        if country is None:
+        if exc.field != "country_c1":
             raise OpsError(f"cannot send: {exc}") from None
-        try:
-            derived = _derive(args, document, country)
-        except SubmissionError as again:
-            raise OpsError(f"cannot send: {again}") from None
+        missing_country = exc
     endpoint_cert = load_cert(Path(args.endpoint_cert), "--endpoint-cert") if args.endpoint_cert else None
     if bool(args.endpoint) != bool(endpoint_cert):
         raise OpsError("--endpoint and --endpoint-cert go together")
     async with database_url(settings) as dsn:
         pool = await create_pool(settings, dsn)
         try:
+            if derived is None:
+                country = await _sender_country(pool, args, document)
+                if country is None:
+                    raise OpsError(f"cannot send: {missing_country}")
+                try:
+                    derived = _derive(args, document, country)
+                except SubmissionError as again:
+                    raise OpsError(f"cannot send: {again}") from None
             window = None if args.allow_duplicate else settings.duplicate_window or None
             request = SubmitRequest(
                 derived, settings.retry_window, endpoint_url=args.endpoint, endpoint_cert=endpoint_cert,

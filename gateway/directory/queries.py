@@ -81,28 +81,6 @@ class ReceivingCompany:
     inbound_validation: str  # "off", "reject" or "warn"
 
 
-async def serving_company(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    scheme: str,
-    value: str,
-    document_type: str,
-    process: str,
-) -> ReceivingCompany | None:
-    """The verified company receiving this document type and process as this participant."""
-    row = await conn.fetchrow(
-        "SELECT c.id, c.country, c.inbound_validation FROM participants p "
-        "JOIN participant_services s ON s.scheme = p.scheme AND s.value = p.value "
-        "JOIN companies c ON c.id = p.company_id "
-        "WHERE p.scheme = $1 AND p.value = $2 AND s.document_type = $3 AND s.process = $4 "
-        "AND c.verified",
-        scheme,
-        value.lower(),
-        document_type,
-        process,
-    )
-    return None if row is None else ReceivingCompany(row["id"], row["country"], row["inbound_validation"])
-
-
 # -- companies -------------------------------------------------------------------------------------
 
 
@@ -319,18 +297,6 @@ async def add_profile(
         )  # fmt: skip
     except asyncpg.UniqueViolationError:
         raise ProfileRegistered(f"profile {profile} {version} is already registered") from None
-    return _profile(row)
-
-
-async def set_profile_status(
-    conn: Executor, profile_id: uuid.UUID, status: ProfileStatus, reason: str | None = None
-) -> Profile:
-    row = await conn.fetchrow(
-        "UPDATE company_profiles SET status = $2, status_reason = $3, updated_at = now() "  # noqa: S608
-        f"WHERE id = $1 RETURNING {_PROFILE_COLUMNS}",
-        profile_id, status.value, reason,
-    )  # fmt: skip
-    assert row is not None
     return _profile(row)
 
 

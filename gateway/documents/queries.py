@@ -18,18 +18,6 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-async def put_document(conn: asyncpg.Connection, data: bytes) -> bytes:
-    """Store bytes once, keyed by their SHA-256; returns the key."""
-    digest = sha256(data)
-    await conn.execute(
-        "INSERT INTO documents (sha256, size_bytes, content) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING",
-        digest,
-        len(data),
-        data,
-    )
-    return digest
-
-
 async def release_documents(conn: asyncpg.Connection, digests: list[bytes]) -> int:
     """Empty stored documents no message outside the archive still uses."""
     result = await conn.execute(

@@ -312,20 +312,21 @@ async def _content_of(derived: Derived) -> ContentRow | None:
 async def _derive_for_company(db: asyncpg.Pool | asyncpg.Connection, request: SubmitRequest) -> Derived:
     """:func:`derive`, with the company's registered country for C1 when neither the request nor
     the document says it (a response document has no postal address under the BIS rules)."""
-    try:
+
+    async def derived(request: SubmitRequest) -> Derived:
         if isinstance(request.document, Spool):  # reading a large file must not hold up the loop
             return await asyncio.to_thread(derive, request)
         return derive(request)
+
+    try:
+        return await derived(request)
     except SubmissionError as exc:
-        if exc.field != "country_c1" or request.company_id is None:
-            raise
-        country = await directory_queries.company_country(db, request.company_id)
+        country = None
+        if exc.field == "country_c1" and request.company_id is not None:
+            country = await directory_queries.company_country(db, request.company_id)
         if country is None:
             raise
-    request = dataclasses.replace(request, country_c1=country)
-    if isinstance(request.document, Spool):
-        return await asyncio.to_thread(derive, request)
-    return derive(request)
+    return await derived(dataclasses.replace(request, country_c1=country))
 
 
 async def submit(
